@@ -1,0 +1,163 @@
+"""Console entry points. Thin: compose the config (Hydra), check it, hand the dataclasses to `jobs`.
+
+Before Hydra runs, every value the command line sets (each value of a multirun sweep included) is composed
+and checked once, so a typo fails in a second with one line instead of a traceback halfway into a sweep.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import hydra
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from lwcompress import schema
+from lwcompress.errors import UserError
+from lwcompress.fields import allowed_for
+
+CONF_DIR = str(Path(__file__).parent / "conf")
+PACKAGE_DIR = str(Path(__file__).parent)
+
+OmegaConf.register_new_resolver("lwc.package_dir", lambda: PACKAGE_DIR, replace=True)
+schema.register()
+
+# Hydra flags that take a value: their value is not an override.
+_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--info",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
+
+
+def _overrides(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.startswith("-"):
+            skip = arg in _FLAGS_WITH_VALUE
+        else:
+            out.append(arg)
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    """Hydra/OmegaConf errors span several lines; keep the ones that name the problem and the options."""
+    lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if "Available options" in str(e) or "Could not find" in str(e):
+        head = lines[0].replace("In 'config': ", "").replace("In 'pretrain': ", "")
+        idx = next((i for i, ln in enumerate(lines) if ln.startswith("Available options")), None)
+        options = [ln for ln in lines[idx + 1 :] if " " not in ln and not ln.endswith(":")] if idx is not None else []
+        return f"{head}; available: {', '.join(options)}" if options else head
+    keep = [ln for ln in lines if not ln.startswith(("full_key", "object_type", "reference_type", "msg"))]
+    return "; ".join(keep[:2])
+
+
+def _compose_error(e: BaseException, job_schema: type) -> str:
+    """One line for a failed compose: the override, why, and what is allowed."""
+    message = _one_line(e)
+    if message.startswith("Error merging override ") and e.__cause__ is not None:
+        override = message.removeprefix("Error merging override ")
+        allowed = allowed_for(job_schema, override.split("=", 1)[0])
+        why = str(e.__cause__).strip().splitlines()[0]
+        message = f"{override}: {why}" + (f"; must be {allowed}" if allowed else "")
+    return message
+
+
+def _variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists that together use every value of every sweep once (not the full product)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    base, sweeps = [], []
+    for o in parsed:
+        if o.is_sweep_override():
+            values = list(o.sweep_string_iterator())
+            key = o.get_key_element()
+            base.append(f"{key}={values[0]}")
+            sweeps.append([f"{key}={v}" for v in values[1:]])
+        else:
+            base.append(o.input_line)
+    variants = [base]
+    for extra in sweeps:
+        for item in extra:
+            key = item.split("=", 1)[0]
+            variants.append([item if b.split("=", 1)[0] == key else b for b in base])
+    return variants
+
+
+def preflight(config_name: str, job_schema: type, argv: list[str]) -> None:
+    """Compose and check the configs a command line asks for; raise UserError with one line if any is bad."""
+    try:
+        variants = _variants(_overrides(argv))
+    except Exception as e:
+        raise UserError(_one_line(e)) from None
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            for overrides in variants:
+                try:
+                    cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+                except Exception as e:
+                    raise UserError(_compose_error(e, job_schema)) from None
+                HydraConfig.instance().set_config(cfg)
+                job_cfg = OmegaConf.to_container(cfg, resolve=False)
+                job_cfg.pop("hydra")
+                job_cfg["paths"]["output_dir"] = "."  # only known once Hydra starts the job
+                schema.to_objects(OmegaConf.merge(OmegaConf.structured(job_schema), job_cfg), job_schema)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str], object]) -> Callable[[], None]:
+    @hydra.main(version_base="1.3", config_path="conf", config_name=config_name)
+    def run(cfg: DictConfig) -> None:
+        try:
+            job = schema.to_objects(cfg, job_schema)
+            hc = HydraConfig.get()
+            command = " ".join([Path(sys.argv[0]).name, *hc.overrides.task])
+            task(job, Path(hc.runtime.output_dir), command)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def main() -> None:
+        argv = sys.argv[1:]
+        if not any(a in ("--help", "-h", "--hydra-help", "--version", "--info", "-i") for a in argv):
+            try:
+                preflight(config_name, job_schema, argv)
+            except UserError as e:
+                print(f"error: {e}", file=sys.stderr)
+                raise SystemExit(2) from None
+        run()
+
+    return main
+
+
+def main() -> None:
+    """`lwcompress`: the main job."""
+    from lwcompress.jobs import run_compress
+
+    _entry("config", schema.CompressJob, run_compress)()
+
+
+def pretrain_main() -> None:
+    """`lwcompress-pretrain`: train a full-precision reference model."""
+    from lwcompress.jobs import run_pretrain
+
+    _entry("pretrain", schema.PretrainJob, run_pretrain)()

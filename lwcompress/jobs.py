@@ -1,0 +1,196 @@
+"""The two jobs behind the console scripts, on checked config dataclasses (no Hydra here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from lwcompress import io
+from lwcompress.api import compress
+from lwcompress.data import build_data
+from lwcompress.errors import UserError
+from lwcompress.evaluate import evaluate, size_bits
+from lwcompress.loggers import build_loggers, finish
+from lwcompress.models import build_model, save_checkpoint
+from lwcompress.pretrain import PretrainModule
+from lwcompress.report import table, write_layers_csv
+from lwcompress.schema import CompressJob, PretrainJob, TrainerConfig
+
+
+def setup_process(seed: int, threads: int) -> None:
+    """Seed everything and set torch's thread count deliberately (oversubscribed cores run several x slower)."""
+    torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    # Lightning's info lines (GPU available, tips) drown the summary; warnings still show.
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def make_trainer(cfg: TrainerConfig, loggers: list, **kwargs: Any) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        precision=cfg.precision,
+        max_epochs=cfg.max_epochs,
+        limit_train_batches=cfg.limit_train_batches,
+        limit_val_batches=cfg.limit_val_batches,
+        limit_test_batches=cfg.limit_test_batches,
+        enable_progress_bar=cfg.enable_progress_bar,
+        deterministic=cfg.deterministic,
+        logger=loggers or False,
+        enable_model_summary=False,
+        **kwargs,
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def publish_checkpoint(src: Path, checkpoint_dir: Path, data: str, model: str, entry: dict[str, Any]) -> Path:
+    """Install a trained checkpoint as the reference for (data, model) and record it in MANIFEST.json."""
+    dst = checkpoint_dir / data / f"{model}.pt"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".pt.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+    manifest_path = checkpoint_dir / "MANIFEST.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    manifest[f"{data}/{model}.pt"] = {**entry, "sha256": sha256(dst), "bytes": dst.stat().st_size}
+    io.write_json(manifest_path, dict(sorted(manifest.items())))
+    return dst
+
+
+def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any]:
+    """Train a reference model; write model.pt and summary.json in the run dir (resumes from last.ckpt)."""
+    setup_process(job.seed, job.threads)
+    dm = build_data(job.data)
+    model, _ = build_model(job.model, dm.num_classes, dm.in_channels)
+    config = asdict(job)
+    loggers = build_loggers(job.logger, out_dir, f"pretrain-{job.model.name}", config)
+    ckpt_dir = out_dir / "checkpoints"
+    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
+    trainer = make_trainer(job.trainer, loggers, callbacks=[checkpoint])
+    module = PretrainModule(model, job.pretrain)
+    last = ckpt_dir / "last.ckpt"
+    start = time.perf_counter()
+    model.train()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
+    train_wall_s = time.perf_counter() - start
+    eval_trainer = make_trainer(job.trainer, loggers)
+    val_top1 = evaluate(model, dm.val_dataloader(), eval_trainer, stage="val")
+    test_top1 = evaluate(model, dm.test_dataloader(), eval_trainer, stage="test")
+    entry = {
+        "command": command,
+        "seed": job.seed,
+        "epochs": job.trainer.max_epochs,
+        "val_top1": round(val_top1, 2),
+        "test_top1": round(test_top1, 2),
+        "train_wall_s": round(train_wall_s, 1),
+        "threads": torch.get_num_threads(),
+    }
+    meta = {"model": job.model.name, **dm.describe(), **entry}
+    path = save_checkpoint(out_dir / "model.pt", model, meta)
+    if job.publish:
+        publish_checkpoint(path, Path(job.paths.checkpoint_dir), job.data.name, job.model.name, entry)
+    summary = {**entry, "checkpoint": str(path), "config": config}
+    io.write_json(out_dir / "summary.json", summary)
+    finish(loggers)
+    print(
+        f"{job.model.name} on {job.data.name}: val top-1 {val_top1:.2f}  test top-1 {test_top1:.2f}  "
+        f"({train_wall_s:.0f} s)  -> {path}"
+    )
+    return summary
+
+
+def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any]:
+    """The main job: FP model -> compress -> evaluate both; summary.json, layers.csv, compressed.pt, a table."""
+    setup_process(job.seed, job.threads)
+    dm = build_data(job.data)
+    model, model_meta = build_model(job.model, dm.num_classes, dm.in_channels)
+    check_normalization(model_meta, dm.normalization, job.model.weights)
+    config = asdict(job)
+    loggers = build_loggers(job.logger, out_dir, f"{job.model.name}-{job.compressor.name}", config)
+    trainer = make_trainer(job.trainer, loggers)
+    loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
+    eval_start = time.perf_counter()
+    fp_top1 = evaluate(model, loader, trainer, "fp/", job.eval_split) if job.eval_fp else None
+    fp_eval_s = time.perf_counter() - eval_start
+
+    compressed = compress(
+        model,
+        job.compressor,
+        dm.normalization,
+        (dm.in_channels, dm.image_size, dm.image_size),
+        job.preconditioner.name,
+    )
+    eval_start = time.perf_counter()
+    top1 = evaluate(compressed.model, loader, trainer, "", job.eval_split)
+    eval_wall_s = time.perf_counter() - eval_start
+
+    summary: dict[str, Any] = {
+        "model": job.model.name,
+        "data": job.data.name,
+        "compressor": job.compressor.name,
+        "wbits": job.compressor.wbits,
+        "abits": job.compressor.abits,
+        "eval_split": job.eval_split,
+        "fp_top1": fp_top1,
+        "top1": top1,
+        "size_bits": compressed.size_bits(),
+        "fp_size_bits": size_bits(model),
+        "compress_wall_s": compressed.wall_s,
+        "eval_wall_s": eval_wall_s,
+        "fp_eval_wall_s": fp_eval_s,
+        "command": command,
+        "config": config,
+    }
+    for lg in loggers:
+        lg.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float) and v is not None})
+    write_layers_csv(out_dir / "layers.csv", compressed.layers)
+    if job.save_model:
+        summary["checkpoint"] = str(compressed.save(out_dir / "compressed.pt", {"model": job.model.name}))
+    io.write_json(out_dir / "summary.json", summary)
+    finish(loggers)
+    print_summary(summary, job)
+    return summary
+
+
+def check_normalization(meta: dict[str, Any], expected: dict[str, list[float]], weights: str | None) -> None:
+    """A checkpoint trained with other input normalization than the data module's would silently be wrong."""
+    recorded = meta.get("normalization")
+    if recorded and any(
+        abs(a - b) > 1e-6 for k in ("mean", "std") for a, b in zip(recorded[k], expected[k], strict=False)
+    ):
+        raise UserError(f"checkpoint {weights} was trained with normalization {recorded}, the data uses {expected}")
+
+
+def print_summary(s: dict[str, Any], job: CompressJob) -> None:
+    c = job.compressor
+    abits = c.abits if c.abits is not None else 32
+    fp = s["fp_top1"]
+    rows = []
+    if fp is not None:
+        rows.append(["FP32", fp, 0.0, s["fp_size_bits"] / 8 / 1024, "-", s["fp_eval_wall_s"]])
+    delta = s["top1"] - fp if fp is not None else float("nan")
+    rows.append(
+        [
+            f"{c.name} W{c.wbits}A{abits}",
+            s["top1"],
+            delta,
+            s["size_bits"] / 8 / 1024,
+            f"{s['compress_wall_s']:.2f}",
+            s["eval_wall_s"],
+        ]
+    )
+    print(f"\n{job.model.name} on {job.data.name} ({s['eval_split']} split), preconditioner {job.preconditioner.name}")
+    print(table(["method", "top1 %", "delta", "size KiB", "compress s", "eval s"], rows))

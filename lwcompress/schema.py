@@ -1,0 +1,168 @@
+"""Structured-config schemas for every config group, registered in Hydra's ConfigStore.
+
+The core dataclasses (ModelConfig, DataConfig, QuantConfig, ...) live next to the code that uses them and know
+nothing of Hydra; this module only assembles them into the job configs and turns a composed DictConfig back
+into checked dataclass objects (`to_objects`), so a bad value fails before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from lwcompress.compress.config import QuantConfig
+from lwcompress.data import DataConfig
+from lwcompress.errors import UserError
+from lwcompress.fields import bounded, check, choice
+from lwcompress.models import ModelConfig
+from lwcompress.pretrain import PretrainConfig
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    log_dir: str = MISSING
+    checkpoint_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class PreconditionerConfig:
+    """Function-preserving transforms applied before compression. bn_fold folds every BatchNorm into the
+    conv before it (what a deployed integer model does); none keeps BN in float after the quantized conv."""
+
+    name: str = choice("bn_fold", "bn_fold", "none")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class GeneratorConfig:
+    """Source of layer-wise data. `none`: closed-form compressors (rtn) need no data."""
+
+    name: str = choice("none", "none")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class LayerwiseConfig:
+    """Settings of the per-layer reconstruction runs (used by the layer-wise compressors)."""
+
+    steps: int = bounded(300, 0)
+    batch_size: int = bounded(32, 1)
+    spatial_size: int = bounded(8, 1)
+    lr: float = bounded(1e-3, 0.0)
+    loss: str = choice("mse", "mse", "mse_post_act", "mse_normalized")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings shared by evaluation and pretraining."""
+
+    accelerator: str = choice("cpu", "cpu", "gpu", "cuda", "mps", "auto")
+    devices: Any = 1
+    precision: str = "32-true"
+    max_epochs: int = bounded(6, 1)
+    limit_train_batches: float = bounded(1.0, 0.0)
+    limit_val_batches: float = bounded(1.0, 0.0)
+    limit_test_batches: float = bounded(1.0, 0.0)
+    enable_progress_bar: bool = True
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class LoggerConfig:
+    """csv: metrics.csv in the run dir. wandb: csv plus a W&B run (offline when no credentials are set)."""
+
+    name: str = choice("csv", "csv", "wandb", "none")
+    project: str = "lwcompress"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    offline: bool | None = None
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class CompressJob:
+    """The main job (`lwcompress`)."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    preconditioner: PreconditionerConfig = field(default_factory=PreconditionerConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    compressor: QuantConfig = field(default_factory=QuantConfig)
+    layerwise: LayerwiseConfig = field(default_factory=LayerwiseConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    task_name: str = "compress"
+    seed: int = 0
+    threads: int = bounded(0, 0)  # torch intra-op threads; 0 = one per available core
+    eval_split: str = choice("test", "test", "val")
+    eval_fp: bool = True
+    save_model: bool = True
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class PretrainJob:
+    """The reference-model training job (`lwcompress-pretrain`)."""
+
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    task_name: str = "pretrain"
+    seed: int = 0
+    threads: int = bounded(0, 0)
+    publish: bool = False  # also install the checkpoint under paths.checkpoint_dir and update the manifest
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+def register() -> None:
+    """Put the job schemas in the ConfigStore; config.yaml / pretrain.yaml extend them."""
+    cs = ConfigStore.instance()
+    cs.store(name="compress_schema", node=CompressJob)
+    cs.store(name="pretrain_schema", node=PretrainJob)
+
+
+def to_objects(cfg: DictConfig, schema: type) -> Any:
+    """Resolve a composed config into checked dataclasses; a bad value becomes a one-line UserError
+    that names the full key (`compressor.wbits=0: must be in 2..8`)."""
+    for f in fields(schema):
+        node = cfg.get(f.name)
+        if isinstance(node, DictConfig):
+            try:
+                OmegaConf.to_object(node)
+            except UserError as e:
+                raise UserError(f"{f.name}.{e}") from None
+            except Exception as e:
+                raise UserError(f"{f.name}: {str(e).strip().splitlines()[0]}") from None
+    try:
+        return OmegaConf.to_object(cfg)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(str(e).strip().splitlines()[0]) from None
