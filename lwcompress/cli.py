@@ -7,15 +7,16 @@ and checked once, so a typo fails in a second with one line instead of a traceba
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lwcompress import schema
 from lwcompress.errors import UserError
@@ -101,27 +102,39 @@ def _variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
-def preflight(config_name: str, job_schema: type, argv: list[str]) -> None:
-    """Compose and check the configs a command line asks for; raise UserError with one line if any is bad."""
+JOB_SCHEMAS: dict[str, type] = {"config": schema.CompressJob, "pretrain": schema.PretrainJob}
+
+
+def load_config(overrides: Sequence[str] = (), config_name: str = "config", output_dir: str = ".") -> Any:
+    """Compose a job config exactly as the CLI would and return its checked dataclasses.
+
+    For notebooks and tests: `load_config(["compressor.wbits=4"])` -> CompressJob. Raises UserError (one line).
+    """
+    job_schema = JOB_SCHEMAS[config_name]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            try:
+                cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+            except Exception as e:
+                raise UserError(_compose_error(e, job_schema)) from None
+            HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} interpolations resolve
+            with open_dict(cfg):
+                del cfg["hydra"]
+                cfg.paths.output_dir = output_dir  # only known once Hydra starts a job
+            return schema.to_objects(cfg, job_schema)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def preflight(config_name: str, argv: list[str]) -> None:
+    """Compose and check every config a command line asks for (each sweep value once); UserError if bad."""
     try:
         variants = _variants(_overrides(argv))
     except Exception as e:
         raise UserError(_one_line(e)) from None
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            for overrides in variants:
-                try:
-                    cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-                except Exception as e:
-                    raise UserError(_compose_error(e, job_schema)) from None
-                HydraConfig.instance().set_config(cfg)
-                job_cfg = OmegaConf.to_container(cfg, resolve=False)
-                job_cfg.pop("hydra")
-                job_cfg["paths"]["output_dir"] = "."  # only known once Hydra starts the job
-                schema.to_objects(OmegaConf.merge(OmegaConf.structured(job_schema), job_cfg), job_schema)
-    finally:
-        GlobalHydra.instance().clear()
+    for overrides in variants:
+        load_config(overrides, config_name)
 
 
 def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str], object]) -> Callable[[], None]:
@@ -140,7 +153,7 @@ def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str
         argv = sys.argv[1:]
         if not any(a in ("--help", "-h", "--hydra-help", "--version", "--info", "-i") for a in argv):
             try:
-                preflight(config_name, job_schema, argv)
+                preflight(config_name, argv)
             except UserError as e:
                 print(f"error: {e}", file=sys.stderr)
                 raise SystemExit(2) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -35,3 +36,18 @@ def write_layers_csv(path: str | Path, records: list[LayerRecord]) -> Path:
         row["shape"] = "x".join(str(s) for s in r.shape)
         writer.writerow(row)
     return io.write_text(path, buf.getvalue())
+
+
+def collect_summaries(root: str | Path) -> list[dict]:
+    """Every summary.json under `root` (a multirun dir, or several), each with its run dir added."""
+    return [{**json.loads(p.read_text()), "run_dir": str(p.parent)} for p in sorted(Path(root).rglob("summary.json"))]
+
+
+def lookup(summary: dict, key: str) -> object:
+    """A top-level summary key, or a dotted key into its resolved config ("compressor.scale")."""
+    if key in summary:
+        return summary[key]
+    node: object = summary.get("config", {})
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node

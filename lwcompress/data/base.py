@@ -1,0 +1,132 @@
+"""What every data module shares: a validation split carved from the training set, batch-level
+augmentation, and the input normalization that the data-free generators need later."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from lwcompress.errors import UserError
+from lwcompress.fields import bounded, check
+
+
+@dataclass
+class DataConfig:
+    """Fields common to all data sets. `val_size` images are held out of the training set for
+    choosing defaults; the test set is only for reporting.
+
+    `image_size` (imagenet, synthetic) is the side of the square model input, None for the data set's own
+    (224, 28); `resize_size` (imagenet) is the shorter side that evaluation images are resized to before the
+    center crop, None for image_size / 0.875 (256 for 224). `num_train`, `num_test`, `num_classes` and
+    `channels` size the generated `synthetic` set; other data sets take them from their files.
+    """
+
+    name: str = "fashion_mnist"
+    root: str = "data"
+    batch_size: int = bounded(128, 1)
+    eval_batch_size: int = bounded(500, 1)
+    num_workers: int = bounded(0, 0)
+    val_size: int = bounded(5000, 0)
+    seed: int = 0
+    download: bool = True
+    image_size: int | None = bounded(None, 1, optional=True)
+    resize_size: int | None = bounded(None, 1, optional=True)
+    num_train: int = bounded(2000, 1)
+    num_test: int = bounded(500, 1)
+    num_classes: int = bounded(10, 2)
+    channels: int = bounded(1, 1)
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.image_size is not None and self.resize_size is not None and self.resize_size < self.image_size:
+            raise UserError(f"resize_size={self.resize_size}: must be >= image_size ({self.image_size})")
+
+
+class ImageClassificationData(pl.LightningDataModule):
+    """Base class: subclasses fill `train_full` and `test` in `setup` and set the class attributes below."""
+
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(self, cfg: DataConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.train_full: Dataset | None = None
+        self.test: Dataset | None = None
+        self.train: Dataset | None = None
+        self.val: Dataset | None = None
+
+    @property
+    def normalization(self) -> dict[str, list[float]]:
+        """Per-channel mean/std that turn [0, 1] pixels into the model's input space."""
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+    def describe(self) -> dict:
+        """Everything a checkpoint must remember about its inputs."""
+        return {
+            "data": self.cfg.name,
+            "num_classes": self.num_classes,
+            "input_shape": [self.in_channels, self.image_size, self.image_size],
+            "normalization": self.normalization,
+        }
+
+    def _split(self, eval_view: Dataset | None = None) -> None:
+        """Hold out `val_size` (at most a fifth) of `train_full`, the same images for the same seed.
+        `eval_view`: the same samples under evaluation transforms (no random crops), used for val if given."""
+        n = len(self.train_full)
+        val_size = min(self.cfg.val_size, n // 5)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed)).tolist()
+        self.val = Subset(self.train_full if eval_view is None else eval_view, perm[:val_size])
+        self.train = Subset(self.train_full, perm[val_size:])
+
+    def _loader(self, ds: Dataset, train: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size if train else self.cfg.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train, True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val, False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test, False)
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """Training augmentation on a whole batch (cheap on CPU and GPU alike); identity by default."""
+        return x
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training:
+            x, y = batch
+            return self.augment(x), y
+        return batch
+
+
+def random_crop_flip(x: torch.Tensor, pad: int, flip: bool) -> torch.Tensor:
+    """Random translation by up to `pad` pixels (zero-padded, as in pad-and-crop) and horizontal flips."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad), value=float(x.min()))
+    dy = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    out = padded[batch, channel, rows, cols]
+    if flip:
+        mask = torch.rand(n, device=x.device) < 0.5
+        out[mask] = out[mask].flip(-1)
+    return out

@@ -1,0 +1,95 @@
+"""Fashion-MNIST (60k/10k 28x28 grayscale) read straight from its IDX files.
+
+Where the files are looked for, in order: the Debian package `dataset-fashion-mnist`
+(/usr/share/datasets/fashion-mnist), `data.root` (flat or torchvision's FashionMNIST/raw layout), and
+finally torchvision's download into `data.root` when `data.download` is set and the network allows.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import TensorDataset
+
+from lwcompress.data.base import DataConfig, ImageClassificationData, random_crop_flip
+from lwcompress.errors import UserError
+
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+HOWTO = "install it with `apt-get install dataset-fashion-mnist` or set data.root to a folder holding its IDX files"
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (optionally gzipped): magic (2 zero bytes, dtype code 0x08, ndim), dims, payload."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise UserError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise UserError(f"{path} is truncated: {data.size} bytes for shape {dims}")
+    return data.reshape(dims)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz", folder / "FashionMNIST" / "raw" / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def locate(root: str | Path, download: bool) -> Path:
+    """Return a folder holding all four IDX files, downloading into `root` as a last resort."""
+    stems = [s for pair in FILES.values() for s in pair]
+    for folder in (SYSTEM_DIR, Path(root)):
+        if all(_find(folder, s) for s in stems):
+            return folder
+    if download:
+        try:
+            import torchvision
+
+            torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
+            torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
+        except Exception as e:
+            raise UserError(f"Fashion-MNIST not found and download failed ({type(e).__name__}); {HOWTO}") from None
+        return Path(root)
+    raise UserError(f"Fashion-MNIST not found in {SYSTEM_DIR} or {root}; {HOWTO}")
+
+
+class FashionMNISTData(ImageClassificationData):
+    num_classes = 10
+    in_channels = 1
+    image_size = 28
+    # Pixel statistics of the training set; images are normalized once at load time.
+    mean = (0.2860,)
+    std = (0.3530,)
+
+    def __init__(self, cfg: DataConfig) -> None:
+        super().__init__(cfg)
+        self.folder: Path | None = None
+
+    def prepare_data(self) -> None:
+        self.folder = locate(self.cfg.root, self.cfg.download)
+
+    def _load(self, split: str) -> TensorDataset:
+        images, labels = (read_idx(_find(self.folder, s)) for s in FILES[split])
+        x = torch.from_numpy(images.copy()).float().div_(255).sub_(self.mean[0]).div_(self.std[0])
+        return TensorDataset(x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_full is not None:
+            return
+        if self.folder is None:
+            self.prepare_data()
+        self.train_full, self.test = self._load("train"), self._load("test")
+        self._split()
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        return random_crop_flip(x, pad=2, flip=True)

@@ -1,0 +1,133 @@
+"""Data-free input ranges and the compress() API on small models."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lwcompress.api import compress, load_compressed
+from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.generate import input_ranges
+from lwcompress.graph import analyze
+from lwcompress.models import MODELS
+
+NORM = {"mean": [0.5], "std": [0.25]}  # pixels in [0, 1] -> normalized [-2, 2]
+
+
+def images(n: int) -> torch.Tensor:
+    """Random images in the model's input space (NORM-normalized [0, 1] pixels)."""
+    return (torch.rand(n, 1, 28, 28) - 0.5) / 0.25
+
+
+class HandSet(nn.Module):
+    """conv-BN-ReLU -> conv-BN (+ residual) -> ReLU6 -> pool -> linear, with BN parameters set by hand."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2)
+        self.conv2, self.bn2 = nn.Conv2d(2, 2, 3, padding=1, bias=False), nn.BatchNorm2d(2)
+        self.relu, self.relu6 = nn.ReLU(), nn.ReLU6()
+        self.fc = nn.Linear(2, 3)
+        with torch.no_grad():
+            self.bn1.weight.copy_(torch.tensor([1.0, -2.0]))
+            self.bn1.bias.copy_(torch.tensor([0.5, 1.0]))
+            self.bn2.weight.copy_(torch.tensor([0.5, 0.1]))
+            self.bn2.bias.copy_(torch.tensor([-1.0, 0.2]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.relu(self.bn1(self.conv1(x)))
+        b = self.relu6(self.bn2(self.conv2(a)) + a)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(b, 1), 1))
+
+
+def calibrated(name: str) -> nn.Module:
+    """A random model whose BN running statistics match its inputs, as in a trained network."""
+    model = MODELS.get(name)(10, 1)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.momentum = None  # cumulative average over the calibration batches
+    with torch.no_grad():
+        for _ in range(4):
+            model.train()(images(64))
+    return model.eval()
+
+
+def test_input_ranges_from_bn_statistics() -> None:
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    ranges = input_ranges(model, layers, sigmas=3.0, normalization=NORM)
+    assert ranges["conv1"] == pytest.approx((-2.0, 2.0))  # the image's normalized pixel range
+    # relu(bn1): beta + 3|gamma| = 0.5 + 3 = 3.5 and 1 + 6 = 7 -> max 7, lower end clipped at 0
+    assert ranges["conv2"] == pytest.approx((0.0, 7.0))
+    # relu6(bn2 + relu(bn1)): upper bounds add (2.5 + 7 = 9.5) and ReLU6 caps them at 6
+    assert ranges["fc"] == pytest.approx((0.0, 6.0))
+
+
+def test_ranges_cover_the_gaussian_input_model() -> None:
+    """Sampling each BN output from N(beta, gamma^2) and running the path stays inside the 6-sigma range."""
+    model = MODELS.get("resnet8_tiny")(10, 1).eval()
+    gen = torch.Generator().manual_seed(0)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.weight.data = torch.rand(bn.num_features, generator=gen) + 0.2
+        bn.bias.data = torch.randn(bn.num_features, generator=gen)
+    layers = analyze(model, torch.zeros(1, 1, 28, 28))
+    ranges = input_ranges(model, layers, sigmas=6.0, normalization=NORM)
+    for info in layers[1:]:
+        sources = []
+        for s in info.sources:
+            bn = model.get_submodule(s.name)
+            shape = (64, *s.shape)
+            noise = torch.randn(shape, generator=gen)
+            sources.append(
+                bn.bias.view(1, -1, *[1] * (len(shape) - 2)) + noise * bn.weight.view(1, -1, *[1] * (len(shape) - 2))
+            )
+        x = info.path(*sources)
+        lo, hi = ranges[info.name]
+        assert lo <= float(x.min()) and float(x.max()) <= hi, info.name
+
+
+def test_compress_keeps_input_model_and_is_close_at_8_bits(tmp_path: Path) -> None:
+    model = calibrated("resnet8_tiny")
+    before = copy.deepcopy(model.state_dict())
+    x = images(16)
+    result = compress(model, QuantConfig(wbits=8, abits=8), NORM, (1, 28, 28))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    ref = model(x)
+    err = (result.model(x) - ref).norm() / ref.norm()
+    assert err < 0.05
+    assert len(result.layers) == 10 and all(isinstance(q, QuantLayer) for q in result.quant_layers().values())
+    # 8-bit weights; bias, per-channel scale and zero point, and the input grid's scale/zero point at 32 bits
+    expected = sum(r.params * 8 + 32 * (3 * r.shape[0] + 2) for r in result.layers)
+    assert result.size_bits() == expected
+
+
+def test_lower_bits_mean_larger_error() -> None:
+    model = calibrated("resnet8_tiny")
+    x = images(16)
+    ref = model(x)
+    errs = [
+        ((compress(model, QuantConfig(wbits=b, abits=b, first_layer_wbits=None, last_layer_wbits=None,
+                                      first_layer_abits=None, last_layer_abits=None), NORM, (1, 28, 28)).model(x)
+          - ref).norm() / ref.norm()).item()
+        for b in (8, 4, 2)
+    ]  # fmt: skip
+    assert errs[0] < errs[1] < errs[2]
+
+
+@pytest.mark.parametrize("preconditioner", ["bn_fold", "none"])
+def test_save_and_load_compressed_round_trip(tmp_path: Path, preconditioner: str) -> None:
+    model = calibrated("mobilenetv2_tiny")
+    result = compress(model, QuantConfig(wbits=4, abits=6), NORM, (1, 28, 28), preconditioner)
+    path = result.save(tmp_path / "c.pt", {"model": "mobilenetv2_tiny"})
+    state = torch.load(path, weights_only=True)["state_dict"]
+    codes = [v for k, v in state.items() if k.endswith("weight_codes")]
+    assert len(codes) == 14 and all(c.dtype == torch.uint8 for c in codes)
+    reloaded = load_compressed(path, MODELS.get("mobilenetv2_tiny")(10, 1))
+    x = images(4)
+    assert torch.allclose(reloaded.model(x), result.model(x), atol=1e-5)
+    has_bn = any(isinstance(m, nn.BatchNorm2d) for m in result.model.modules())
+    assert has_bn == (preconditioner == "none")
