@@ -1,0 +1,58 @@
+"""The console scripts end to end, as a user runs them: pretrain, the main job, a multirun sweep with W&B."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from .conftest import run_cli
+
+TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
+
+
+def test_pretrain_writes_checkpoint_with_meta(tiny_checkpoint: Path) -> None:
+    ckpt = torch.load(tiny_checkpoint, weights_only=True)
+    meta = ckpt["meta"]
+    assert meta["model"] == "resnet8_tiny" and meta["data"] == "synthetic"
+    assert set(meta["normalization"]) == {"mean", "std"} and meta["input_shape"] == [1, 28, 28]
+    assert meta["test_top1"] > 30  # 10 classes: well above chance after two epochs
+    assert meta["command"].startswith("lwcompress-pretrain ")
+    summary = json.loads((tiny_checkpoint.parent / "summary.json").read_text())
+    assert summary["config"]["model"]["name"] == "resnet8_tiny"
+
+
+def test_main_job_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    proc = run_cli("lwcompress", *TINY, f"model.weights={tiny_checkpoint}", "compressor.wbits=4",
+                   "compressor.abits=4", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("fp_top1", "top1", "size_bits", "fp_size_bits", "compress_wall_s", "eval_wall_s"):
+        assert isinstance(summary[key], int | float), key
+    assert summary["config"]["compressor"]["wbits"] == 4
+    assert summary["fp_top1"] > 30 and summary["top1"] > 20
+    assert summary["size_bits"] < summary["fp_size_bits"] / 3
+    rows = list(csv.DictReader((tmp_path / "layers.csv").open()))
+    assert len(rows) == 10
+    assert [r["wbits"] for r in rows] == ["8"] + ["4"] * 8 + ["8"]  # first and last layer at 8 bits
+    assert rows[1]["shape"] == "4x4x3x3" and int(rows[1]["params"]) == 144
+    compressed = torch.load(tmp_path / "compressed.pt", weights_only=True)
+    assert compressed["meta"]["compressor"]["wbits"] == 4
+    assert (tmp_path / "csv" / "metrics.csv").is_file()
+    assert "FP32" in proc.stdout and "rtn W4A4" in proc.stdout
+
+
+def test_multirun_sweep_with_wandb_offline(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A real Hydra multirun in one process: every job its own run dir, its own summary and its own W&B run."""
+    run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", "compressor.wbits=8,3", "logger=wandb",
+            "eval_fp=false", "save_model=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    summaries = {json.loads(p.read_text())["wbits"]: p.parent for p in tmp_path.glob("*/summary.json")}
+    assert sorted(summaries) == [3, 8]
+    run_ids = set()
+    for job_dir in summaries.values():
+        runs = list((job_dir / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1, f"{job_dir}: {runs}"
+        run_ids.add(runs[0].name.rsplit("-", 1)[-1])
+        assert list(runs[0].glob("*.wandb"))
+    assert len(run_ids) == 2
