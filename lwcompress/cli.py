@@ -7,6 +7,7 @@ and checked once, so a typo fails in a second with one line instead of a traceba
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from lwcompress import schema
-from lwcompress.errors import UserError
-from lwcompress.fields import allowed_for
+# Lightning warns about a torch pytree deprecation on import; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+from lwcompress import schema  # noqa: E402
+from lwcompress.errors import UserError  # noqa: E402
+from lwcompress.fields import allowed_for  # noqa: E402
 
 CONF_DIR = str(Path(__file__).parent / "conf")
 PACKAGE_DIR = str(Path(__file__).parent)

@@ -30,7 +30,7 @@ from lwcompress.schema import CompressJob, PretrainJob, TrainerConfig
 def setup_process(seed: int, threads: int) -> None:
     """Seed everything and set torch's thread count deliberately (oversubscribed cores run several x slower)."""
     torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-    # Lightning's info lines (GPU available, tips) drown the summary; warnings still show.
+    # Lightning's info lines (GPU available, tips) drown the summary; real warnings still show.
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     pl.seed_everything(seed, workers=True, verbose=False)
 
@@ -97,6 +97,7 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
         "test_top1": round(test_top1, 2),
         "train_wall_s": round(train_wall_s, 1),
         "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
     }
     meta = {"model": job.model.name, **dm.describe(), **entry}
     path = save_checkpoint(out_dir / "model.pt", model, meta)
