@@ -5,12 +5,16 @@ Data flows one way: model -> graph analysis -> preconditioning -> data-free inpu
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from torch import nn
 
@@ -18,8 +22,9 @@ from lwcompress import io
 from lwcompress.compress import COMPRESSORS, LayerRecord, QuantConfig, QuantLayer
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
-from lwcompress.generate import input_ranges
-from lwcompress.graph import analyze
+from lwcompress.generate import GenerationContext, GeneratorConfig, build_inputs, capture_inputs, input_ranges
+from lwcompress.graph import LayerInfo, analyze
+from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, reconstruct
 from lwcompress.precondition import precondition
 
 __all__ = ["CompressedModel", "compress", "load_compressed"]
@@ -35,6 +40,7 @@ class CompressedModel:
     preconditioner: str
     wall_s: float
     meta: dict[str, Any] = field(default_factory=dict)
+    results: list[LayerResult] = field(default_factory=list)  # per-layer metrics of learned compressors
 
     def quant_layers(self) -> dict[str, QuantLayer]:
         return {n: m for n, m in self.model.named_modules() if isinstance(m, QuantLayer)}
@@ -68,11 +74,19 @@ def compress(
     normalization: dict[str, list[float]],
     input_shape: tuple[int, ...],
     preconditioner: str = "bn_fold",
+    generator: GeneratorConfig | None = None,
+    layerwise: LayerwiseConfig | None = None,
+    real_images: torch.Tensor | None = None,
+    make_trainer: Callable[[], pl.Trainer] | None = None,
+    store_dir: str | Path | None = None,
 ) -> CompressedModel:
-    """Compress a trained model without data; `model` itself is left untouched.
+    """Compress a trained model; `model` itself is left untouched.
 
     `normalization` ({"mean": [...], "std": [...]}) and `input_shape` (C, H, W) describe the model's input,
-    which the data-free input model needs.
+    which the data-free input model needs. Learned compressors (`config.learned`) then train every layer on
+    inputs from `generator` under `layerwise`; `real_images` (normalized, never needed by the data-free
+    generators) feed generator=real and the per-layer diagnostics on real activations. With `store_dir`, each
+    finished layer is saved there and a rerun resumes from them.
     """
     start = time.perf_counter()
     model = model.eval()
@@ -80,14 +94,68 @@ def compress(
     layers = analyze(model, example)
     ranges = input_ranges(model, layers, config.act_sigmas, normalization) if config.abits is not None else {}
     prepared = precondition(model, preconditioner).eval()
+    references = {i.name: copy.deepcopy(prepared.get_submodule(i.name)).requires_grad_(False) for i in layers}
     spec = [(info.name, info.kind, info.is_first, info.is_last) for info in layers]
     records = COMPRESSORS.get(config.name)(prepared, spec, config, ranges)
+    results: list[LayerResult] = []
+    if config.learned:
+        generator = generator or GeneratorConfig()
+        layerwise = layerwise or LayerwiseConfig()
+        ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images)
+        inputs = build_inputs(model, layers, generator, ctx)
+        real = _diagnostic_inputs(model, layers, real_images, generator)
+        tasks = [
+            LayerTask(info.name, index, prepared.get_submodule(info.name), references[info.name], inputs[info.name],
+                      info.activation, real.get(info.name))
+            for index, info in enumerate(layers)
+        ]  # fmt: skip
+        fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(generator),
+                       "layerwise": dataclasses.asdict(layerwise), "preconditioner": preconditioner,
+                       "weights": _weights_digest(model)}  # fmt: skip
+        store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
+        results = reconstruct(tasks, layerwise, make_trainer or _quiet_trainer, config.rounding,
+                              config.learn_weight_scale, config.learn_input_scale, store)  # fmt: skip
+        records = [dataclasses.replace(r, **_grid(prepared.get_submodule(r.name))) for r in records]
     with torch.no_grad():
         out = prepared(example)
     if not torch.isfinite(out).all():
         raise FloatingPointError("the compressed model produces non-finite outputs")
     meta = {"normalization": normalization, "input_shape": list(input_shape)}
-    return CompressedModel(prepared, records, config, preconditioner, time.perf_counter() - start, meta)
+    return CompressedModel(prepared, records, config, preconditioner, time.perf_counter() - start, meta, results)
+
+
+def _grid(q: QuantLayer) -> dict[str, float | None]:
+    lo, hi = q.input_range or (None, None)
+    return {"input_lo": lo, "input_hi": hi}
+
+
+def _weights_digest(model: nn.Module) -> str:
+    """A cheap fingerprint of the FP weights, so stored layer results are never reused for other weights."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _diagnostic_inputs(
+    model: nn.Module, layers: list[LayerInfo], real_images: torch.Tensor | None, generator: GeneratorConfig
+) -> dict[str, torch.Tensor]:
+    """Real layer inputs held out from everything the layer runs train on (diagnostics only)."""
+    if real_images is None:
+        return {}
+    held = (
+        real_images[generator.num_images : generator.num_images + 64] if generator.name == "real" else real_images[:64]
+    )
+    if len(held) == 0:
+        return {}
+    return capture_inputs(model, [i.name for i in layers], held, batch_stat_bn=False)
+
+
+def _quiet_trainer() -> pl.Trainer:
+    """A Trainer for one bucket of layer runs: no logging, checkpointing or progress bar."""
+    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
 
 
 def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:

@@ -97,7 +97,7 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
         "test_top1": round(test_top1, 2),
         "train_wall_s": round(train_wall_s, 1),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion is not a plain str: weights_only loading refuses it
     }
     meta = {"model": job.model.name, **dm.describe(), **entry}
     path = save_checkpoint(out_dir / "model.pt", model, meta)

@@ -102,3 +102,8 @@ def test_help_lists_groups_and_cfg_prints_config() -> None:
         assert f"{group}:" in help_text
     job_cfg = run_cli("lwcompress", "--cfg", "job", "compressor.wbits=4").stdout
     assert "wbits: 4" in job_cfg and "name: resnet20" in job_cfg
+
+
+def test_experiment_overrides_top_level_values() -> None:
+    job = load_config(["experiment=rtn_act_range"])
+    assert job.task_name == "rtn_act_range" and job.eval_split == "val" and not job.save_model

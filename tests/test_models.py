@@ -103,3 +103,22 @@ def test_user_model_by_target(tmp_path: Path) -> None:
 def test_pretrained_weights_only_for_torchvision() -> None:
     with pytest.raises(UserError, match="only for torchvision"):
         build_model(ModelConfig(name="resnet20", weights="DEFAULT"), 10, 1)
+
+
+def test_packaged_checkpoints_match_manifest() -> None:
+    """The committed reference checkpoints load safely, fit their model and are the files the manifest names."""
+    import hashlib
+    import json
+
+    from lwcompress.cli import PACKAGE_DIR
+    from lwcompress.data.fashion_mnist import FashionMNISTData
+
+    root = Path(PACKAGE_DIR) / "checkpoints"
+    manifest = json.loads((root / "MANIFEST.json").read_text())
+    assert {"fashion_mnist/resnet20.pt", "fashion_mnist/mobilenetv2_small.pt"} <= set(manifest)
+    for rel, entry in manifest.items():
+        path = root / rel
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
+        assert entry["command"].startswith("lwcompress-pretrain ") and entry["test_top1"] >= 90
+        _, meta = build_model(ModelConfig(name=path.stem, weights=str(path)), 10, 1)
+        assert meta["normalization"] == {"mean": list(FashionMNISTData.mean), "std": list(FashionMNISTData.std)}

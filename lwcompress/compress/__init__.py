@@ -13,3 +13,5 @@ __all__ = ["COMPRESSORS", "LayerRecord", "QuantConfig", "QuantLayer", "quantize_
 
 COMPRESSORS: Registry[Callable[..., list[LayerRecord]]] = Registry("compressor")
 COMPRESSORS.register("rtn")(quantize_layers)
+# The layer-wise quantizer starts from the same round-to-nearest grids; api.compress then trains each layer.
+COMPRESSORS.register("quant")(quantize_layers)

@@ -17,9 +17,13 @@ class QuantConfig:
     Activation ranges are set data-free from BatchNorm statistics: each BN output is taken to lie in
     beta +- act_sigmas * |gamma| per channel, and that interval is pushed through the elementwise path
     (ReLU, residual adds, pooling) to the layer's input.
+
+    name: "rtn" rounds to nearest and stops; "quant" starts there and then trains every layer on layer-wise
+    data: its rounding ("adaround": learned up/down per weight; "ste": latent weights through a
+    straight-through estimator), optionally its weight scales and input scale, and its bias.
     """
 
-    name: str = choice("rtn", "rtn")
+    name: str = choice("rtn", "rtn", "quant")
     wbits: int = bounded(8, 2, 8)
     abits: int | None = bounded(8, 2, 8, optional=True)
     symmetric: bool = False
@@ -29,9 +33,17 @@ class QuantConfig:
     last_layer_wbits: int | None = bounded(8, 2, 8, optional=True)
     last_layer_abits: int | None = bounded(8, 2, 8, optional=True)
     act_sigmas: float = bounded(6.0, 0.5, 100.0)
+    rounding: str = choice("adaround", "adaround", "ste")
+    learn_weight_scale: bool = True
+    learn_input_scale: bool = False
 
     def __post_init__(self) -> None:
         check(self)
+
+    @property
+    def learned(self) -> bool:
+        """Whether layer-wise runs follow the round-to-nearest start."""
+        return self.name != "rtn"
 
     def bits_for(self, is_first: bool, is_last: bool) -> tuple[int, int | None]:
         """(weight bits, input bits) of one layer under the first/last-layer policy."""

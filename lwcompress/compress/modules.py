@@ -8,12 +8,21 @@ from torch import nn
 
 from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, quantize_codes, weight_params
 
+# AdaRound's rectified sigmoid stretch (Nagel et al. 2020): h(V) reaches exactly 0 and 1.
+ZETA, GAMMA = 1.1, -0.1
+
+
+def rectified_sigmoid(v: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
+
 
 class QuantLayer(nn.Module):
     """Wraps a Conv2d or Linear. Weight: per-channel grid; input: per-tensor affine grid on [lo, hi].
 
-    The float weight stays the trainable latent (what layer-wise runs optimize); `codes()` gives what a
-    deployed model stores. `abits=None` leaves the input in float.
+    As built it is round-to-nearest. `make_trainable` opens it for a layer-wise run: the latent float weight
+    through a straight-through estimator ("ste") or learned rounding offsets ("adaround"), the weight and
+    input scales (LSQ-style), the bias. `harden` fixes the result, after which `codes()` is what a deployed
+    model stores. `abits=None` leaves the input in float.
     """
 
     def __init__(
@@ -31,18 +40,72 @@ class QuantLayer(nn.Module):
         self.layer = layer
         self.wbits, self.symmetric, self.abits = wbits, symmetric, abits
         scale, zero_point = weight_params(layer.weight, wbits, symmetric, scale_method)
-        self.register_buffer("w_scale", scale)
+        self.w_scale = nn.Parameter(scale, requires_grad=False)
         self.register_buffer("w_zero_point", zero_point)
-        self.input_range = input_range
         if abits is not None:
             if input_range is None:
                 raise ValueError("input quantization needs an input range")
-            a_scale, a_zero = affine_params(torch.tensor(input_range[0]), torch.tensor(input_range[1]), abits, False)
-            self.register_buffer("a_scale", a_scale)
+            lo, hi = (torch.tensor(float(v)) for v in input_range)
+            a_scale, a_zero = affine_params(lo, hi, abits, False)
+            self.a_scale = nn.Parameter(a_scale, requires_grad=False)
             self.register_buffer("a_zero_point", a_zero)
+        self.alpha: nn.Parameter | None = None  # AdaRound's rounding logits while learning to round
 
-    def quantized_weight(self) -> torch.Tensor:
-        return fake_quant(self.layer.weight, self.w_scale, self.w_zero_point, *qrange(self.wbits, self.symmetric))
+    @property
+    def input_range(self) -> tuple[float, float] | None:
+        """The [lo, hi] the input grid covers (it moves when the input scale is learned); None for float input."""
+        if self.abits is None:
+            return None
+        qmin, qmax = qrange(self.abits, False)
+        s, z = float(self.a_scale), float(self.a_zero_point)
+        return (qmin - z) * s, (qmax - z) * s
+
+    def make_trainable(
+        self, rounding: str = "ste", learn_weight_scale: bool = True, learn_input_scale: bool = False,
+        train_bias: bool = True,
+    ) -> None:  # fmt: skip
+        """Choose what a layer-wise run may change. "adaround" learns per-weight up/down rounding with the
+        weight and its scale fixed (their grid defines the choices); "ste" trains the latent weight itself."""
+        for p in self.parameters():
+            p.requires_grad_(False)
+        if rounding == "adaround":
+            rest = (self.layer.weight / self.w_scale - torch.floor(self.layer.weight / self.w_scale)).detach()
+            # Start where h(alpha) equals the rounding remainder: the soft weight is the float weight.
+            p = ((rest - GAMMA) / (ZETA - GAMMA)).clamp(1e-4, 1 - 1e-4)
+            self.alpha = nn.Parameter(torch.log(p / (1 - p)))
+        elif rounding == "ste":
+            self.layer.weight.requires_grad_(True)
+            self.w_scale.requires_grad_(learn_weight_scale)
+        else:
+            raise ValueError(f"unknown rounding '{rounding}'")
+        if self.abits is not None:
+            self.a_scale.requires_grad_(learn_input_scale)
+        if self.layer.bias is not None:
+            self.layer.bias.requires_grad_(train_bias)
+
+    def rounding_regularizer(self, beta: float) -> torch.Tensor:
+        """AdaRound's push of every h(alpha) towards 0 or 1 (annealed by lowering beta)."""
+        if self.alpha is None:
+            return self.layer.weight.new_zeros(())
+        h = rectified_sigmoid(self.alpha)
+        return (1 - (2 * h - 1).abs().pow(beta)).sum()
+
+    @torch.no_grad()
+    def harden(self) -> None:
+        """End learning: put the chosen grid values into the latent weight; the layer is round-to-nearest again."""
+        self.layer.weight.copy_(self.quantized_weight(hard=True))
+        self.alpha = None
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def quantized_weight(self, hard: bool = False) -> torch.Tensor:
+        qmin, qmax = qrange(self.wbits, self.symmetric)
+        if self.alpha is None:
+            return fake_quant(self.layer.weight, self.w_scale, self.w_zero_point, qmin, qmax)
+        h = (self.alpha >= 0).float() if hard else rectified_sigmoid(self.alpha)
+        floor = torch.floor(self.layer.weight / self.w_scale).detach()
+        q = torch.clamp(floor + h + self.w_zero_point, qmin, qmax)
+        return (q - self.w_zero_point) * self.w_scale
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.abits is None:
@@ -51,8 +114,10 @@ class QuantLayer(nn.Module):
 
     def codes(self) -> torch.Tensor:
         """Integer weight codes, int8 for symmetric grids and uint8 for asymmetric ones."""
+        if self.alpha is not None:
+            raise RuntimeError("harden() the layer before exporting codes")
         q = quantize_codes(
-            self.layer.weight.detach(), self.w_scale, self.w_zero_point, *qrange(self.wbits, self.symmetric)
+            self.layer.weight.detach(), self.w_scale.detach(), self.w_zero_point, *qrange(self.wbits, self.symmetric)
         )
         return q.to(torch.int8 if self.symmetric else torch.uint8)
 

@@ -65,6 +65,7 @@ class LayerInfo:
     is_first: bool = False
     is_last: bool = False
     input_shape: tuple[int, ...] | None = None
+    activation: str | None = None  # "relu" / "relu6" when that alone consumes the layer's (BN) output
 
 
 # --- the elementwise whitelist -----------------------------------------------------------------------------
@@ -446,6 +447,8 @@ def analyze(model: nn.Module, example_input: torch.Tensor | None = None) -> list
 
         module = modules[node.target]  # type: ignore[index]
         bn = bn_user(node, modules)
+        out = bn if bn is not None else node
+        act = step(next(iter(out.users))) if len(out.users) == 1 else None
         layers.append(
             LayerInfo(
                 name=str(node.target),
@@ -457,6 +460,7 @@ def analyze(model: nn.Module, example_input: torch.Tensor | None = None) -> list
                 is_first=index == 0,
                 is_last=index == len(layer_nodes) - 1,
                 input_shape=_per_sample_shape(start) if example_input is not None else None,
+                activation=act.op if act is not None and act.op in ("relu", "relu6") else None,
             )
         )
     return _infer_input_channels(layers, modules)

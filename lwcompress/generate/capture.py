@@ -1,0 +1,42 @@
+"""Layer inputs captured from a forward pass of the FP network (real images, or noise with batch-stat BN)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+@torch.no_grad()
+def capture_inputs(
+    model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int = 64
+) -> dict[str, torch.Tensor]:
+    """Run `images` through a copy of `model` in chunks and keep the input of every module in `names`.
+
+    batch_stat_bn: every BatchNorm normalizes by the chunk's own statistics instead of its running ones, so each
+    BN output has exactly mean beta and std |gamma| per channel (the paper's input model) whatever the images
+    are, while spatial and cross-channel correlations come from the network's weights ("propagated" data).
+    """
+    net = copy.deepcopy(model).eval()
+    if batch_stat_bn:
+        for m in net.modules():
+            if isinstance(m, _BatchNorm):
+                m.train()  # batch statistics; the running statistics of this throwaway copy do not matter
+    captured: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+
+    def keeper(name: str):
+        def hook(_module: nn.Module, args: tuple) -> None:
+            captured[name].append(args[0].detach().clone())  # clone: later in-place ops must not change it
+
+        return hook
+
+    handles = [net.get_submodule(n).register_forward_pre_hook(keeper(n)) for n in names]
+    try:
+        for start in range(0, len(images), chunk):
+            net(images[start : start + chunk])
+    finally:
+        for h in handles:
+            h.remove()
+    return {n: torch.cat(v) for n, v in captured.items()}

@@ -1,0 +1,127 @@
+"""The layer-input generators by name: what each layer run trains on.
+
+bn_gaussian  the paper: BN outputs i.i.d. N(beta, gamma^2), model input N(0, 1), replayed through each layer's
+             elementwise path; no convolution of an earlier layer runs
+propagated   N(0, 1) images through the FP network once, every BN normalizing by the batch's own statistics:
+             the same per-channel statistics, with correlations from the network itself
+gaussian     N(0, 1) for every layer input (the naive ablation)
+real         inputs captured from real training images (not data-free: the ceiling)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from lwcompress.errors import UserError
+from lwcompress.fields import bounded, check, choice
+from lwcompress.generate.capture import capture_inputs
+from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, layer_stream, sample_shapes
+from lwcompress.graph import LayerInfo
+from lwcompress.registry import Registry
+
+
+@dataclass
+class GeneratorConfig:
+    """`num_images`: size of the captured pool (propagated, real); `chunk`: images per forward pass (and per
+    batch-statistics group for propagated)."""
+
+    name: str = choice("bn_gaussian", "none", "bn_gaussian", "propagated", "gaussian", "real")
+    num_images: int = bounded(256, 1)
+    chunk: int = bounded(64, 2)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class GenerationContext:
+    """What generators may use besides the model: its input shape, and real images for `real`."""
+
+    input_shape: tuple[int, ...]
+    spatial_size: int
+    real_images: torch.Tensor | None = None
+
+
+Builder = Callable[[nn.Module, list[LayerInfo], GeneratorConfig, GenerationContext], dict[str, LayerInputs]]
+GENERATORS: Registry[Builder] = Registry("generator")
+
+
+def _gaussian_params(model: nn.Module, info: LayerInfo) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    means, stds = [], []
+    for src in info.sources:
+        if src.kind == "input":
+            means.append(torch.zeros(src.channels))
+            stds.append(torch.ones(src.channels))
+        elif src.kind == "bn":
+            bn = model.get_submodule(src.name)
+            gamma = bn.weight.detach() if bn.affine else torch.ones(bn.num_features)
+            beta = bn.bias.detach() if bn.affine else torch.zeros(bn.num_features)
+            means.append(beta.clone())
+            stds.append(gamma.abs().clone())
+        else:
+            raise UserError(
+                f"generator=bn_gaussian: the input of layer {info.name} comes from {src.name}, which has no "
+                "BatchNorm statistics; use generator=propagated"
+            )
+    return means, stds
+
+
+@GENERATORS.register("bn_gaussian")
+def bn_gaussian(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    out: dict[str, LayerInputs] = {}
+    for info in layers:
+        means, stds = _gaussian_params(model, info)
+        out[info.name] = GaussianSources(info, means, stds, sample_shapes(info, ctx.spatial_size))
+    return out
+
+
+@GENERATORS.register("gaussian")
+def gaussian(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    out: dict[str, LayerInputs] = {}
+    for info in layers:
+        shape = info.input_shape
+        if len(shape) >= 3:
+            shape = (shape[0], *(min(ctx.spatial_size, s) for s in shape[1:]))
+        out[info.name] = _StandardNormal(shape)
+    return out
+
+
+@dataclass
+class _StandardNormal:
+    shape: tuple[int, ...]
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randn((n, *self.shape), generator=generator)
+
+
+def _pools(
+    model: nn.Module, layers: list[LayerInfo], images: torch.Tensor, batch_stat_bn: bool, cfg: GeneratorConfig,
+    ctx: GenerationContext,
+) -> dict[str, LayerInputs]:  # fmt: skip
+    captured = capture_inputs(model, [i.name for i in layers], images, batch_stat_bn, cfg.chunk)
+    return {name: Pool(x, ctx.spatial_size) for name, x in captured.items()}
+
+
+@GENERATORS.register("propagated")
+def propagated(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    images = torch.randn((cfg.num_images, *ctx.input_shape), generator=layer_stream(cfg.seed, 1 << 20))
+    return _pools(model, layers, images, True, cfg, ctx)
+
+
+@GENERATORS.register("real")
+def real(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    if ctx.real_images is None:
+        raise UserError("generator=real needs real training images (a data module); it is the non-data-free ceiling")
+    return _pools(model, layers, ctx.real_images[: cfg.num_images], False, cfg, ctx)
+
+
+def build_inputs(
+    model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext
+) -> dict[str, LayerInputs]:
+    """Layer inputs for every layer in `layers` (analyzed on the unfolded FP `model`) by `cfg.name`."""
+    return GENERATORS.get(cfg.name)(model, layers, cfg, ctx)

@@ -1,0 +1,40 @@
+"""Settings of the per-layer reconstruction runs (a plain dataclass; also the `layerwise` config group)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lwcompress.fields import bounded, check, choice
+
+
+@dataclass
+class LayerwiseConfig:
+    """One layer run: `steps` Adam steps on fresh batches of `batch_size` inputs (`spatial_size`^2 crops for convs).
+
+    Learning rates: AdaRound's rounding logits use `lr` as is (they live on a logit scale); STE latent weights and
+    LSQ scales use `lr_scaled` x (the layer's own weight / input scale), and the bias `lr_scaled` x 0.1 x (the std
+    of the layer's output), so one value fits every layer whatever its magnitudes.
+    `loss`: mse on the layer output, mse_post_act after the activation that follows it (ReLU/ReLU6), or
+    mse_channel (each output channel normalized by its own variance). Every loss is divided by the target's
+    variance, so layers are comparable. A layer whose held-out error ends above its round-to-nearest error is
+    put back to round-to-nearest (`keep_better`).
+    """
+
+    steps: int = bounded(300, 0)
+    batch_size: int = bounded(32, 1)
+    spatial_size: int = bounded(8, 1)
+    lr: float = bounded(1e-2, 0.0)
+    lr_scaled: float = bounded(1e-2, 0.0)
+    schedule: str = choice("cosine", "cosine", "constant")
+    loss: str = choice("mse", "mse", "mse_post_act", "mse_channel")
+    reg_weight: float = bounded(0.01, 0.0)  # AdaRound rounding regularizer
+    reg_warmup: float = bounded(0.2, 0.0, 1.0)  # fraction of steps before the regularizer starts
+    beta_start: float = bounded(20.0, 1.0)
+    beta_end: float = bounded(2.0, 1.0)
+    eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
+    keep_better: bool = True
+    bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self)

@@ -1,0 +1,169 @@
+"""One bucket of independent layer reconstruction runs, driven by a Lightning Trainer.
+
+Layers do not depend on each other (inputs and targets come from the FP network), so a bucket is trained as one
+LightningModule whose single step takes one optimizer step for every layer in it: the losses touch disjoint
+parameters, so this is exactly independent training, with Lightning's per-step overhead paid once per bucket
+instead of once per layer (it dominates a tiny layer's step). Manual optimization keeps each layer's backward
+separate, which also gives honest per-layer wall times.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from lwcompress.compress.modules import QuantLayer
+from lwcompress.generate.inputs import LayerInputs, layer_stream
+from lwcompress.layerwise.config import LayerwiseConfig
+
+ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
+
+
+@dataclass
+class LayerTask:
+    """One layer's problem: make `quant` reproduce `reference` (the FP layer) on `inputs`."""
+
+    name: str
+    index: int  # position in the model: seeds the layer's random streams
+    quant: QuantLayer
+    reference: nn.Module
+    inputs: LayerInputs
+    activation: str | None = None  # applied to output and target for loss=mse_post_act
+    real_inputs: torch.Tensor | None = None  # held-out real layer inputs, for diagnostics only
+
+    @property
+    def params(self) -> int:
+        return self.quant.layer.weight.numel()
+
+
+@dataclass
+class LayerResult:
+    """Per-layer metrics: relative output error (MSE / Var(target)) before (RTN) and after the run."""
+
+    name: str
+    rtn_error: float
+    error: float
+    real_rtn_error: float | None
+    real_error: float | None
+    reverted: bool
+    wall_s: float
+
+
+def relative_error(out: torch.Tensor, target: torch.Tensor, loss: str, activation: str | None) -> torch.Tensor:
+    """The reconstruction loss: squared error over the target's variance (whole tensor or per channel)."""
+    if loss == "mse_post_act" and activation is not None:
+        out, target = ACTIVATIONS[activation](out), ACTIVATIONS[activation](target)
+    if loss == "mse_channel" and out.ndim > 1:
+        dims = [d for d in range(out.ndim) if d != 1]
+        return ((out - target).pow(2).mean(dims) / target.var(dims).clamp_min(1e-8)).mean()
+    return (out - target).pow(2).mean() / target.var().clamp_min(1e-8)
+
+
+class ReconstructionModule(pl.LightningModule):
+    """Trains every QuantLayer of a bucket to match its reference layer on freshly drawn inputs."""
+
+    def __init__(self, tasks: list[LayerTask], cfg: LayerwiseConfig, output_std: list[float]) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.tasks = tasks
+        self.cfg = cfg
+        self.output_std = output_std
+        # Registered so that Lightning moves them to the device; the references are frozen.
+        self.quants = nn.ModuleList(t.quant for t in tasks)
+        self.references = nn.ModuleList(t.reference for t in tasks)
+        self.streams = [layer_stream(cfg.seed, t.index) for t in tasks]
+        self.wall_s = [0.0] * len(tasks)
+
+    def configure_optimizers(self):
+        groups = []
+        for task, std in zip(self.tasks, self.output_std, strict=True):
+            q = task.quant
+            w_step = self.cfg.lr_scaled * float(q.w_scale.detach().mean())
+            if q.alpha is not None:
+                groups.append({"params": [q.alpha], "lr": self.cfg.lr})
+            if q.layer.weight.requires_grad:
+                groups.append({"params": [q.layer.weight], "lr": w_step})
+            if q.w_scale.requires_grad:
+                groups.append({"params": [q.w_scale], "lr": w_step / 10})
+            if q.abits is not None and q.a_scale.requires_grad:
+                groups.append({"params": [q.a_scale], "lr": self.cfg.lr_scaled * float(q.a_scale.detach())})
+            if q.layer.bias is not None and q.layer.bias.requires_grad:
+                groups.append({"params": [q.layer.bias], "lr": self.cfg.lr_scaled * 0.1 * std})
+        opt = torch.optim.Adam(groups)
+        if self.cfg.schedule == "constant":
+            return opt
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.cfg.steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _beta(self, progress: float) -> float | None:
+        """AdaRound's annealed exponent, or None during the warm-up (no rounding regularizer yet)."""
+        if progress < self.cfg.reg_warmup:
+            return None
+        t = (progress - self.cfg.reg_warmup) / max(1e-8, 1 - self.cfg.reg_warmup)
+        return self.cfg.beta_end + 0.5 * (self.cfg.beta_start - self.cfg.beta_end) * (1 + math.cos(math.pi * t))
+
+    def training_step(self, batch, batch_idx: int) -> None:
+        opt = self.optimizers()
+        opt.zero_grad()
+        beta = self._beta(batch_idx / max(1, self.cfg.steps))
+        total = 0.0
+        for i, task in enumerate(self.tasks):
+            start = time.perf_counter()
+            x = task.inputs.sample(self.cfg.batch_size, self.streams[i]).to(self.device)
+            with torch.no_grad():
+                target = task.reference(x)
+            loss = relative_error(task.quant(x), target, self.cfg.loss, task.activation)
+            total += float(loss.detach())
+            if task.quant.alpha is not None and beta is not None:
+                reg = task.quant.rounding_regularizer(beta) / task.quant.alpha.numel()
+                loss = loss + self.cfg.reg_weight * reg
+            self.manual_backward(loss)
+            self.wall_s[i] += time.perf_counter() - start
+        opt.step()
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        self.log("layerwise/loss", total / len(self.tasks), prog_bar=True)
+
+
+@torch.no_grad()
+def held_out_error(task: LayerTask, x: torch.Tensor, loss: str) -> float:
+    return float(relative_error(task.quant(x), task.reference(x), loss, task.activation))
+
+
+def run_bucket(
+    tasks: list[LayerTask], cfg: LayerwiseConfig, trainer: pl.Trainer, rounding: str, learn_weight_scale: bool,
+    learn_input_scale: bool,
+) -> list[LayerResult]:  # fmt: skip
+    """Reconstruct each layer of the bucket; layers that end worse than round-to-nearest are put back."""
+    held = [t.inputs.sample(cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
+    metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
+    rtn = [held_out_error(t, x, metric) for t, x in zip(tasks, held, strict=True)]
+    real_rtn = [held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None for t in tasks]
+    initial = [{k: v.clone() for k, v in t.quant.state_dict().items()} for t in tasks]
+    with torch.no_grad():
+        output_std = [float(t.reference(x).std()) for t, x in zip(tasks, held, strict=True)]
+    for t in tasks:
+        t.quant.make_trainable(rounding, learn_weight_scale, learn_input_scale)
+    module = ReconstructionModule(tasks, cfg, output_std)
+    if cfg.steps > 0:
+        trainer.fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
+    results = []
+    for i, (t, x) in enumerate(zip(tasks, held, strict=True)):
+        t.quant.harden()
+        t.quant.cpu()
+        error = held_out_error(t, x, metric)
+        reverted = cfg.keep_better and error > rtn[i]
+        if reverted:
+            t.quant.load_state_dict(initial[i])
+            error = rtn[i]
+        real = held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None
+        results.append(LayerResult(t.name, rtn[i], error, real_rtn[i], real, reverted, module.wall_s[i]))
+    return results
