@@ -8,7 +8,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from lwcompress.evaluate import evaluate, size_bits
 from lwcompress.loggers import build_loggers, finish
 from lwcompress.models import build_model, save_checkpoint
 from lwcompress.pretrain import PretrainModule
-from lwcompress.report import table, write_layers_csv
+from lwcompress.report import layer_rows, plot_layer_errors, table, write_csv
 from lwcompress.schema import CompressJob, PretrainJob, TrainerConfig
 
 
@@ -114,7 +114,11 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
 
 
 def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any]:
-    """The main job: FP model -> compress -> evaluate both; summary.json, layers.csv, compressed.pt, a table."""
+    """The main job: FP model -> compress -> evaluate; summary.json, layers.csv, layers.png, compressed.pt, a table.
+
+    With a learned compressor its round-to-nearest start is evaluated beside it (`rtn_top1`), so every run
+    shows what the layer-wise runs bought.
+    """
     setup_process(job.seed, job.threads)
     dm = build_data(job.data)
     model, model_meta = build_model(job.model, dm.num_classes, dm.in_channels)
@@ -123,47 +127,63 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
     loggers = build_loggers(job.logger, out_dir, f"{job.model.name}-{job.compressor.name}", config)
     trainer = make_trainer(job.trainer, loggers)
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
-    eval_start = time.perf_counter()
-    fp_top1 = evaluate(model, loader, trainer, "fp/", job.eval_split) if job.eval_fp else None
-    fp_eval_s = time.perf_counter() - eval_start
-
-    compressed = compress(
-        model,
-        job.compressor,
-        dm.normalization,
-        (dm.in_channels, dm.image_size, dm.image_size),
-        job.preconditioner.name,
-    )
-    eval_start = time.perf_counter()
-    top1 = evaluate(compressed.model, loader, trainer, "", job.eval_split)
-    eval_wall_s = time.perf_counter() - eval_start
-
     summary: dict[str, Any] = {
         "model": job.model.name,
         "data": job.data.name,
         "compressor": job.compressor.name,
+        "generator": job.generator.name if job.compressor.learned else None,
         "wbits": job.compressor.wbits,
         "abits": job.compressor.abits,
         "eval_split": job.eval_split,
-        "fp_top1": fp_top1,
-        "top1": top1,
-        "size_bits": compressed.size_bits(),
         "fp_size_bits": size_bits(model),
-        "compress_wall_s": compressed.wall_s,
-        "eval_wall_s": eval_wall_s,
-        "fp_eval_wall_s": fp_eval_s,
-        "command": command,
-        "config": config,
     }
+    if job.eval_fp:
+        summary["fp_top1"], summary["fp_eval_wall_s"] = _timed(evaluate, model, loader, trainer, "fp/", job.eval_split)
+    else:
+        summary["fp_top1"] = None
+    input_shape = (dm.in_channels, dm.image_size, dm.image_size)
+    if job.compressor.learned and job.eval_rtn:
+        rtn = compress(
+            model, replace(job.compressor, name="rtn"), dm.normalization, input_shape, job.preconditioner.name
+        )
+        summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
+        summary["rtn_wall_s"] = rtn.wall_s
+
+    needs_real = job.compressor.learned and (job.generator.name == "real" or job.real_diagnostics)
+    real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
+    compressed = compress(
+        model, job.compressor, dm.normalization, input_shape, job.preconditioner.name, job.generator, job.layerwise,
+        real_images, lambda: make_layer_trainer(job.trainer), out_dir / "layers",
+    )  # fmt: skip
+    summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
+    summary.update(size_bits=compressed.size_bits(), compress_wall_s=compressed.wall_s, command=command, config=config)
+
+    rows = layer_rows(compressed.layers, compressed.results)
     for lg in loggers:
-        lg.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float) and v is not None})
-    write_layers_csv(out_dir / "layers.csv", compressed.layers)
+        lg.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+        for step, row in enumerate(rows):
+            lg.log_metrics({f"layer/{k}": v for k, v in row.items() if isinstance(v, float)}, step=step)
+    write_csv(out_dir / "layers.csv", rows)
+    if compressed.results:
+        plot_layer_errors(out_dir / "layers.png", compressed.results, f"{job.model.name} W{job.compressor.wbits}"
+                          f"A{job.compressor.abits or 32}, generator={job.generator.name}")  # fmt: skip
     if job.save_model:
         summary["checkpoint"] = str(compressed.save(out_dir / "compressed.pt", {"model": job.model.name}))
     io.write_json(out_dir / "summary.json", summary)
     finish(loggers)
     print_summary(summary, job)
     return summary
+
+
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return fn(*args), time.perf_counter() - start
+
+
+def make_layer_trainer(cfg: TrainerConfig) -> pl.Trainer:
+    """A Trainer for one bucket of layer runs: the job's device, nothing else (no logs, checkpoints, bars)."""
+    return pl.Trainer(accelerator=cfg.accelerator, devices=1, precision=cfg.precision, max_epochs=1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
 
 
 def check_normalization(meta: dict[str, Any], expected: dict[str, list[float]], weights: str | None) -> None:
@@ -176,22 +196,21 @@ def check_normalization(meta: dict[str, Any], expected: dict[str, list[float]], 
 
 
 def print_summary(s: dict[str, Any], job: CompressJob) -> None:
+    """The closing table: FP, round-to-nearest and the chosen compressor side by side, with their wall times."""
     c = job.compressor
-    abits = c.abits if c.abits is not None else 32
+    bits = f"W{c.wbits}A{c.abits if c.abits is not None else 32}"
     fp = s["fp_top1"]
+    kib = s["size_bits"] / 8 / 1024
+
+    def delta(top1: float) -> float | str:
+        return top1 - fp if fp is not None else "-"
+
     rows = []
     if fp is not None:
-        rows.append(["FP32", fp, 0.0, s["fp_size_bits"] / 8 / 1024, "-", s["fp_eval_wall_s"]])
-    delta = s["top1"] - fp if fp is not None else float("nan")
-    rows.append(
-        [
-            f"{c.name} W{c.wbits}A{abits}",
-            s["top1"],
-            delta,
-            s["size_bits"] / 8 / 1024,
-            f"{s['compress_wall_s']:.2f}",
-            s["eval_wall_s"],
-        ]
-    )
+        rows.append(["FP32", fp, 0.0, s["fp_size_bits"] / 8 / 1024, "-"])
+    if "rtn_top1" in s:
+        rows.append([f"rtn {bits}", s["rtn_top1"], delta(s["rtn_top1"]), kib, f"{s['rtn_wall_s']:.2f}"])
+    name = f"{c.name} {bits}" + (f" ({job.generator.name})" if c.learned else "")
+    rows.append([name, s["top1"], delta(s["top1"]), kib, f"{s['compress_wall_s']:.2f}"])
     print(f"\n{job.model.name} on {job.data.name} ({s['eval_split']} split), preconditioner {job.preconditioner.name}")
-    print(table(["method", "top1 %", "delta", "size KiB", "compress s", "eval s"], rows))
+    print(table(["method", "top1 %", "delta", "size KiB", "compress s"], rows))

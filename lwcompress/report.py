@@ -6,11 +6,13 @@ import csv
 import io as _io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from lwcompress import io
 from lwcompress.compress import LayerRecord
+from lwcompress.layerwise import LayerResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -26,16 +28,52 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
-def write_layers_csv(path: str | Path, records: list[LayerRecord]) -> Path:
-    """One row per compressed layer: name, kind, shape, params, bits and the input range used."""
+def layer_rows(records: list[LayerRecord], results: list[LayerResult]) -> list[dict[str, Any]]:
+    """One row per compressed layer: what was done to it (shape, bits, input grid) and, for learned compressors,
+    its relative output error before/after the layer run on synthetic and on real inputs, and its wall time."""
+    by_name = {r.name: r for r in results}
+    rows = []
+    for rec in records:
+        row = asdict(rec)
+        row["shape"] = "x".join(str(s) for s in rec.shape)
+        if rec.name in by_name:
+            row.update({k: v for k, v in asdict(by_name[rec.name]).items() if k != "name"})
+        rows.append(row)
+    return rows
+
+
+def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     buf = _io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[f.name for f in fields(LayerRecord)])
+    writer = csv.DictWriter(buf, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
     writer.writeheader()
-    for r in records:
-        row = asdict(r)
-        row["shape"] = "x".join(str(s) for s in r.shape)
-        writer.writerow(row)
+    writer.writerows(rows)
     return io.write_text(path, buf.getvalue())
+
+
+def plot_layer_errors(path: str | Path, results: list[LayerResult], title: str) -> Path:
+    """Relative output error per layer, round-to-nearest vs layer-wise (and on real activations when known)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = range(len(results))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(results)), 4))
+    ax.plot(x, [r.rtn_error for r in results], "o-", label="RTN (synthetic)", color="tab:red")
+    ax.plot(x, [r.error for r in results], "o-", label="layer-wise (synthetic)", color="tab:blue")
+    if all(r.real_error is not None for r in results):
+        ax.plot(x, [r.real_rtn_error for r in results], "x--", label="RTN (real)", color="tab:red", alpha=0.6)
+        ax.plot(x, [r.real_error for r in results], "x--", label="layer-wise (real)", color="tab:blue", alpha=0.6)
+    ax.set_yscale("log")
+    ax.set_xticks(list(x), [r.name for r in results], rotation=90, fontsize=7)
+    ax.set_ylabel("MSE / Var(target)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(tmp.replace(path))
 
 
 def collect_summaries(root: str | Path) -> list[dict]:

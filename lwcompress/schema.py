@@ -17,6 +17,8 @@ from lwcompress.compress.config import QuantConfig
 from lwcompress.data import DataConfig
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
+from lwcompress.generate import GeneratorConfig
+from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig
 from lwcompress.pretrain import PretrainConfig
 
@@ -36,30 +38,6 @@ class PreconditionerConfig:
     conv before it (what a deployed integer model does); none keeps BN in float after the quantized conv."""
 
     name: str = choice("bn_fold", "bn_fold", "none")
-
-    def __post_init__(self) -> None:
-        check(self)
-
-
-@dataclass
-class GeneratorConfig:
-    """Source of layer-wise data. `none`: closed-form compressors (rtn) need no data."""
-
-    name: str = choice("none", "none")
-
-    def __post_init__(self) -> None:
-        check(self)
-
-
-@dataclass
-class LayerwiseConfig:
-    """Settings of the per-layer reconstruction runs (used by the layer-wise compressors)."""
-
-    steps: int = bounded(300, 0)
-    batch_size: int = bounded(32, 1)
-    spatial_size: int = bounded(8, 1)
-    lr: float = bounded(1e-3, 0.0)
-    loss: str = choice("mse", "mse", "mse_post_act", "mse_normalized")
 
     def __post_init__(self) -> None:
         check(self)
@@ -116,6 +94,8 @@ class CompressJob:
     threads: int = bounded(0, 0)  # torch intra-op threads; 0 = one per available core
     eval_split: str = choice("test", "test", "val")
     eval_fp: bool = True
+    eval_rtn: bool = True  # with a learned compressor, also evaluate its round-to-nearest start
+    real_diagnostics: bool = True  # per-layer errors on real activations (diagnostic; never trained on)
     save_model: bool = True
 
     def __post_init__(self) -> None:

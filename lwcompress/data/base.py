@@ -82,8 +82,14 @@ class ImageClassificationData(pl.LightningDataModule):
         n = len(self.train_full)
         val_size = min(self.cfg.val_size, n // 5)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.cfg.seed)).tolist()
-        self.val = Subset(self.train_full if eval_view is None else eval_view, perm[:val_size])
+        self.eval_view = self.train_full if eval_view is None else eval_view
+        self.val = Subset(self.eval_view, perm[:val_size])
         self.train = Subset(self.train_full, perm[val_size:])
+
+    def train_images(self, n: int) -> torch.Tensor:
+        """`n` training images (a seeded random subset, disjoint from val) under evaluation transforms: real
+        data for generator=real and for per-layer diagnostics."""
+        return torch.stack([self.eval_view[i][0] for i in self.train.indices[:n]])
 
     def _loader(self, ds: Dataset, train: bool) -> DataLoader:
         return DataLoader(

@@ -23,7 +23,7 @@ class LayerwiseConfig:
     steps: int = bounded(300, 0)
     batch_size: int = bounded(32, 1)
     spatial_size: int = bounded(8, 1)
-    lr: float = bounded(1e-2, 0.0)
+    lr: float = bounded(3e-2, 0.0)
     lr_scaled: float = bounded(1e-2, 0.0)
     schedule: str = choice("cosine", "cosine", "constant")
     loss: str = choice("mse", "mse", "mse_post_act", "mse_channel")

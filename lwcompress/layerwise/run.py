@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -154,7 +155,10 @@ def run_bucket(
         t.quant.make_trainable(rounding, learn_weight_scale, learn_input_scale)
     module = ReconstructionModule(tasks, cfg, output_std)
     if cfg.steps > 0:
-        trainer.fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
+        with warnings.catch_warnings():
+            # The frozen references and the inputs' path modules stay in eval mode on purpose.
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+            trainer.fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
     results = []
     for i, (t, x) in enumerate(zip(tasks, held, strict=True)):
         t.quant.harden()

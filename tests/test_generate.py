@@ -1,0 +1,127 @@
+"""Layer-input generators: the statistics the paper's input model promises, seeded streams, captured pools."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lwcompress.generate import GenerationContext, GeneratorConfig, build_inputs, layer_stream
+from lwcompress.graph import analyze
+
+from .test_compress import HandSet, calibrated, images
+
+
+def relu_moments(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance of max(0, X) for X ~ N(mu, sigma^2)."""
+    a = mu / sigma
+    pdf = torch.exp(-0.5 * a**2) / math.sqrt(2 * math.pi)
+    cdf = 0.5 * (1 + torch.erf(a / math.sqrt(2)))
+    mean = mu * cdf + sigma * pdf
+    second = (mu**2 + sigma**2) * cdf + mu * sigma * pdf
+    return mean, second - mean**2
+
+
+def handset_inputs(name: str, spatial: int = 8):
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    ctx = GenerationContext((1, 8, 8), spatial)
+    return model, layers, build_inputs(model, layers, GeneratorConfig(name=name), ctx)
+
+
+def test_bn_gaussian_first_layer_is_standard_normal() -> None:
+    _, _, inputs = handset_inputs("bn_gaussian")
+    x = inputs["conv1"].sample(4000, layer_stream(0, 0))
+    assert x.shape == (4000, 1, 8, 8)
+    assert abs(float(x.mean())) < 0.01 and abs(float(x.std()) - 1) < 0.01
+
+
+def test_bn_gaussian_statistics_after_relu() -> None:
+    model, _, inputs = handset_inputs("bn_gaussian")
+    x = inputs["conv2"].sample(4000, layer_stream(0, 1))
+    mean, var = relu_moments(model.bn1.bias.detach(), model.bn1.weight.detach().abs())
+    assert torch.allclose(x.mean((0, 2, 3)), mean, rtol=0.02)
+    assert torch.allclose(x.var((0, 2, 3)), var, rtol=0.03)
+
+
+def test_bn_gaussian_through_residual_relu6_and_global_pool() -> None:
+    """fc's input is avgpool(relu6(bn2 + relu(bn1))): sampled at the true spatial size, with the statistics of
+    that expression under independent N(beta, gamma^2) BN outputs."""
+    model, layers, inputs = handset_inputs("bn_gaussian", spatial=2)
+    fc = next(i for i in layers if i.name == "fc")
+    assert fc.ops[:3] == ["relu", "add", "relu6"] and {s.name for s in fc.sources} == {"bn1", "bn2"}
+    gen = layer_stream(0, 2)
+    x = inputs["fc"].sample(20000, gen)
+    assert x.shape == (20000, 2)
+    # Reference: the same expression sampled directly, per element of an 8x8 map, then averaged.
+    g = torch.Generator().manual_seed(1)
+    b1, g1 = model.bn1.bias.detach(), model.bn1.weight.detach()
+    b2, g2 = model.bn2.bias.detach(), model.bn2.weight.detach()
+    shape = (20000, 2, 8, 8)
+    v = lambda b, s: b.view(1, 2, 1, 1) + s.view(1, 2, 1, 1) * torch.randn(shape, generator=g)  # noqa: E731
+    ref = torch.clamp(v(b2, g2) + torch.relu(v(b1, g1)), 0, 6).mean((2, 3))
+    assert torch.allclose(x.mean(0), ref.mean(0), rtol=0.01)
+    assert torch.allclose(x.std(0), ref.std(0), rtol=0.05)
+
+
+def test_same_seed_same_samples_and_layers_get_different_streams() -> None:
+    _, _, inputs = handset_inputs("bn_gaussian")
+    a = inputs["conv2"].sample(8, layer_stream(3, 1))
+    b = inputs["conv2"].sample(8, layer_stream(3, 1))
+    assert torch.equal(a, b)
+    c = inputs["conv2"].sample(8, layer_stream(3, 2))
+    d = inputs["conv2"].sample(8, layer_stream(4, 1))
+    assert not torch.equal(a, c) and not torch.equal(a, d)
+
+
+def test_crops_for_convs() -> None:
+    model = calibrated("resnet8_tiny")
+    layers = analyze(model, torch.zeros(1, 1, 28, 28))
+    inputs = build_inputs(model, layers, GeneratorConfig(), GenerationContext((1, 28, 28), 6))
+    for info in layers[:-1]:
+        x = inputs[info.name].sample(2, layer_stream(0, 0))
+        assert x.shape[-1] == min(6, info.input_shape[-1]), info.name
+    assert inputs["fc"].sample(2, layer_stream(0, 0)).shape == (2, 16)
+
+
+def test_propagated_bn_outputs_have_the_paper_statistics() -> None:
+    """With batch-statistics BN every BN output has mean beta and std |gamma| per channel exactly."""
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    inputs = build_inputs(model, layers, GeneratorConfig(name="propagated", num_images=512, chunk=512),
+                          GenerationContext((1, 8, 8), 8))  # fmt: skip
+    x = inputs["conv2"].data  # relu(bn1 output), bn1 normalized by the batch's own statistics
+    mean, _ = relu_moments(model.bn1.bias.detach(), model.bn1.weight.detach().abs())
+    assert x.shape == (512, 2, 8, 8)
+    assert torch.allclose(x.mean((0, 2, 3)), mean, rtol=0.15)  # not Gaussian, but the same first moments
+
+
+def test_real_pool_is_the_true_layer_input() -> None:
+    model = calibrated("resnet8_tiny")
+    layers = analyze(model, torch.zeros(1, 1, 28, 28))
+    imgs = images(16)
+    inputs = build_inputs(
+        model, layers, GeneratorConfig(name="real", num_images=16), GenerationContext((1, 28, 28), 28, imgs)
+    )
+    seen = {}
+    handle = model.layers[1].conv1.register_forward_pre_hook(lambda m, a: seen.setdefault("x", a[0]))
+    model(imgs)
+    handle.remove()
+    assert torch.equal(inputs["layers.1.conv1"].data, seen["x"])
+
+
+def test_gaussian_is_standard_normal_everywhere() -> None:
+    _, _, inputs = handset_inputs("gaussian")
+    x = inputs["fc"].sample(1000, layer_stream(0, 0))
+    assert x.shape == (1000, 2) and abs(float(x.std()) - 1) < 0.1
+
+
+def test_bn_gaussian_refuses_sources_without_bn() -> None:
+    from lwcompress.errors import UserError
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3)).eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    with pytest.raises(UserError, match="no BatchNorm statistics; use generator=propagated"):
+        build_inputs(model, layers, GeneratorConfig(), GenerationContext((1, 8, 8), 8))

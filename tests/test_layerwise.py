@@ -1,0 +1,145 @@
+"""Layer-wise reconstruction runs: the loss falls, bad layers are put back, buckets and ranks, resume."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lwcompress.api import compress
+from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, reconstruct
+from lwcompress.layerwise.run import ReconstructionModule, relative_error
+from lwcompress.layerwise.schedule import assign, buckets
+
+from .test_compress import NORM, calibrated, images
+
+
+class Correlated:
+    """ReLU of channel-mixed Gaussian noise: inputs whose correlations a learned rounding can exploit."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.mix = torch.randn(shape[0], shape[0], generator=torch.Generator().manual_seed(0))
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn((n, *self.shape), generator=generator)
+        return torch.relu(torch.einsum("oc,nchw->nohw", self.mix, z) + 0.5)
+
+
+def quiet_trainer():
+    import pytorch_lightning as pl
+
+    return pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+
+
+def conv_task(index: int = 0, bits: int = 3) -> LayerTask:
+    torch.manual_seed(index)
+    conv = nn.Conv2d(8, 16, 3, padding=1)
+    return LayerTask(f"conv{index}", index, QuantLayer(copy.deepcopy(conv), bits, False, "minmax", 4, (0.0, 4.0)),
+                     conv.requires_grad_(False), Correlated((8, 6, 6)))  # fmt: skip
+
+
+@pytest.mark.parametrize("rounding", ["adaround", "ste"])
+def test_reconstruction_loss_falls_on_a_small_layer(rounding: str) -> None:
+    task = conv_task()
+    cfg = LayerwiseConfig(steps=150, batch_size=16)
+    (result,) = reconstruct([task], cfg, quiet_trainer, rounding=rounding)
+    assert not result.reverted and result.error < 0.8 * result.rtn_error
+    assert task.quant.alpha is None and not any(p.requires_grad for p in task.quant.parameters())
+    codes = task.quant.codes()  # hardened: the weight sits exactly on its grid
+    task.quant.load_codes(codes)
+    assert torch.equal(task.quant.codes(), codes)
+
+
+def test_a_layer_that_gets_worse_is_put_back() -> None:
+    task = conv_task()
+    rtn_state = copy.deepcopy(task.quant.state_dict())
+    cfg = LayerwiseConfig(steps=30, batch_size=4, lr_scaled=50.0)  # absurd lr: the run must make it worse
+    (result,) = reconstruct([task], cfg, quiet_trainer, rounding="ste")
+    assert result.reverted and result.error == result.rtn_error
+    for k, v in task.quant.state_dict().items():
+        assert torch.equal(v, rtn_state[k])
+
+
+def test_bucketed_equals_separate_runs() -> None:
+    """Layers are independent: training two in one module gives what training each alone gives."""
+    cfg = LayerwiseConfig(steps=20, batch_size=8, schedule="constant")
+    together = [conv_task(0), conv_task(1)]
+    reconstruct(together, cfg, quiet_trainer, rounding="ste")
+    apart = [conv_task(0), conv_task(1)]
+    for t in apart:
+        reconstruct([t], cfg, quiet_trainer, rounding="ste")
+    for a, b in zip(together, apart, strict=True):
+        assert torch.allclose(a.quant.layer.weight, b.quant.layer.weight, atol=1e-6)
+
+
+def test_schedule_balances_ranks_and_cuts_buckets() -> None:
+    costs = [100, 10, 10, 60, 30, 5]
+    shares = [assign(costs, 2, r) for r in range(2)]
+    assert sorted(shares[0] + shares[1]) == list(range(6))
+    loads = [sum(costs[i] for i in s) for s in shares]
+    assert abs(loads[0] - loads[1]) <= 15
+    assert buckets([0, 1, 2, 3], costs, 110) == [[0, 1], [2, 3]]
+    assert buckets([0, 1, 2], costs, 0) == [[0, 1, 2]]
+
+
+def test_resume_skips_finished_layers(tmp_path: Path) -> None:
+    fingerprint = {"a": 1}
+    cfg = LayerwiseConfig(steps=10, batch_size=4)
+    first = [conv_task(0), conv_task(1)]
+    reconstruct(first, cfg, quiet_trainer, store=LayerStore(tmp_path, fingerprint))
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["FINGERPRINT.json", "conv0.json", "conv1.json"]
+    (tmp_path / "conv1.json").unlink()  # as if killed before conv1 finished
+
+    calls = []
+
+    def counting_trainer():
+        calls.append(1)
+        return quiet_trainer()
+
+    again = [conv_task(0), conv_task(1)]
+    results = reconstruct(again, cfg, counting_trainer, store=LayerStore(tmp_path, fingerprint))
+    assert len(calls) == 1 and [r.name for r in results] == ["conv0", "conv1"]
+    assert torch.equal(again[0].quant.layer.weight, first[0].quant.layer.weight)
+    from lwcompress.errors import UserError
+
+    with pytest.raises(UserError, match="another configuration"):
+        LayerStore(tmp_path, {"a": 2})
+
+
+def test_relative_error_variants() -> None:
+    target = torch.randn(8, 4, 5, 5) * torch.tensor([1.0, 2, 3, 4]).view(1, 4, 1, 1)
+    out = target + 0.1 * torch.randn_like(target)
+    assert float(relative_error(target, target, "mse", None)) == 0
+    assert float(relative_error(out, target, "mse_channel", None)) > float(relative_error(out, target, "mse", None))
+    neg = -target.abs()
+    assert float(relative_error(neg, neg - 1, "mse_post_act", "relu")) == 0  # both clipped to zero by the ReLU
+
+
+def test_module_steps_every_layer_once_per_lightning_step() -> None:
+    tasks = [conv_task(0), conv_task(1)]
+    for t in tasks:
+        t.quant.make_trainable("ste")
+    module = ReconstructionModule(tasks, LayerwiseConfig(steps=3, batch_size=2), [1.0, 1.0])
+    trainer = quiet_trainer()
+    trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(range(3), batch_size=None))
+    assert trainer.global_step == 3 and all(w > 0 for w in module.wall_s)
+
+
+def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
+    """The whole method on a small model: the layer-wise result is closer to the FP logits than RTN."""
+    model = calibrated("resnet8_tiny")
+    x = images(64)
+    ref = model(x)
+    common = dict(wbits=4, abits=4, first_layer_wbits=None, last_layer_wbits=None)
+    rtn = compress(model, QuantConfig(**common), NORM, (1, 28, 28))
+    lw = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28),
+                  layerwise=LayerwiseConfig(steps=100, batch_size=16))  # fmt: skip
+    err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
+    assert err(lw.model) < err(rtn.model)
+    assert len(lw.results) == 10 and sum(r.error for r in lw.results) < sum(r.rtn_error for r in lw.results)
