@@ -22,10 +22,17 @@ from lwcompress import io
 from lwcompress.compress import COMPRESSORS, LayerRecord, QuantConfig, QuantLayer
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
-from lwcompress.generate import GenerationContext, GeneratorConfig, build_inputs, capture_inputs, input_ranges
+from lwcompress.generate import (
+    GenerationContext,
+    GeneratorConfig,
+    build_inputs,
+    capture_inputs,
+    input_ranges,
+    mse_ranges,
+)
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, reconstruct
-from lwcompress.precondition import precondition
+from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
 __all__ = ["CompressedModel", "compress", "load_compressed"]
 
@@ -37,7 +44,7 @@ class CompressedModel:
     model: nn.Module
     layers: list[LayerRecord]
     config: QuantConfig
-    preconditioner: str
+    preconditioner: PreconditionerConfig
     wall_s: float
     meta: dict[str, Any] = field(default_factory=dict)
     results: list[LayerResult] = field(default_factory=list)  # per-layer metrics of learned compressors
@@ -62,7 +69,7 @@ class CompressedModel:
                 **self.meta,
                 **(meta or {}),
                 "compressor": dataclasses.asdict(self.config),
-                "preconditioner": self.preconditioner,
+                "preconditioner": dataclasses.asdict(self.preconditioner),
             },
         }
         return io.torch_save(path, payload)
@@ -73,7 +80,7 @@ def compress(
     config: QuantConfig,
     normalization: dict[str, list[float]],
     input_shape: tuple[int, ...],
-    preconditioner: str = "bn_fold",
+    preconditioner: PreconditionerConfig | None = None,
     generator: GeneratorConfig | None = None,
     layerwise: LayerwiseConfig | None = None,
     real_images: torch.Tensor | None = None,
@@ -89,14 +96,23 @@ def compress(
     finished layer is saved there and a rerun resumes from them.
     """
     start = time.perf_counter()
-    model = model.eval()
+    pre = preconditioner or PreconditionerConfig()
     example = torch.zeros(1, *input_shape)
+    # Everything that reads BN statistics (ranges, generators, bias correction) reads the equalized model.
+    model = equalized(model.eval(), pre, example)
     layers = analyze(model, example)
-    ranges = input_ranges(model, layers, config.act_sigmas, normalization) if config.abits is not None else {}
-    prepared = precondition(model, preconditioner).eval()
+    ranges: dict[str, tuple[float, float] | None] = {}
+    if config.abits is not None:
+        bits = {i.name: config.bits_for(i.is_first, i.is_last)[1] or 8 for i in layers}
+        ranges = input_ranges(model, layers, {n: config.sigmas_for(b) for n, b in bits.items()}, normalization)
+        if config.act_range == "mse":
+            ranges = mse_ranges(model, layers, ranges, bits)
+    prepared = fold(model, pre).eval()
     references = {i.name: copy.deepcopy(prepared.get_submodule(i.name)).requires_grad_(False) for i in layers}
     spec = [(info.name, info.kind, info.is_first, info.is_last) for info in layers]
     records = COMPRESSORS.get(config.name)(prepared, spec, config, ranges)
+    if pre.bias_correction:
+        correct_biases(prepared, expected_inputs(model, layers, seed=generator.seed if generator else 0))
     results: list[LayerResult] = []
     if config.learned:
         generator = generator or GeneratorConfig()
@@ -110,7 +126,7 @@ def compress(
             for index, info in enumerate(layers)
         ]  # fmt: skip
         fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(generator),
-                       "layerwise": dataclasses.asdict(layerwise), "preconditioner": preconditioner,
+                       "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
                        "weights": _weights_digest(model)}  # fmt: skip
         store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
         results = reconstruct(tasks, layerwise, make_trainer or _quiet_trainer, config.rounding,
@@ -121,7 +137,7 @@ def compress(
     if not torch.isfinite(out).all():
         raise FloatingPointError("the compressed model produces non-finite outputs")
     meta = {"normalization": normalization, "input_shape": list(input_shape)}
-    return CompressedModel(prepared, records, config, preconditioner, time.perf_counter() - start, meta, results)
+    return CompressedModel(prepared, records, config, pre, time.perf_counter() - start, meta, results)
 
 
 def _grid(q: QuantLayer) -> dict[str, float | None]:
@@ -166,7 +182,12 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
     if "compressor" not in meta:
         raise UserError(f"{path} is not a compressed checkpoint (no compressor in its meta)")
     config = QuantConfig(**meta["compressor"])
-    result = compress(model, config, meta["normalization"], tuple(meta["input_shape"]), meta["preconditioner"])
+    pre = PreconditionerConfig(**meta["preconditioner"])
+    # Round-to-nearest rebuilds the structure (grids, wrappers); the stored state then overwrites it.
+    result = compress(
+        model, dataclasses.replace(config, name="rtn"), meta["normalization"], tuple(meta["input_shape"]), pre
+    )
+    result.config = config
     codes = {k.removesuffix(".weight_codes"): state.pop(k) for k in list(state) if k.endswith(".weight_codes")}
     for name, q in result.quant_layers().items():
         state[f"{name}.layer.weight"] = q.layer.weight.detach().clone()

@@ -143,16 +143,14 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
         summary["fp_top1"] = None
     input_shape = (dm.in_channels, dm.image_size, dm.image_size)
     if job.compressor.learned and job.eval_rtn:
-        rtn = compress(
-            model, replace(job.compressor, name="rtn"), dm.normalization, input_shape, job.preconditioner.name
-        )
+        rtn = compress(model, replace(job.compressor, name="rtn"), dm.normalization, input_shape, job.preconditioner)
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
 
     needs_real = job.compressor.learned and (job.generator.name == "real" or job.real_diagnostics)
     real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
     compressed = compress(
-        model, job.compressor, dm.normalization, input_shape, job.preconditioner.name, job.generator, job.layerwise,
+        model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
         real_images, lambda: make_layer_trainer(job.trainer), out_dir / "layers",
     )  # fmt: skip
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)

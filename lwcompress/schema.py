@@ -20,6 +20,7 @@ from lwcompress.fields import bounded, check, choice
 from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig
+from lwcompress.precondition import PreconditionerConfig
 from lwcompress.pretrain import PretrainConfig
 
 
@@ -30,17 +31,6 @@ class PathsConfig:
     log_dir: str = MISSING
     checkpoint_dir: str = MISSING
     output_dir: str = MISSING
-
-
-@dataclass
-class PreconditionerConfig:
-    """Function-preserving transforms applied before compression. bn_fold folds every BatchNorm into the
-    conv before it (what a deployed integer model does); none keeps BN in float after the quantized conv."""
-
-    name: str = choice("bn_fold", "bn_fold", "none")
-
-    def __post_init__(self) -> None:
-        check(self)
 
 
 @dataclass

@@ -11,9 +11,11 @@ from torch import nn
 
 from lwcompress.api import compress, load_compressed
 from lwcompress.compress import QuantConfig, QuantLayer
-from lwcompress.generate import input_ranges
+from lwcompress.generate import input_ranges, mse_ranges
+from lwcompress.generate.ranges import mse_clip
 from lwcompress.graph import analyze
 from lwcompress.models import MODELS
+from lwcompress.precondition import PreconditionerConfig
 
 NORM = {"mean": [0.5], "std": [0.25]}  # pixels in [0, 1] -> normalized [-2, 2]
 
@@ -89,6 +91,27 @@ def test_ranges_cover_the_gaussian_input_model() -> None:
         assert lo <= float(x.min()) and float(x.max()) <= hi, info.name
 
 
+def test_mse_clip_follows_the_bit_width() -> None:
+    """Few levels: clip the rare tail; many levels: keep (nearly) the whole range; never widen it."""
+    x = torch.randn(20_000, generator=torch.Generator().manual_seed(0)).relu()
+    lo2, hi2 = mse_clip(x, 0.0, 6.0, bits=2)
+    lo8, hi8 = mse_clip(x, 0.0, 6.0, bits=8)
+    assert lo2 == lo8 == 0.0
+    assert 0.6 < hi2 < 2.5  # a 2-bit grid over a half-normal wants about 1.5 sigma
+    assert hi2 < hi8 <= 6.0 and hi8 > 3.0
+
+
+def test_mse_ranges_shrink_bn_fed_layers_and_keep_the_image_range() -> None:
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    wide = input_ranges(model, layers, sigmas=6.0, normalization=NORM)
+    tight = mse_ranges(model, layers, wide, {i.name: 3 for i in layers})
+    assert tight["conv1"] == wide["conv1"]  # the pixel range is exact: nothing to calibrate
+    for name in ("conv2", "fc"):
+        assert tight[name][0] == 0.0 and 0 < tight[name][1] < wide[name][1]
+    assert mse_ranges(model, layers, wide, {i.name: None for i in layers}) == wide
+
+
 def test_compress_keeps_input_model_and_is_close_at_8_bits(tmp_path: Path) -> None:
     model = calibrated("resnet8_tiny")
     before = copy.deepcopy(model.state_dict())
@@ -118,10 +141,17 @@ def test_lower_bits_mean_larger_error() -> None:
     assert errs[0] < errs[1] < errs[2]
 
 
-@pytest.mark.parametrize("preconditioner", ["bn_fold", "none"])
+PRESETS = {
+    "bn_fold": PreconditionerConfig(),
+    "none": PreconditionerConfig("none", fold_bn=False),
+    "cle_bias_correction": PreconditionerConfig("cle", cle=True, relu6_to_relu=True, bias_correction=True),
+}
+
+
+@pytest.mark.parametrize("preconditioner", list(PRESETS))
 def test_save_and_load_compressed_round_trip(tmp_path: Path, preconditioner: str) -> None:
     model = calibrated("mobilenetv2_tiny")
-    result = compress(model, QuantConfig(wbits=4, abits=6), NORM, (1, 28, 28), preconditioner)
+    result = compress(model, QuantConfig(wbits=4, abits=6), NORM, (1, 28, 28), PRESETS[preconditioner])
     path = result.save(tmp_path / "c.pt", {"model": "mobilenetv2_tiny"})
     state = torch.load(path, weights_only=True)["state_dict"]
     codes = [v for k, v in state.items() if k.endswith("weight_codes")]

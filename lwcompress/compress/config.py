@@ -15,8 +15,11 @@ class QuantConfig:
     image) and the last layer (the classifier) get their own widths, as is usual in the literature;
     None means "same as the rest".
     Activation ranges are set data-free from BatchNorm statistics: each BN output is taken to lie in
-    beta +- act_sigmas * |gamma| per channel, and that interval is pushed through the elementwise path
-    (ReLU, residual adds, pooling) to the layer's input.
+    beta +- k * |gamma| per channel (k = `act_sigmas`; None: k = min(4, 1 + bits / 2), chosen on the
+    validation split: fewer levels want a tighter clip, see experiments/results/act_range.md), and that
+    interval is pushed through the elementwise path (ReLU, residual adds, pooling) to the layer's input.
+    `act_range=mse` then clips each interval for the layer's input bit width by the squared quantization error
+    of samples of that same BN-Gaussian model (measured worse than the sigma rule: the real tails are heavier).
 
     name: "rtn" rounds to nearest and stops; "quant" starts there and then trains every layer on layer-wise
     data: its rounding ("adaround": learned up/down per weight; "ste": latent weights through a
@@ -32,7 +35,8 @@ class QuantConfig:
     first_layer_abits: int | None = bounded(8, 2, 8, optional=True)
     last_layer_wbits: int | None = bounded(8, 2, 8, optional=True)
     last_layer_abits: int | None = bounded(8, 2, 8, optional=True)
-    act_sigmas: float = bounded(6.0, 0.5, 100.0)
+    act_sigmas: float | None = bounded(None, 0.5, 100.0, optional=True)
+    act_range: str = choice("sigmas", "sigmas", "mse")
     rounding: str = choice("adaround", "adaround", "ste")
     learn_weight_scale: bool = True
     learn_input_scale: bool = False
@@ -44,6 +48,10 @@ class QuantConfig:
     def learned(self) -> bool:
         """Whether layer-wise runs follow the round-to-nearest start."""
         return self.name != "rtn"
+
+    def sigmas_for(self, abits: int) -> float:
+        """The BN-statistics range half-width, in sigmas, of a layer input quantized to `abits` bits."""
+        return self.act_sigmas if self.act_sigmas is not None else min(4.0, 1.0 + abits / 2)
 
     def bits_for(self, is_first: bool, is_last: bool) -> tuple[int, int | None]:
         """(weight bits, input bits) of one layer under the first/last-layer policy."""

@@ -3,7 +3,7 @@
 from lwcompress.generate.capture import capture_inputs
 from lwcompress.generate.generators import GENERATORS, GenerationContext, GeneratorConfig, build_inputs
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, layer_stream, sample_shapes
-from lwcompress.generate.ranges import input_ranges
+from lwcompress.generate.ranges import input_ranges, mse_ranges
 
 __all__ = [
     "GENERATORS",
@@ -15,6 +15,7 @@ __all__ = [
     "build_inputs",
     "capture_inputs",
     "input_ranges",
+    "mse_ranges",
     "layer_stream",
     "sample_shapes",
 ]

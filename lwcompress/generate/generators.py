@@ -19,7 +19,7 @@ from torch import nn
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, layer_stream, sample_shapes
+from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo
 from lwcompress.registry import Registry
 
@@ -51,18 +51,17 @@ Builder = Callable[[nn.Module, list[LayerInfo], GeneratorConfig, GenerationConte
 GENERATORS: Registry[Builder] = Registry("generator")
 
 
-def _gaussian_params(model: nn.Module, info: LayerInfo) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def gaussian_params(model: nn.Module, info: LayerInfo) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Per-source (mean, std) per channel under the paper's model: BN outputs N(beta, gamma^2), the image N(0, 1)."""
     means, stds = [], []
     for src in info.sources:
         if src.kind == "input":
             means.append(torch.zeros(src.channels))
             stds.append(torch.ones(src.channels))
         elif src.kind == "bn":
-            bn = model.get_submodule(src.name)
-            gamma = bn.weight.detach() if bn.affine else torch.ones(bn.num_features)
-            beta = bn.bias.detach() if bn.affine else torch.zeros(bn.num_features)
-            means.append(beta.clone())
-            stds.append(gamma.abs().clone())
+            beta, std = bn_moments(model.get_submodule(src.name))
+            means.append(beta)
+            stds.append(std)
         else:
             raise UserError(
                 f"generator=bn_gaussian: the input of layer {info.name} comes from {src.name}, which has no "
@@ -75,7 +74,7 @@ def _gaussian_params(model: nn.Module, info: LayerInfo) -> tuple[list[torch.Tens
 def bn_gaussian(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
     out: dict[str, LayerInputs] = {}
     for info in layers:
-        means, stds = _gaussian_params(model, info)
+        means, stds = gaussian_params(model, info)
         out[info.name] = GaussianSources(info, means, stds, sample_shapes(info, ctx.spatial_size))
     return out
 

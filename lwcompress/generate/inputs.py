@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from lwcompress.graph import LayerInfo
 
@@ -60,6 +61,13 @@ class Pool:
         top = int(torch.randint(0, h - self.crop + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - self.crop + 1, (1,), generator=generator))
         return x[..., top : top + self.crop, left : left + self.crop]
+
+
+def bn_moments(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """(beta, |gamma|) of a BatchNorm: the mean and std per channel of its output under the paper's model."""
+    if not bn.affine:
+        return torch.zeros(bn.num_features), torch.ones(bn.num_features)
+    return bn.bias.detach().clone(), bn.weight.detach().abs()
 
 
 def sample_shapes(info: LayerInfo, spatial_size: int) -> list[tuple[int, ...]]:

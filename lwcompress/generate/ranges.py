@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lwcompress.compress.quantizer import affine_params, fake_quant, qrange
+from lwcompress.generate.inputs import GaussianSources, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo, Source
 
 
@@ -23,10 +25,8 @@ def _source_bounds(
         return input_bounds
     if src.kind != "bn":
         return None
-    bn = model.get_submodule(src.name)
-    gamma = bn.weight.detach() if bn.affine else torch.ones(bn.num_features)
-    beta = bn.bias.detach() if bn.affine else torch.zeros(bn.num_features)
-    return beta - sigmas * gamma.abs(), beta + sigmas * gamma.abs()
+    beta, std = bn_moments(model.get_submodule(src.name))
+    return beta - sigmas * std, beta + sigmas * std
 
 
 def _filled(bound: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -38,7 +38,7 @@ def _filled(bound: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 def input_ranges(
     model: nn.Module,
     layers: list[LayerInfo],
-    sigmas: float,
+    sigmas: float | dict[str, float],
     normalization: dict[str, list[float]],
 ) -> dict[str, tuple[float, float] | None]:
     """Per-tensor (lo, hi) of each layer's input; None where a source has no BatchNorm statistics.
@@ -50,7 +50,8 @@ def input_ranges(
     input_bounds = ((0 - mean) / std, (1 - mean) / std)
     ranges: dict[str, tuple[float, float] | None] = {}
     for info in layers:
-        bounds = [_source_bounds(model, s, input_bounds, sigmas) for s in info.sources]
+        k = sigmas[info.name] if isinstance(sigmas, dict) else sigmas
+        bounds = [_source_bounds(model, s, input_bounds, k) for s in info.sources]
         if any(b is None for b in bounds) or any(s.shape is None for s in info.sources):
             ranges[info.name] = None
             continue
@@ -58,3 +59,45 @@ def input_ranges(
         hi = info.path(*[_filled(b[1], s.shape) for b, s in zip(bounds, info.sources, strict=True)])
         ranges[info.name] = (float(lo.min()), float(hi.max()))
     return ranges
+
+
+@torch.no_grad()
+def mse_clip(samples: torch.Tensor, lo: float, hi: float, bits: int, grid: int = 60) -> tuple[float, float]:
+    """Shrink [lo, hi] by the factor in [0.1, 1] that minimizes the squared quantization error of `samples`.
+
+    A low-bit grid spread over a rare tail wastes levels on values that almost never occur; the best clip
+    depends on the bit width, which a fixed number of sigmas cannot follow.
+    """
+    lo_t, hi_t = torch.tensor(lo), torch.tensor(hi)
+    qmin, qmax = qrange(bits, False)
+    best, best_err = (lo, hi), float("inf")
+    for ratio in torch.linspace(1.0, 0.1, grid).tolist():
+        scale, zero = affine_params(lo_t * ratio, hi_t * ratio, bits, False)
+        err = float((fake_quant(samples, scale, zero, qmin, qmax) - samples).pow(2).mean())
+        if err < best_err:
+            best, best_err = (lo * ratio, hi * ratio), err
+    return best
+
+
+@torch.no_grad()
+def mse_ranges(
+    model: nn.Module,
+    layers: list[LayerInfo],
+    ranges: dict[str, tuple[float, float] | None],
+    bits: dict[str, int | None],
+    num_samples: int = 64,
+    spatial_size: int = 8,
+    seed: int = 0,
+) -> dict[str, tuple[float, float] | None]:
+    """`ranges` with each BN-fed layer's interval clipped for its input bit width (`bits[name]`) by `mse_clip`
+    on samples of the BN-Gaussian input model. Layers fed by the image or by sources without statistics keep
+    their interval: the pixel range is exact, and there is nothing data-free to calibrate the rest on."""
+    out = dict(ranges)
+    for index, info in enumerate(layers):
+        rng, b = ranges.get(info.name), bits.get(info.name)
+        if rng is None or b is None or any(s.kind != "bn" for s in info.sources):
+            continue
+        means, stds = zip(*(bn_moments(model.get_submodule(s.name)) for s in info.sources), strict=True)
+        sources = GaussianSources(info, means, stds, sample_shapes(info, spatial_size))
+        out[info.name] = mse_clip(sources.sample(num_samples, layer_stream(seed, index)), *rng, b)
+    return out
