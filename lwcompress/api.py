@@ -120,9 +120,10 @@ def compress(
         ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images)
         inputs = build_inputs(model, layers, generator, ctx)
         real = _diagnostic_inputs(model, layers, real_images, generator)
+        train_all = layerwise.train_input_layers or generator.name == "real"
         tasks = [
             LayerTask(info.name, index, prepared.get_submodule(info.name), references[info.name], inputs[info.name],
-                      info.activation, real.get(info.name))
+                      info.activation, real.get(info.name), train=train_all or not _fed_by_image(info))
             for index, info in enumerate(layers)
         ]  # fmt: skip
         fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(generator),
@@ -143,6 +144,10 @@ def compress(
 def _grid(q: QuantLayer) -> dict[str, float | None]:
     lo, hi = q.input_range or (None, None)
     return {"input_lo": lo, "input_hi": hi}
+
+
+def _fed_by_image(info: LayerInfo) -> bool:
+    return any(s.kind == "input" for s in info.sources)
 
 
 def _weights_digest(model: nn.Module) -> str:

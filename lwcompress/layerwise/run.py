@@ -38,6 +38,7 @@ class LayerTask:
     inputs: LayerInputs
     activation: str | None = None  # applied to output and target for loss=mse_post_act
     real_inputs: torch.Tensor | None = None  # held-out real layer inputs, for diagnostics only
+    train: bool = True  # False: keep round-to-nearest, only measure
 
     @property
     def params(self) -> int:
@@ -151,14 +152,16 @@ def run_bucket(
     initial = [{k: v.clone() for k, v in t.quant.state_dict().items()} for t in tasks]
     with torch.no_grad():
         output_std = [float(t.reference(x).std()) for t, x in zip(tasks, held, strict=True)]
-    for t in tasks:
-        t.quant.make_trainable(rounding, learn_weight_scale, learn_input_scale)
-    module = ReconstructionModule(tasks, cfg, output_std)
-    if cfg.steps > 0:
+    trained = [i for i, t in enumerate(tasks) if t.train]
+    for i in trained:
+        tasks[i].quant.make_trainable(rounding, learn_weight_scale, learn_input_scale)
+    module = ReconstructionModule([tasks[i] for i in trained], cfg, [output_std[i] for i in trained])
+    if cfg.steps > 0 and trained:
         with warnings.catch_warnings():
             # The frozen references and the inputs' path modules stay in eval mode on purpose.
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
             trainer.fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
+    wall_s = dict(zip(trained, module.wall_s, strict=True))
     results = []
     for i, (t, x) in enumerate(zip(tasks, held, strict=True)):
         t.quant.harden()
@@ -169,5 +172,5 @@ def run_bucket(
             t.quant.load_state_dict(initial[i])
             error = rtn[i]
         real = held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None
-        results.append(LayerResult(t.name, rtn[i], error, real_rtn[i], real, reverted, module.wall_s[i]))
+        results.append(LayerResult(t.name, rtn[i], error, real_rtn[i], real, reverted, wall_s.get(i, 0.0)))
     return results
