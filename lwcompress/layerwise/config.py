@@ -36,6 +36,7 @@ class LayerwiseConfig:
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
     keep_better: bool = True
     train_input_layers: bool = False  # see below
+    train_bias: bool = True
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
     seed: int = 0
 

@@ -154,7 +154,7 @@ def run_bucket(
         output_std = [float(t.reference(x).std()) for t, x in zip(tasks, held, strict=True)]
     trained = [i for i, t in enumerate(tasks) if t.train]
     for i in trained:
-        tasks[i].quant.make_trainable(rounding, learn_weight_scale, learn_input_scale)
+        tasks[i].quant.make_trainable(rounding, learn_weight_scale, learn_input_scale, cfg.train_bias)
     module = ReconstructionModule([tasks[i] for i in trained], cfg, [output_std[i] for i in trained])
     if cfg.steps > 0 and trained:
         with warnings.catch_warnings():
