@@ -19,6 +19,12 @@ def bits(s: dict) -> str:
     return f"W{s['wbits']}A{s['abits'] if s['abits'] is not None else 32}"
 
 
+def label(key: str) -> str:
+    """A row key's short name: its last part, or the group for `<group>.name` (preconditioner.name)."""
+    parts = key.split(".")
+    return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
+
+
 def cell(values: list[float]) -> str:
     if not values:
         return "–"
@@ -44,7 +50,7 @@ def main() -> None:
     walls: dict[tuple, list[float]] = defaultdict(list)
     fp: dict[str, list[float]] = defaultdict(list)
     for s in runs:
-        method = " ".join(f"{k.split('.')[-1]}={lookup(s, k)}" for k in args.row.split(","))
+        method = " ".join(f"{label(k)}={lookup(s, k)}" for k in args.row.split(","))
         cells[(s["model"], method)][bits(s)].append(s["top1"])
         walls[(s["model"], method)].append(s["compress_wall_s"])
         if s.get("fp_top1") is not None:
