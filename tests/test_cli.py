@@ -56,3 +56,23 @@ def test_multirun_sweep_with_wandb_offline(tiny_checkpoint: Path, tmp_path: Path
         run_ids.add(runs[0].name.rsplit("-", 1)[-1])
         assert list(runs[0].glob("*.wandb"))
     assert len(run_ids) == 2
+
+
+def test_layerwise_job_end_to_end_and_resume(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """compressor=quant through the CLI: RTN beside it, per-layer metrics (synthetic and real), the plot, and a
+    rerun in the same run dir that reuses the stored layers and gives the same model."""
+    args = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", "compressor=quant", "generator=propagated",
+            "compressor.wbits=4", "compressor.abits=4", "layerwise.steps=20", "generator.num_images=32",
+            f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    proc = run_cli(*args)
+    first = json.loads((tmp_path / "summary.json").read_text())
+    assert first["generator"] == "propagated" and isinstance(first["rtn_top1"], float)
+    rows = list(csv.DictReader((tmp_path / "layers.csv").open()))
+    assert len(rows) == 10 and all(float(r["rtn_error"]) >= 0 and float(r["real_error"]) >= 0 for r in rows)
+    assert float(rows[0]["wall_s"]) == 0  # the image-fed conv stays at round-to-nearest (data-free)
+    assert (tmp_path / "layers.png").stat().st_size > 0
+    assert len(list((tmp_path / "layers").iterdir())) >= 10
+    assert "quant W4A4 (propagated)" in proc.stdout and "rtn W4A4" in proc.stdout
+    run_cli(*args)
+    second = json.loads((tmp_path / "summary.json").read_text())
+    assert second["top1"] == first["top1"] and second["compress_wall_s"] < first["compress_wall_s"]
