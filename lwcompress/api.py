@@ -31,7 +31,7 @@ from lwcompress.generate import (
     mse_ranges,
 )
 from lwcompress.graph import LayerInfo, analyze
-from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, reconstruct
+from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
 __all__ = ["CompressedModel", "compress", "load_compressed"]
@@ -130,7 +130,7 @@ def compress(
                        "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
                        "weights": _weights_digest(model)}  # fmt: skip
         store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
-        results = reconstruct(tasks, layerwise, make_trainer or _quiet_trainer, config.rounding,
+        results = reconstruct(tasks, layerwise, make_trainer or layer_trainer, config.rounding,
                               config.learn_weight_scale, config.learn_input_scale, store)  # fmt: skip
         records = [dataclasses.replace(r, **_grid(prepared.get_submodule(r.name))) for r in records]
     with torch.no_grad():
@@ -171,12 +171,6 @@ def _diagnostic_inputs(
     if len(held) == 0:
         return {}
     return capture_inputs(model, [i.name for i in layers], held, batch_stat_bn=False)
-
-
-def _quiet_trainer() -> pl.Trainer:
-    """A Trainer for one bucket of layer runs: no logging, checkpointing or progress bar."""
-    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
 
 
 def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:

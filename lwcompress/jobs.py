@@ -20,6 +20,7 @@ from lwcompress.api import compress
 from lwcompress.data import build_data
 from lwcompress.errors import UserError
 from lwcompress.evaluate import evaluate, size_bits
+from lwcompress.layerwise import layer_trainer
 from lwcompress.loggers import build_loggers, finish
 from lwcompress.models import build_model, save_checkpoint
 from lwcompress.pretrain import PretrainModule
@@ -151,7 +152,7 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
     real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
     compressed = compress(
         model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
-        real_images, lambda: make_layer_trainer(job.trainer), out_dir / "layers",
+        real_images, lambda: layer_trainer(job.trainer.accelerator, job.trainer.precision), out_dir / "layers",
     )  # fmt: skip
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
     summary.update(size_bits=compressed.size_bits(), compress_wall_s=compressed.wall_s, command=command, config=config)
@@ -176,12 +177,6 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
 def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     return fn(*args), time.perf_counter() - start
-
-
-def make_layer_trainer(cfg: TrainerConfig) -> pl.Trainer:
-    """A Trainer for one bucket of layer runs: the job's device, nothing else (no logs, checkpoints, bars)."""
-    return pl.Trainer(accelerator=cfg.accelerator, devices=1, precision=cfg.precision, max_epochs=1, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
 
 
 def check_normalization(meta: dict[str, Any], expected: dict[str, list[float]], weights: str | None) -> None:

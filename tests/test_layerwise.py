@@ -11,7 +11,7 @@ from torch import nn
 
 from lwcompress.api import compress
 from lwcompress.compress import QuantConfig, QuantLayer
-from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, reconstruct
+from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import assign, buckets
 
@@ -30,13 +30,6 @@ class Correlated:
         return torch.relu(torch.einsum("oc,nchw->nohw", self.mix, z) + 0.5)
 
 
-def quiet_trainer():
-    import pytorch_lightning as pl
-
-    return pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
-
-
 def conv_task(index: int = 0, bits: int = 3) -> LayerTask:
     torch.manual_seed(index)
     conv = nn.Conv2d(8, 16, 3, padding=1)
@@ -48,7 +41,7 @@ def conv_task(index: int = 0, bits: int = 3) -> LayerTask:
 def test_reconstruction_loss_falls_on_a_small_layer(rounding: str) -> None:
     task = conv_task()
     cfg = LayerwiseConfig(steps=150, batch_size=16)
-    (result,) = reconstruct([task], cfg, quiet_trainer, rounding=rounding)
+    (result,) = reconstruct([task], cfg, layer_trainer, rounding=rounding)
     assert not result.reverted and result.error < 0.8 * result.rtn_error
     assert task.quant.alpha is None and not any(p.requires_grad for p in task.quant.parameters())
     codes = task.quant.codes()  # hardened: the weight sits exactly on its grid
@@ -60,7 +53,7 @@ def test_a_layer_that_gets_worse_is_put_back() -> None:
     task = conv_task()
     rtn_state = copy.deepcopy(task.quant.state_dict())
     cfg = LayerwiseConfig(steps=30, batch_size=4, lr_scaled=50.0)  # absurd lr: the run must make it worse
-    (result,) = reconstruct([task], cfg, quiet_trainer, rounding="ste")
+    (result,) = reconstruct([task], cfg, layer_trainer, rounding="ste")
     assert result.reverted and result.error == result.rtn_error
     for k, v in task.quant.state_dict().items():
         assert torch.equal(v, rtn_state[k])
@@ -70,10 +63,10 @@ def test_bucketed_equals_separate_runs() -> None:
     """Layers are independent: training two in one module gives what training each alone gives."""
     cfg = LayerwiseConfig(steps=20, batch_size=8, schedule="constant")
     together = [conv_task(0), conv_task(1)]
-    reconstruct(together, cfg, quiet_trainer, rounding="ste")
+    reconstruct(together, cfg, layer_trainer, rounding="ste")
     apart = [conv_task(0), conv_task(1)]
     for t in apart:
-        reconstruct([t], cfg, quiet_trainer, rounding="ste")
+        reconstruct([t], cfg, layer_trainer, rounding="ste")
     for a, b in zip(together, apart, strict=True):
         assert torch.allclose(a.quant.layer.weight, b.quant.layer.weight, atol=1e-6)
 
@@ -92,7 +85,7 @@ def test_resume_skips_finished_layers(tmp_path: Path) -> None:
     fingerprint = {"a": 1}
     cfg = LayerwiseConfig(steps=10, batch_size=4)
     first = [conv_task(0), conv_task(1)]
-    reconstruct(first, cfg, quiet_trainer, store=LayerStore(tmp_path, fingerprint))
+    reconstruct(first, cfg, layer_trainer, store=LayerStore(tmp_path, fingerprint))
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["FINGERPRINT.json", "conv0.json", "conv1.json"]
     (tmp_path / "conv1.json").unlink()  # as if killed before conv1 finished
 
@@ -100,7 +93,7 @@ def test_resume_skips_finished_layers(tmp_path: Path) -> None:
 
     def counting_trainer():
         calls.append(1)
-        return quiet_trainer()
+        return layer_trainer()
 
     again = [conv_task(0), conv_task(1)]
     results = reconstruct(again, cfg, counting_trainer, store=LayerStore(tmp_path, fingerprint))
@@ -126,7 +119,7 @@ def test_module_steps_every_layer_once_per_lightning_step() -> None:
     for t in tasks:
         t.quant.make_trainable("ste")
     module = ReconstructionModule(tasks, LayerwiseConfig(steps=3, batch_size=2), [1.0, 1.0])
-    trainer = quiet_trainer()
+    trainer = layer_trainer()
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(range(3), batch_size=None))
     assert trainer.global_step == 3 and all(w > 0 for w in module.wall_s)
 

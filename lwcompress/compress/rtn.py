@@ -42,8 +42,7 @@ def quantize_layers(
         if rng is None:
             abits = None
         q = QuantLayer(layer, wbits, cfg.symmetric, cfg.scale, abits, rng)
-        parent, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, attr, q)
+        model.set_submodule(name, q)
         records.append(
             LayerRecord(
                 name,

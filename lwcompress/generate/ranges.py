@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lwcompress.compress.quantizer import affine_params, fake_quant, qrange
+from lwcompress.generate.generators import gaussian_params
 from lwcompress.generate.inputs import GaussianSources, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo, Source
 
@@ -97,7 +98,6 @@ def mse_ranges(
         rng, b = ranges.get(info.name), bits.get(info.name)
         if rng is None or b is None or any(s.kind != "bn" for s in info.sources):
             continue
-        means, stds = zip(*(bn_moments(model.get_submodule(s.name)) for s in info.sources), strict=True)
-        sources = GaussianSources(info, means, stds, sample_shapes(info, spatial_size))
+        sources = GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, spatial_size))
         out[info.name] = mse_clip(sources.sample(num_samples, layer_stream(seed, index)), *rng, b)
     return out

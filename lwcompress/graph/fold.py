@@ -12,6 +12,12 @@ from lwcompress.graph.analyze import bn_user
 from lwcompress.graph.trace import trace
 
 
+def fold_scale(bn: nn.Module) -> torch.Tensor:
+    """gamma / sqrt(var + eps) per channel (float64): what folding multiplies each output channel's weights by."""
+    gamma = bn.weight.detach().double() if bn.weight is not None else torch.ones_like(bn.running_var.double())
+    return gamma / torch.sqrt(bn.running_var.double() + bn.eps)
+
+
 def _fold_into(layer: nn.Conv2d | nn.Linear, bn: nn.Module) -> None:
     """Rewrite `layer` in place so that layer(x) == bn(old_layer(x)) with BN's running statistics.
 
@@ -21,10 +27,8 @@ def _fold_into(layer: nn.Conv2d | nn.Linear, bn: nn.Module) -> None:
     weight = layer.weight
     with torch.no_grad():
         mean = bn.running_mean.double()
-        var = bn.running_var.double()
-        gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(mean)
         beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(mean)
-        scale = gamma / torch.sqrt(var + bn.eps)
+        scale = fold_scale(bn)
         bias = layer.bias.double() if layer.bias is not None else torch.zeros_like(mean)
         new_weight = weight.double() * scale.view(-1, *([1] * (weight.dim() - 1)))
         new_bias = (bias - mean) * scale + beta

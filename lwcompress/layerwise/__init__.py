@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 
 from lwcompress.layerwise.config import LayerwiseConfig
-from lwcompress.layerwise.run import LayerResult, LayerTask, run_bucket
+from lwcompress.layerwise.run import LayerResult, LayerTask, layer_trainer, run_bucket
 from lwcompress.layerwise.schedule import assign, buckets
 from lwcompress.layerwise.store import LayerStore
 
-__all__ = ["LayerResult", "LayerStore", "LayerTask", "LayerwiseConfig", "reconstruct"]
+__all__ = ["LayerResult", "LayerStore", "LayerTask", "LayerwiseConfig", "layer_trainer", "reconstruct"]
 
 
 def reconstruct(

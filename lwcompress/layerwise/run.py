@@ -135,6 +135,13 @@ class ReconstructionModule(pl.LightningModule):
         self.log("layerwise/loss", total / len(self.tasks), prog_bar=True)
 
 
+def layer_trainer(accelerator: str = "cpu", precision: str = "32-true") -> pl.Trainer:
+    """A Trainer for one bucket of layer runs: one device, no logging, checkpointing, bars or summaries (Lightning's
+    per-step machinery would otherwise cost more than a small layer's step)."""
+    return pl.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+
+
 @torch.no_grad()
 def held_out_error(task: LayerTask, x: torch.Tensor, loss: str) -> float:
     return float(relative_error(task.quant(x), task.reference(x), loss, task.activation))

@@ -20,6 +20,7 @@ import torch
 from torch import fx, nn
 
 from lwcompress.graph import analyze
+from lwcompress.graph.fold import fold_scale
 from lwcompress.graph.trace import trace
 from lwcompress.precondition.channels import by_input_channel, contract_input_channels, scale_input_channels
 
@@ -110,11 +111,6 @@ def find_pairs(model: nn.Module, example_input: torch.Tensor, relu6_to_relu: boo
     return pairs
 
 
-def _fold_factor(bn: nn.Module) -> torch.Tensor:
-    """gamma / sqrt(var + eps): what BN folding multiplies each output channel's weights by (float64)."""
-    return bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
-
-
 def _groups(layer: nn.Module) -> int:
     return getattr(layer, "groups", 1)
 
@@ -123,10 +119,10 @@ def folded_ranges(model: nn.Module, pair: Pair) -> tuple[torch.Tensor, torch.Ten
     """(r1, r2) per channel of the pair: max |w| of layer1's folded output channel i, and of layer2's folded
     weights that read channel i; the ranges per-channel weight quantization sees after BN folding."""
     layer1, layer2 = model.get_submodule(pair.layer1), model.get_submodule(pair.layer2)
-    r1 = layer1.weight.detach().double().flatten(1).abs().amax(1) * _fold_factor(model.get_submodule(pair.bn)).abs()
+    r1 = layer1.weight.detach().double().flatten(1).abs().amax(1) * fold_scale(model.get_submodule(pair.bn)).abs()
     w2 = layer2.weight.detach().double()
     if pair.bn2 is not None:
-        w2 = w2 * _fold_factor(model.get_submodule(pair.bn2)).view(-1, *([1] * (w2.dim() - 1)))
+        w2 = w2 * fold_scale(model.get_submodule(pair.bn2)).view(-1, *([1] * (w2.dim() - 1)))
     r2 = by_input_channel(w2, _groups(layer2)).abs().amax(1)
     return r1, r2
 
@@ -172,11 +168,6 @@ def _absorb_high_bias(model: nn.Module, pair: Pair) -> None:
         layer2.bias = nn.Parameter(lost.to(device=w.device, dtype=w.dtype), requires_grad=w.requires_grad)
 
 
-def _replace_module(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, attr, module)
-
-
 @torch.no_grad()
 def equalize(
     model: nn.Module,
@@ -201,7 +192,7 @@ def equalize(
     for pair in pairs:
         if pair.activation == "relu6":
             old = model.get_submodule(pair.act_module)
-            _replace_module(model, pair.act_module, nn.ReLU(inplace=old.inplace))
+            model.set_submodule(pair.act_module, nn.ReLU(inplace=old.inplace))
     for _ in range(iterations):
         moved = max((_equalize_pair(model, p) for p in pairs), default=0.0)
         if moved < CONVERGED:
