@@ -126,14 +126,16 @@ def test_module_steps_every_layer_once_per_lightning_step() -> None:
 
 def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
     """The whole method on a small model: the layer-wise result is closer to the FP logits than RTN. The test
-    images are uniform noise, for which N(0, 1) is a fair stand-in, so the image-fed layer is trained too."""
+    images are uniform noise, for which N(0, 1) is a fair stand-in, so the image-fed layer is trained too. The bias
+    is trained here: on this 10-layer model learned rounding alone ends above RTN (logit error 0.017 vs 0.009),
+    the independent-layer objective's known weakness (experiments/results/layerwise_tuning.md)."""
     model = calibrated("resnet8_tiny")
     x = images(64)
     ref = model(x)
     common = dict(wbits=4, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     rtn = compress(model, QuantConfig(**common), NORM, (1, 28, 28))
     lw = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28),
-                  layerwise=LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True))  # fmt: skip
+                  layerwise=LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True))  # fmt: skip
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     assert err(lw.model) < err(rtn.model)
     frozen = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28),

@@ -36,7 +36,7 @@ class LayerwiseConfig:
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
     keep_better: bool = True
     train_input_layers: bool = False  # see below
-    train_bias: bool = True
+    train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
     seed: int = 0
 
