@@ -89,7 +89,8 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
             after = float((qs(inp) - target).pow(2).mean() / target.var())
         quants[name].load_codes(qs.codes())
         if args.debug:
-            print(f"{name}: syn seq err {before:.4f} -> {after:.4f}  r {float(r_of[name].min()):.2f}..{float(r_of[name].max()):.2f}")
+            r = r_of[name]
+            print(f"{name}: synthetic error {before:.4f} -> {after:.4f}, r {float(r.min()):.2f}..{float(r.max()):.2f}")
 
 
 def train_unit(qs: list[QuantLayer], unit: nn.Module, inp: torch.Tensor, targets: torch.Tensor, args, g) -> None:

@@ -134,8 +134,8 @@ def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
     ref = model(x)
     common = dict(wbits=4, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     rtn = compress(model, QuantConfig(**common), NORM, (1, 28, 28))
-    lw = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28),
-                  layerwise=LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True))  # fmt: skip
+    trained = LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True)
+    lw = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28), layerwise=trained)
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     assert err(lw.model) < err(rtn.model)
     frozen = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28),
