@@ -79,7 +79,15 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
         if k == 0 and not args.train_first:
             continue
         qs, ref = q_syn.get_submodule(name), fp_syn.get_submodule(name)
+        if args.upstream_float_act:  # upstream weight errors only: activations of earlier layers stay float
+            saved = {n: q.abits for n, q in q_syn.named_modules() if isinstance(q, QuantLayer)}
+            for q in q_syn.modules():
+                if isinstance(q, QuantLayer):
+                    q.abits = None
         inp = capture_inputs(q_syn, [name], images, batch_stat_bn=False)[name]
+        if args.upstream_float_act:
+            for n, bits in saved.items():
+                q_syn.get_submodule(n).abits = bits
         with torch.no_grad():
             target = torch.cat([ref(c) for c in targets_in[name].split(64)])
         with torch.no_grad():
@@ -127,6 +135,7 @@ def main() -> None:
     parser.add_argument("--train-first", action="store_true", help="also train the image-fed unit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--debug", action="store_true")
+    parser.add_argument("--upstream-float-act", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)

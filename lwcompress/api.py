@@ -27,11 +27,20 @@ from lwcompress.generate import (
     GeneratorConfig,
     build_inputs,
     capture_inputs,
+    generator_domain,
     input_ranges,
     mse_ranges,
 )
 from lwcompress.graph import LayerInfo, analyze
-from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
+from lwcompress.layerwise import (
+    LayerResult,
+    LayerStore,
+    LayerTask,
+    LayerwiseConfig,
+    layer_trainer,
+    reconstruct,
+    reconstruct_sequential,
+)
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
 __all__ = ["CompressedModel", "compress", "load_compressed"]
@@ -118,11 +127,11 @@ def compress(
         generator = generator or GeneratorConfig()
         layerwise = layerwise or LayerwiseConfig()
         ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images)
-        inputs = build_inputs(model, layers, generator, ctx)
+        inputs = build_inputs(model, layers, generator, ctx) if layerwise.mode == "independent" else {}
         real = _diagnostic_inputs(model, layers, real_images, generator)
         train_all = layerwise.train_input_layers or generator.name == "real"
         tasks = [
-            LayerTask(info.name, index, prepared.get_submodule(info.name), references[info.name], inputs[info.name],
+            LayerTask(info.name, index, prepared.get_submodule(info.name), references[info.name], inputs.get(info.name),
                       info.activation, real.get(info.name), train=train_all or not _fed_by_image(info))
             for index, info in enumerate(layers)
         ]  # fmt: skip
@@ -130,8 +139,16 @@ def compress(
                        "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
                        "weights": _weights_digest(model)}  # fmt: skip
         store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
-        results = reconstruct(tasks, layerwise, make_trainer or layer_trainer, config.rounding,
-                              config.learn_weight_scale, config.learn_input_scale, store)  # fmt: skip
+        learn = (config.rounding, config.learn_weight_scale, config.learn_input_scale)
+        if layerwise.mode == "sequential":
+            domain, images = generator_domain(model, generator, ctx)
+            # Noise images are no stand-in for pixels: image-fed layers see them unquantized in that domain.
+            float_inputs = {i.name for i in layers if _fed_by_image(i)} if generator.name != "real" else set()
+            results = reconstruct_sequential(tasks, layerwise, make_trainer or layer_trainer, fold(domain, pre).eval(),
+                                             images, float_inputs, *learn, store, layerwise.spatial_size,
+                                             generator.chunk)  # fmt: skip
+        else:
+            results = reconstruct(tasks, layerwise, make_trainer or layer_trainer, *learn, store)
         records = [dataclasses.replace(r, **_grid(prepared.get_submodule(r.name))) for r in records]
     with torch.no_grad():
         out = prepared(example)

@@ -17,7 +17,7 @@ from lwcompress.compress.config import QuantConfig
 from lwcompress.data import DataConfig
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import SEQUENTIAL_GENERATORS, GeneratorConfig
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig
 from lwcompress.precondition import PreconditionerConfig
@@ -90,6 +90,16 @@ class CompressJob:
 
     def __post_init__(self) -> None:
         check(self)
+        if isinstance(self.compressor, QuantConfig) and self.compressor.learned and self.generator.name == "none":
+            raise UserError(
+                f"compressor={self.compressor.name} trains on layer-wise data: choose generator=propagated, "
+                "bn_gaussian, gaussian or real"
+            )
+        if self.layerwise.mode == "sequential" and self.generator.name not in SEQUENTIAL_GENERATORS:
+            raise UserError(
+                f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, not "
+                f"{self.generator.name}: its layer inputs come from no forward pass"
+            )
 
 
 @dataclass

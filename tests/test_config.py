@@ -27,7 +27,10 @@ def options(group: str) -> list[str]:
 
 
 # Options that need values only a user can give (a model path, a data folder) get them here.
-EXTRA = {("model", "custom"): ["model.target=torch.nn.Identity", "model.weights=/x.pt"]}
+EXTRA = {
+    ("model", "custom"): ["model.target=torch.nn.Identity", "model.weights=/x.pt"],
+    ("generator", "none"): ["compressor=rtn"],  # no layer-wise data is only valid for a closed-form compressor
+}
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in options(g)])
@@ -57,8 +60,8 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
 
 def test_defaults_are_the_embedded_default() -> None:
     job = load_config()
-    assert (job.model.name, job.data.name, job.compressor.name, job.preconditioner.name) == (
-        "resnet20", "fashion_mnist", "rtn", "bn_fold")  # fmt: skip
+    assert (job.model.name, job.data.name, job.compressor.name, job.generator.name, job.preconditioner.name) == (
+        "resnet20", "fashion_mnist", "quant", "propagated", "bn_fold")  # fmt: skip
     assert job.model.weights.endswith("checkpoints/fashion_mnist/resnet20.pt")
 
 
@@ -76,6 +79,7 @@ def test_pretrain_config_starts_from_random_weights() -> None:
         ("model=nope", "Could not find 'model/nope'; available: custom, mobilenet_v2"),
         ("trainer.accelerator=tpu9", "trainer.accelerator='tpu9': must be one of"),
         ("compressor.wbit=4", "compressor.wbit"),
+        ("generator=none", "compressor=quant trains on layer-wise data: choose generator=propagated"),
     ],
 )
 def test_bad_values_fail_at_compose_with_one_line(override: str, expected: str) -> None:

@@ -8,7 +8,15 @@ import pytest
 import torch
 from torch import nn
 
-from lwcompress.generate import GenerationContext, GeneratorConfig, build_inputs, layer_stream
+from lwcompress.errors import UserError
+from lwcompress.generate import (
+    GenerationContext,
+    GeneratorConfig,
+    build_inputs,
+    capture_inputs,
+    generator_domain,
+    layer_stream,
+)
 from lwcompress.graph import analyze
 
 from .test_compress import HandSet, calibrated, images
@@ -125,3 +133,17 @@ def test_bn_gaussian_refuses_sources_without_bn() -> None:
     layers = analyze(model, torch.zeros(1, 1, 8, 8))
     with pytest.raises(UserError, match="no BatchNorm statistics; use generator=propagated"):
         build_inputs(model, layers, GeneratorConfig(), GenerationContext((1, 8, 8), 8))
+
+
+def test_propagated_domain_reproduces_the_propagated_inputs() -> None:
+    """The domain network in plain eval mode gives (up to chunk-vs-whole statistics) the propagated layer inputs,
+    so sequential runs see the same data as independent ones; other generators have no such network."""
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    cfg, ctx = GeneratorConfig(name="propagated", num_images=256, chunk=256), GenerationContext((1, 8, 8), 8)
+    domain, noise = generator_domain(model, cfg, ctx)
+    assert domain is not model and model.bn1.running_var.tolist() != domain.bn1.running_var.tolist()
+    via_domain = capture_inputs(domain, ["conv2"], noise, batch_stat_bn=False)["conv2"]
+    assert torch.allclose(via_domain, build_inputs(model, layers, cfg, ctx)["conv2"].data, atol=1e-2)
+    with pytest.raises(UserError, match="layerwise.mode=sequential needs generator=propagated or real"):
+        generator_domain(model, GeneratorConfig(name="bn_gaussian"), ctx)

@@ -11,9 +11,11 @@ from torch import nn
 
 from lwcompress.api import compress
 from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import assign, buckets
+from lwcompress.layerwise.sequential import channel_ratio, from_domain, into_domain
 
 from .test_compress import NORM, calibrated, images
 
@@ -143,3 +145,46 @@ def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
     assert frozen.results[0].wall_s == 0 and frozen.results[0].error == frozen.results[0].rtn_error
     assert all(r.wall_s > 0 for r in frozen.results[1:])
     assert len(lw.results) == 10 and sum(r.error for r in lw.results) < sum(r.rtn_error for r in lw.results)
+
+
+def test_domain_grid_keeps_the_codes() -> None:
+    """A layer folded with other BN statistics is the same layer scaled per output channel; its grid scales along,
+    so round-to-nearest codes agree and a finished domain layer copies back exactly."""
+    task = conv_task(bits=4)
+    ratio = torch.rand(16) + 0.5
+    other = copy.deepcopy(task.quant.layer)
+    with torch.no_grad():
+        other.weight.mul_(ratio.view(-1, 1, 1, 1))
+    d = into_domain(task.quant, other, channel_ratio(other.weight, task.quant.layer.weight), float_input=True)
+    assert torch.allclose(channel_ratio(other.weight, task.quant.layer.weight), ratio)
+    assert torch.equal(d.codes(), task.quant.codes()) and d.abits is None and task.quant.abits == 4
+    start = d.layer.bias.detach().clone()
+    with torch.no_grad():
+        d.layer.weight.add_(d.w_scale.view(-1, 1, 1, 1) * 0.7)  # every weight one grid step up (rounded)
+        d.layer.bias.add_(0.25)
+    d.load_codes(d.codes())
+    before = task.quant.layer.bias.detach().clone()
+    from_domain(task.quant, d, ratio, start)
+    assert torch.equal(task.quant.codes(), d.codes())
+    assert torch.allclose(task.quant.layer.bias, before + 0.25)
+
+
+def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
+    """Sequential mode on real inputs: every layer trained inside the partly compressed network ends closer to the
+    FP logits than RTN; a rerun over the same store reloads every layer and gives the same model."""
+    model = calibrated("resnet8_tiny")
+    x = images(64)
+    ref = model(x)
+    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
+    seq = LayerwiseConfig(steps=60, batch_size=16, mode="sequential")
+    gen = GeneratorConfig(name="real", num_images=64)
+    run = lambda: compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
+                           layerwise=seq, real_images=images(128), store_dir=tmp_path)  # fmt: skip
+    lw = run()
+    rtn = compress(model, QuantConfig(**common), NORM, (1, 28, 28))
+    err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
+    assert err(lw.model) < 0.9 * err(rtn.model)
+    assert len(lw.results) == 10 and all(r.real_error is not None for r in lw.results)
+    again = run()
+    assert all(r.wall_s == s.wall_s for r, s in zip(again.results, lw.results, strict=True))  # read, not re-run
+    assert torch.equal(again.model(x), lw.model(x))

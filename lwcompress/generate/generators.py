@@ -10,11 +10,13 @@ real         inputs captured from real training images (not data-free: the ceili
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
@@ -106,17 +108,53 @@ def _pools(
     return {name: Pool(x, ctx.spatial_size) for name, x in captured.items()}
 
 
+def _noise_images(cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
+    return torch.randn((cfg.num_images, *ctx.input_shape), generator=layer_stream(cfg.seed, 1 << 20))
+
+
 @GENERATORS.register("propagated")
 def propagated(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    images = torch.randn((cfg.num_images, *ctx.input_shape), generator=layer_stream(cfg.seed, 1 << 20))
-    return _pools(model, layers, images, True, cfg, ctx)
+    return _pools(model, layers, _noise_images(cfg, ctx), True, cfg, ctx)
 
 
 @GENERATORS.register("real")
 def real(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    return _pools(model, layers, _real_images(cfg, ctx), False, cfg, ctx)
+
+
+def _real_images(cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
     if ctx.real_images is None:
         raise UserError("generator=real needs real training images (a data module); it is the non-data-free ceiling")
-    return _pools(model, layers, ctx.real_images[: cfg.num_images], False, cfg, ctx)
+    return ctx.real_images[: cfg.num_images]
+
+
+SEQUENTIAL_GENERATORS = ("propagated", "real")
+
+
+@torch.no_grad()
+def generator_domain(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext) -> tuple[nn.Module, torch.Tensor]:
+    """The BN network and the images whose plain eval-mode forward gives the generator's layer inputs, for
+    sequential runs (a layer fed by the already compressed layers before it needs a network to run them in).
+
+    real: the model itself on the real images. propagated: a copy whose BatchNorms hold the noise images' own
+    statistics (averaged over chunks) in place of the training ones, so every BN output again has mean beta and
+    std |gamma| per channel; folding that copy gives each layer in the "synthetic domain".
+    """
+    if cfg.name == "real":
+        return model, _real_images(cfg, ctx)
+    if cfg.name != "propagated":
+        raise UserError(f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, "
+                        f"not {cfg.name}: its layer inputs come from no forward pass")  # fmt: skip
+    images = _noise_images(cfg, ctx)
+    domain = copy.deepcopy(model).eval()
+    norms = [m for m in domain.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the chunks
+        bn.train()
+    for start in range(0, len(images), cfg.chunk):
+        domain(images[start : start + cfg.chunk])
+    return domain.eval(), images
 
 
 def build_inputs(

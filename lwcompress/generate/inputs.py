@@ -53,14 +53,31 @@ class Pool:
     crop: int | None = None
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(0, len(self.data), (n,), generator=generator)
-        x = self.data[idx]
+        return self._draw([self.data], n, generator)[0]
+
+    def _draw(self, tensors: list[torch.Tensor], n: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """The same random items and crop from each tensor."""
+        idx = torch.randint(0, len(tensors[0]), (n,), generator=generator)
+        xs = [t[idx] for t in tensors]
+        x = xs[0]
         if self.crop is None or x.ndim != 4 or self.crop >= min(x.shape[-2:]):
-            return x
+            return xs
         h, w = x.shape[-2:]
         top = int(torch.randint(0, h - self.crop + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - self.crop + 1, (1,), generator=generator))
-        return x[..., top : top + self.crop, left : left + self.crop]
+        return [x[..., top : top + self.crop, left : left + self.crop] for x in xs]
+
+
+@dataclass
+class PairedPool(Pool):
+    """Sequential runs: a layer's inputs inside the partly compressed network (`data`) with the FP network's
+    inputs for the same images (`reference`); the layer trains on the first, its target comes from the second."""
+
+    reference: torch.Tensor | None = None
+
+    def sample(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        x, ref = self._draw([self.data, self.reference], n, generator)
+        return x, ref
 
 
 def bn_moments(bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,5 @@
-"""Independent layer-wise reconstruction: the scheduler over ranks and buckets, resumable per layer."""
+"""Layer-wise reconstruction: independent runs (scheduled over ranks and buckets) or sequential ones, resumable
+per layer."""
 
 from __future__ import annotations
 
@@ -9,9 +10,18 @@ import pytorch_lightning as pl
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.run import LayerResult, LayerTask, layer_trainer, run_bucket
 from lwcompress.layerwise.schedule import assign, buckets
+from lwcompress.layerwise.sequential import reconstruct_sequential
 from lwcompress.layerwise.store import LayerStore
 
-__all__ = ["LayerResult", "LayerStore", "LayerTask", "LayerwiseConfig", "layer_trainer", "reconstruct"]
+__all__ = [
+    "LayerResult",
+    "LayerStore",
+    "LayerTask",
+    "LayerwiseConfig",
+    "layer_trainer",
+    "reconstruct",
+    "reconstruct_sequential",
+]
 
 
 def reconstruct(

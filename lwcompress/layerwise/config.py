@@ -20,6 +20,9 @@ class LayerwiseConfig:
     put back to round-to-nearest (`keep_better`). Layers fed by the image stay at round-to-nearest unless
     `train_input_layers` or generator=real: a data-free stand-in for images (N(0, 1)) trains them for the wrong
     input (measured on resnet20 W4A4: the first conv's error on real inputs went from 2e-5 to 6e-3).
+    `mode`: independent (the paper: inputs and targets from the FP network, layers parallel) or sequential (each
+    layer trained on its inputs inside the network whose earlier layers are already compressed, so it can undo
+    their error; layers run in order; generator=propagated or real only).
     """
 
     steps: int = bounded(300, 0)
@@ -38,6 +41,7 @@ class LayerwiseConfig:
     train_input_layers: bool = False  # see below
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
+    mode: str = choice("independent", "independent", "sequential")  # see below
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -35,7 +35,7 @@ class LayerTask:
     index: int  # position in the model: seeds the layer's random streams
     quant: QuantLayer
     reference: nn.Module
-    inputs: LayerInputs
+    inputs: LayerInputs | None  # None until a sequential run captures them
     activation: str | None = None  # applied to output and target for loss=mse_post_act
     real_inputs: torch.Tensor | None = None  # held-out real layer inputs, for diagnostics only
     train: bool = True  # False: keep round-to-nearest, only measure
@@ -56,6 +56,12 @@ class LayerResult:
     real_error: float | None
     reverted: bool
     wall_s: float
+
+
+def draw(inputs: LayerInputs, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(layer input, input of the FP reference): the same tensor, except in sequential runs (a PairedPool)."""
+    x = inputs.sample(n, generator)
+    return x if isinstance(x, tuple) else (x, x)
 
 
 def relative_error(out: torch.Tensor, target: torch.Tensor, loss: str, activation: str | None) -> torch.Tensor:
@@ -118,9 +124,9 @@ class ReconstructionModule(pl.LightningModule):
         total = 0.0
         for i, task in enumerate(self.tasks):
             start = time.perf_counter()
-            x = task.inputs.sample(self.cfg.batch_size, self.streams[i]).to(self.device)
+            x, x_ref = (t.to(self.device) for t in draw(task.inputs, self.cfg.batch_size, self.streams[i]))
             with torch.no_grad():
-                target = task.reference(x)
+                target = task.reference(x_ref)
             loss = relative_error(task.quant(x), target, self.cfg.loss, task.activation)
             total += float(loss.detach())
             if task.quant.alpha is not None and beta is not None:
@@ -143,8 +149,9 @@ def layer_trainer(accelerator: str = "cpu", precision: str = "32-true") -> pl.Tr
 
 
 @torch.no_grad()
-def held_out_error(task: LayerTask, x: torch.Tensor, loss: str) -> float:
-    return float(relative_error(task.quant(x), task.reference(x), loss, task.activation))
+def held_out_error(task: LayerTask, x: torch.Tensor | tuple[torch.Tensor, torch.Tensor], loss: str) -> float:
+    x, x_ref = x if isinstance(x, tuple) else (x, x)
+    return float(relative_error(task.quant(x), task.reference(x_ref), loss, task.activation))
 
 
 def run_bucket(
@@ -152,13 +159,13 @@ def run_bucket(
     learn_input_scale: bool,
 ) -> list[LayerResult]:  # fmt: skip
     """Reconstruct each layer of the bucket; layers that end worse than round-to-nearest are put back."""
-    held = [t.inputs.sample(cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
+    held = [draw(t.inputs, cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     rtn = [held_out_error(t, x, metric) for t, x in zip(tasks, held, strict=True)]
     real_rtn = [held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None for t in tasks]
     initial = [{k: v.clone() for k, v in t.quant.state_dict().items()} for t in tasks]
     with torch.no_grad():
-        output_std = [float(t.reference(x).std()) for t, x in zip(tasks, held, strict=True)]
+        output_std = [float(t.reference(x_ref).std()) for t, (_, x_ref) in zip(tasks, held, strict=True)]
     trained = [i for i, t in enumerate(tasks) if t.train]
     for i in trained:
         tasks[i].quant.make_trainable(rounding, learn_weight_scale, learn_input_scale, cfg.train_bias)

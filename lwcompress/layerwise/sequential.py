@@ -1,0 +1,128 @@
+"""Sequential layer runs: each layer is trained on its inputs inside the network whose earlier layers are already
+compressed, against the FP layer's output on the FP network's inputs for the same images, so it learns to undo the
+error that reaches it (AdaRound's "asymmetric" reconstruction). Layers then depend on each other and run in order.
+
+Runs happen in a *domain*: a BN network and images whose plain forward gives the generator's layer inputs (real
+images through the model; for propagated data the model with its BatchNorms holding the noise batch's statistics).
+Folding the domain network scales each output channel of a layer by r = (training-statistics std) / (domain std)
+relative to the deployed folding, so the layer's quantization grid is scaled by the same r there: the integer codes,
+and so the rounding choices, carry over exactly, and the result is copied back as codes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from lwcompress.compress.modules import QuantLayer
+from lwcompress.generate import PairedPool, capture_inputs
+from lwcompress.layerwise.config import LayerwiseConfig
+from lwcompress.layerwise.run import LayerResult, LayerTask, held_out_error, run_bucket
+from lwcompress.layerwise.store import LayerStore
+
+
+def channel_ratio(weight: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Per output channel, how much larger `weight` is than `reference` (1 where the reference is all zero)."""
+    dims = list(range(1, weight.ndim))
+    num, den = weight.double().pow(2).sum(dims).sqrt(), reference.double().pow(2).sum(dims).sqrt()
+    return torch.where(den > 0, num / den.clamp_min(1e-30), torch.ones_like(den)).float()
+
+
+def into_domain(q: QuantLayer, layer: nn.Module, ratio: torch.Tensor, float_input: bool) -> QuantLayer:
+    """A copy of `q` that quantizes `layer` (the same layer folded in the domain) on q's grid scaled by `ratio`.
+
+    float_input: leave its input unquantized, for image-fed layers in a synthetic domain (noise images lie far
+    outside the pixel grid; clipping them would inject an error real images never see).
+    """
+    d = copy.deepcopy(q)
+    d.layer = copy.deepcopy(layer).requires_grad_(False)
+    with torch.no_grad():
+        d.w_scale.copy_(q.w_scale * ratio.view_as(q.w_scale))
+    if float_input:
+        d.abits = None
+    return d
+
+
+@torch.no_grad()
+def from_domain(q: QuantLayer, d: QuantLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
+    """Copy a finished domain layer back: its grid (unscaled), its integer codes and the change of its bias
+    (biases live in the BN-output space, which both foldings share)."""
+    q.w_scale.copy_(d.w_scale / ratio.view_as(q.w_scale))
+    if q.abits is not None and d.abits is not None:
+        q.a_scale.copy_(d.a_scale)
+    q.load_codes(d.codes())
+    if start_bias is not None:
+        q.layer.bias.add_(d.layer.bias - start_bias)
+
+
+@torch.no_grad()
+def into_domain_state(d: QuantLayer, q: QuantLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
+    """The inverse of `from_domain`: give the domain layer q's finished state (resuming from stored layers)."""
+    d.w_scale.copy_(q.w_scale * ratio.view_as(d.w_scale))
+    if q.abits is not None and d.abits is not None:
+        d.a_scale.copy_(q.a_scale)
+    d.load_codes(q.codes())
+    if start_bias is not None:
+        d.layer.bias.add_(q.layer.bias - start_bias)
+
+
+def _bias(q: QuantLayer) -> torch.Tensor | None:
+    return q.layer.bias.detach().clone() if q.layer.bias is not None else None
+
+
+def reconstruct_sequential(
+    tasks: list[LayerTask],
+    cfg: LayerwiseConfig,
+    make_trainer: Callable[[], pl.Trainer],
+    domain: nn.Module,
+    images: torch.Tensor,
+    float_inputs: set[str],
+    rounding: str = "adaround",
+    learn_weight_scale: bool = True,
+    learn_input_scale: bool = False,
+    store: LayerStore | None = None,
+    crop: int | None = None,
+    chunk: int = 64,
+) -> list[LayerResult]:
+    """Train `tasks` (in model order) one after another in `domain` (the folded domain network, BN-free where the
+    deployed model is) on `images`; each task's QuantLayer ends hardened with the learned codes. Finished layers
+    are stored and reloaded, so a killed run resumes where it stopped."""
+    compressed = copy.deepcopy(domain).eval()
+    ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.quant.layer.weight) for t in tasks}
+    doms = {}
+    for t in tasks:
+        d = into_domain(t.quant, domain.get_submodule(t.name), ratios[t.name], t.name in float_inputs)
+        compressed.set_submodule(t.name, d)
+        doms[t.name] = d
+    metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
+    results = []
+    for t in tasks:
+        d, ratio = doms[t.name], ratios[t.name]
+        real = t.real_inputs
+        if store is not None and store.has(t.name):
+            state, result = store.load(t.name)
+            start_bias = _bias(t.quant)
+            t.quant.load_state_dict(state)
+            into_domain_state(d, t.quant, ratio, start_bias)
+            results.append(result)
+            continue
+        real_rtn = held_out_error(t, real, metric) if real is not None else None
+        x = capture_inputs(compressed, [t.name], images, False, chunk)[t.name]
+        x_ref = capture_inputs(domain, [t.name], images, False, chunk)[t.name]
+        inputs = PairedPool(x, crop, reference=x_ref)
+        start_bias = _bias(d)
+        run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
+        (result,) = run_bucket([run], cfg, make_trainer(), rounding, learn_weight_scale, learn_input_scale)
+        from_domain(t.quant, d, ratio, start_bias)
+        t.quant.harden()
+        real_error = held_out_error(t, real, metric) if real is not None else None
+        result = dataclasses.replace(result, real_rtn_error=real_rtn, real_error=real_error)
+        if store is not None:
+            store.save(t.name, t.quant.state_dict(), result)
+        results.append(result)
+    return results
