@@ -23,6 +23,7 @@ from lwcompress.compress import QuantConfig, QuantLayer
 from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import capture_inputs
 from lwcompress.graph.fold import fold_bn
+from lwcompress.layerwise.sequential import channel_ratio, into_domain
 from lwcompress.models import ModelConfig, build_model
 from lwcompress.precondition import PreconditionerConfig, fold
 
@@ -63,17 +64,10 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
     q_syn = copy.deepcopy(fp_syn)
     quants = {n: m for n, m in learned.named_modules() if isinstance(m, QuantLayer)}
     r_of = {}
-    for name, q in quants.items():
-        qs = copy.deepcopy(q)
-        w_fold, w_syn = q.layer.weight.detach(), fp_syn.get_submodule(name).weight.detach()
-        dims = list(range(1, w_fold.ndim))
-        r = (w_syn.pow(2).sum(dims).sqrt() / w_fold.pow(2).sum(dims).sqrt().clamp_min(1e-12)).view(-1, *[1] * len(dims))
-        qs.layer = copy.deepcopy(fp_syn.get_submodule(name))
-        qs.w_scale.data = q.w_scale.data * r.view_as(q.w_scale)
-        if not r_of:  # the image-fed layer: noise images lie outside the pixel grid, keep its input in float
-            qs.abits = None
-        q_syn.set_submodule(name, qs)
-        r_of[name] = r
+    for k, (name, q) in enumerate(quants.items()):
+        r_of[name] = channel_ratio(fp_syn.get_submodule(name).weight, q.layer.weight)
+        # The image-fed layer keeps a float input: noise images lie outside the pixel grid.
+        q_syn.set_submodule(name, into_domain(q, fp_syn.get_submodule(name), r_of[name], float_input=k == 0))
     targets_in = capture_inputs(fp_syn, list(quants), images, batch_stat_bn=False)
     for k, name in enumerate(quants):
         if k == 0 and not args.train_first:
