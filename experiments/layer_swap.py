@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=5000, help="validation images to evaluate on")
     parser.add_argument("--layers", nargs="*", help="layers to swap in (default: every layer)")
     parser.add_argument("--no-train-bias", action="store_true")
+    parser.add_argument("--mode", default="independent", choices=["independent", "sequential"])
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -54,7 +55,8 @@ def main() -> None:
     rtn = compress(model, QuantConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
     learned = compress(
         model, QuantConfig(name="quant", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28),
-        generator=GeneratorConfig(args.generator), layerwise=LayerwiseConfig(train_bias=not args.no_train_bias),
+        generator=GeneratorConfig(args.generator),
+        layerwise=LayerwiseConfig(train_bias=not args.no_train_bias, mode=args.mode),
         real_images=dm.train_images(320) if args.generator == "real" else None,
     )  # fmt: skip
     print(f"top-1 (logit error): fp {measure(model)}  rtn {measure(rtn.model)}  layer-wise {measure(learned.model)}")

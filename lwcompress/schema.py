@@ -90,15 +90,16 @@ class CompressJob:
 
     def __post_init__(self) -> None:
         check(self)
-        if isinstance(self.compressor, QuantConfig) and self.compressor.learned and self.generator.name == "none":
+        learned = isinstance(self.compressor, QuantConfig) and self.compressor.learned
+        if learned and self.generator.name == "none":
             raise UserError(
                 f"compressor={self.compressor.name} trains on layer-wise data: choose generator=propagated, "
                 "bn_gaussian, gaussian or real"
             )
-        if self.layerwise.mode == "sequential" and self.generator.name not in SEQUENTIAL_GENERATORS:
+        if learned and self.layerwise.mode == "sequential" and self.generator.name not in SEQUENTIAL_GENERATORS:
             raise UserError(
                 f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, not "
-                f"{self.generator.name}: its layer inputs come from no forward pass"
+                f"{self.generator.name}: its layer inputs come from no forward pass (use layerwise.mode=independent)"
             )
 
 

@@ -30,6 +30,9 @@ def options(group: str) -> list[str]:
 EXTRA = {
     ("model", "custom"): ["model.target=torch.nn.Identity", "model.weights=/x.pt"],
     ("generator", "none"): ["compressor=rtn"],  # no layer-wise data is only valid for a closed-form compressor
+    # Samples drawn without a forward pass cannot feed the default sequential runs.
+    ("generator", "bn_gaussian"): ["layerwise.mode=independent"],
+    ("generator", "gaussian"): ["layerwise.mode=independent"],
 }
 
 
@@ -80,6 +83,7 @@ def test_pretrain_config_starts_from_random_weights() -> None:
         ("trainer.accelerator=tpu9", "trainer.accelerator='tpu9': must be one of"),
         ("compressor.wbit=4", "compressor.wbit"),
         ("generator=none", "compressor=quant trains on layer-wise data: choose generator=propagated"),
+        ("generator=bn_gaussian", "layerwise.mode=sequential needs generator=propagated or real, not bn_gaussian"),
     ],
 )
 def test_bad_values_fail_at_compose_with_one_line(override: str, expected: str) -> None:

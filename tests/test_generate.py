@@ -87,7 +87,7 @@ def test_same_seed_same_samples_and_layers_get_different_streams() -> None:
 def test_crops_for_convs() -> None:
     model = calibrated("resnet8_tiny")
     layers = analyze(model, torch.zeros(1, 1, 28, 28))
-    inputs = build_inputs(model, layers, GeneratorConfig(), GenerationContext((1, 28, 28), 6))
+    inputs = build_inputs(model, layers, GeneratorConfig("bn_gaussian"), GenerationContext((1, 28, 28), 6))
     for info in layers[:-1]:
         x = inputs[info.name].sample(2, layer_stream(0, 0))
         assert x.shape[-1] == min(6, info.input_shape[-1]), info.name
@@ -132,7 +132,7 @@ def test_bn_gaussian_refuses_sources_without_bn() -> None:
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3)).eval()
     layers = analyze(model, torch.zeros(1, 1, 8, 8))
     with pytest.raises(UserError, match="no BatchNorm statistics; use generator=propagated"):
-        build_inputs(model, layers, GeneratorConfig(), GenerationContext((1, 8, 8), 8))
+        build_inputs(model, layers, GeneratorConfig("bn_gaussian"), GenerationContext((1, 8, 8), 8))
 
 
 def test_propagated_domain_reproduces_the_propagated_inputs() -> None:

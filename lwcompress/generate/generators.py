@@ -31,7 +31,7 @@ class GeneratorConfig:
     """`num_images`: size of the captured pool (propagated, real); `chunk`: images per forward pass (and per
     batch-statistics group for propagated)."""
 
-    name: str = choice("bn_gaussian", "none", "bn_gaussian", "propagated", "gaussian", "real")
+    name: str = choice("propagated", "none", "bn_gaussian", "propagated", "gaussian", "real")
     num_images: int = bounded(256, 1)
     chunk: int = bounded(64, 2)
     seed: int = 0
@@ -143,8 +143,10 @@ def generator_domain(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationCont
     if cfg.name == "real":
         return model, _real_images(cfg, ctx)
     if cfg.name != "propagated":
-        raise UserError(f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, "
-                        f"not {cfg.name}: its layer inputs come from no forward pass")  # fmt: skip
+        raise UserError(
+            f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, not {cfg.name}: "
+            "its layer inputs come from no forward pass (use layerwise.mode=independent)"
+        )
     images = _noise_images(cfg, ctx)
     domain = copy.deepcopy(model).eval()
     norms = [m for m in domain.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
