@@ -15,7 +15,7 @@ from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import assign, buckets
-from lwcompress.layerwise.sequential import channel_ratio, from_domain, into_domain
+from lwcompress.layerwise.sequential import channel_ratio, into_domain, transfer
 
 from .test_compress import NORM, calibrated, images
 
@@ -164,7 +164,7 @@ def test_domain_grid_keeps_the_codes() -> None:
         d.layer.bias.add_(0.25)
     d.load_codes(d.codes())
     before = task.quant.layer.bias.detach().clone()
-    from_domain(task.quant, d, ratio, start)
+    transfer(d, task.quant, 1 / ratio, start)
     assert torch.equal(task.quant.codes(), d.codes())
     assert torch.allclose(task.quant.layer.bias, before + 0.25)
 

@@ -49,26 +49,16 @@ def into_domain(q: QuantLayer, layer: nn.Module, ratio: torch.Tensor, float_inpu
 
 
 @torch.no_grad()
-def from_domain(q: QuantLayer, d: QuantLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
-    """Copy a finished domain layer back: its grid (unscaled), its integer codes and the change of its bias
-    (biases live in the BN-output space, which both foldings share)."""
-    q.w_scale.copy_(d.w_scale / ratio.view_as(q.w_scale))
-    if q.abits is not None and d.abits is not None:
-        q.a_scale.copy_(d.a_scale)
-    q.load_codes(d.codes())
+def transfer(src: QuantLayer, dst: QuantLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
+    """Give `dst` the finished state of `src` across foldings: the grid scaled by `ratio` (dst / src per output
+    channel), the input grid, the integer codes, and the change of the bias since `start_bias` (biases live in the
+    BN-output space, which both foldings share). Domain -> model after a run, model -> domain on resume."""
+    dst.w_scale.copy_(src.w_scale * ratio.view_as(dst.w_scale))
+    if src.abits is not None and dst.abits is not None:
+        dst.a_scale.copy_(src.a_scale)
+    dst.load_codes(src.codes())
     if start_bias is not None:
-        q.layer.bias.add_(d.layer.bias - start_bias)
-
-
-@torch.no_grad()
-def into_domain_state(d: QuantLayer, q: QuantLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
-    """The inverse of `from_domain`: give the domain layer q's finished state (resuming from stored layers)."""
-    d.w_scale.copy_(q.w_scale * ratio.view_as(d.w_scale))
-    if q.abits is not None and d.abits is not None:
-        d.a_scale.copy_(q.a_scale)
-    d.load_codes(q.codes())
-    if start_bias is not None:
-        d.layer.bias.add_(q.layer.bias - start_bias)
+        dst.layer.bias.add_(src.layer.bias - start_bias)
 
 
 def _bias(q: QuantLayer) -> torch.Tensor | None:
@@ -108,7 +98,7 @@ def reconstruct_sequential(
             state, result = store.load(t.name)
             start_bias = _bias(t.quant)
             t.quant.load_state_dict(state)
-            into_domain_state(d, t.quant, ratio, start_bias)
+            transfer(t.quant, d, ratio, start_bias)
             results.append(result)
             continue
         real_rtn = held_out_error(t, real, metric) if real is not None else None
@@ -118,7 +108,7 @@ def reconstruct_sequential(
         start_bias = _bias(d)
         run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
         (result,) = run_bucket([run], cfg, make_trainer(), rounding, learn_weight_scale, learn_input_scale)
-        from_domain(t.quant, d, ratio, start_bias)
+        transfer(d, t.quant, 1 / ratio, start_bias)
         t.quant.harden()
         real_error = held_out_error(t, real, metric) if real is not None else None
         result = dataclasses.replace(result, real_rtn_error=real_rtn, real_error=real_error)
