@@ -16,7 +16,7 @@ import torch
 
 import lwcompress
 from lwcompress.api import compress
-from lwcompress.compress import QuantConfig
+from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import GenerationContext, GeneratorConfig, capture_inputs, generator_domain
 from lwcompress.graph.fold import fold_bn
@@ -42,7 +42,7 @@ def main() -> None:
     weights = Path(lwcompress.__file__).parent / "checkpoints" / "fashion_mnist" / f"{args.model}.pt"
     model, _ = build_model(ModelConfig(args.model, weights=str(weights)), 10, 1)
     model.eval()
-    rtn = compress(model, QuantConfig(wbits=args.wbits, abits=args.abits), dm.normalization, (1, 28, 28))
+    rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=args.abits), dm.normalization, (1, 28, 28))
     quants = rtn.quant_layers()
     names = list(quants)
 

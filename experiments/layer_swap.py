@@ -16,7 +16,7 @@ import torch
 
 import lwcompress
 from lwcompress.api import compress
-from lwcompress.compress import QuantConfig
+from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerwiseConfig
@@ -52,9 +52,9 @@ def main() -> None:
         return f"{top1:.2f} ({float((out - ref).pow(2).mean() / ref.var()):.4f})"
 
     abits = None if args.abits == "none" else int(args.abits)
-    rtn = compress(model, QuantConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
+    rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
     learned = compress(
-        model, QuantConfig(name="quant", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28),
+        model, CompressorConfig(name="quant", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28),
         generator=GeneratorConfig(args.generator),
         layerwise=LayerwiseConfig(train_bias=not args.no_train_bias, mode=args.mode),
         real_images=dm.train_images(320) if args.generator == "real" else None,

@@ -1,6 +1,6 @@
 """What should a reconstruction unit be? AdaRound in a plain PyTorch loop on real or propagated inputs with three
 targets: each layer alone (`--unit layer`), each residual block as a whole (`--unit block`, BRECQ-style: the
-block's QuantLayers trained together to reproduce the FP block's output), and optionally inputs taken from the
+block's CompressedLayers trained together to reproduce the FP block's output), and optionally inputs taken from the
 already-quantized network (`--inputs quant`, sequential) instead of the FP one. Prints validation top-1.
 
 python experiments/unit_check.py --model mobilenetv2_small --wbits 3 --abits none --unit block
@@ -19,7 +19,7 @@ from torch import nn
 
 import lwcompress
 from lwcompress.api import compress
-from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import capture_inputs
 from lwcompress.graph.fold import fold_bn
@@ -29,9 +29,10 @@ from lwcompress.precondition import PreconditionerConfig, fold
 
 
 def units(model: nn.Module, unit: str) -> list[str]:
-    """Module names to reconstruct, in forward order: each QuantLayer, or the highest module holding QuantLayers
-    that sits in an nn.Sequential (a residual block) and the QuantLayers outside any such block."""
-    quants = [n for n, m in model.named_modules() if isinstance(m, QuantLayer)]
+    """Module names to reconstruct, in forward order: each CompressedLayer, or the highest module holding
+    CompressedLayers that sits in an nn.Sequential (a residual block) and the CompressedLayers outside any such
+    block."""
+    quants = [n for n, m in model.named_modules() if isinstance(m, CompressedLayer)]
     if unit == "layer":
         return quants
     chosen: list[str] = []
@@ -40,14 +41,14 @@ def units(model: nn.Module, unit: str) -> list[str]:
             continue
         parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
         inside = [q for q in quants if q == name or q.startswith(name + ".")]
-        if inside and (isinstance(parent, nn.Sequential) or isinstance(m, QuantLayer)):
+        if inside and (isinstance(parent, nn.Sequential) or isinstance(m, CompressedLayer)):
             chosen.append(name)
     return chosen
 
 
 def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Tensor, args, g) -> None:
     """Sequential reconstruction on propagated data: BN statistics replaced by those of the noise batch, so the
-    FP network in eval mode *is* the propagated generator; each QuantLayer is moved into that domain (its grid
+    FP network in eval mode *is* the propagated generator; each CompressedLayer is moved into that domain (its grid
     scaled per channel like its folded weight), trained on the outputs of the already-quantized synthetic-domain
     network, and its integer codes copied back."""
     syn = copy.deepcopy(model)
@@ -62,7 +63,7 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
     syn.eval()
     fp_syn = fold_bn(syn)
     q_syn = copy.deepcopy(fp_syn)
-    quants = {n: m for n, m in learned.named_modules() if isinstance(m, QuantLayer)}
+    quants = {n: m for n, m in learned.named_modules() if isinstance(m, CompressedLayer)}
     r_of = {}
     for k, (name, q) in enumerate(quants.items()):
         r_of[name] = channel_ratio(fp_syn.get_submodule(name).weight, q.layer.weight)
@@ -74,9 +75,9 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
             continue
         qs, ref = q_syn.get_submodule(name), fp_syn.get_submodule(name)
         if args.upstream_float_act:  # upstream weight errors only: activations of earlier layers stay float
-            saved = {n: q.abits for n, q in q_syn.named_modules() if isinstance(q, QuantLayer)}
+            saved = {n: q.abits for n, q in q_syn.named_modules() if isinstance(q, CompressedLayer)}
             for q in q_syn.modules():
-                if isinstance(q, QuantLayer):
+                if isinstance(q, CompressedLayer):
                     q.abits = None
         inp = capture_inputs(q_syn, [name], images, batch_stat_bn=False)[name]
         if args.upstream_float_act:
@@ -95,8 +96,8 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
             print(f"{name}: synthetic error {before:.4f} -> {after:.4f}, r {float(r.min()):.2f}..{float(r.max()):.2f}")
 
 
-def train_unit(qs: list[QuantLayer], unit: nn.Module, inp: torch.Tensor, targets: torch.Tensor, args, g) -> None:
-    """AdaRound on the QuantLayers `qs` inside `unit` so that unit(inp) matches targets; hardens them."""
+def train_unit(qs: list[CompressedLayer], unit: nn.Module, inp: torch.Tensor, targets: torch.Tensor, args, g) -> None:
+    """AdaRound on the CompressedLayers `qs` inside `unit` so that unit(inp) matches targets; hardens them."""
     for q in qs:
         q.make_trainable("adaround", False, False, False)
     opt = torch.optim.Adam([q.alpha for q in qs], lr=3e-2)
@@ -148,8 +149,8 @@ def main() -> None:
                      .float().mean() * 100)  # fmt: skip
 
     abits = None if args.abits == "none" else int(args.abits)
-    rtn = compress(model, QuantConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
-    # The folded GraphModule has no block-level forward; put its QuantLayers (folded weights) into a copy of the
+    rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
+    # The folded GraphModule has no block-level forward; put its CompressedLayers (folded weights) into a copy of the
     # original nested model instead, BatchNorms replaced by identities.
     folded = fold(model, PreconditionerConfig()).eval()
     learned, fp_nested = copy.deepcopy(model), copy.deepcopy(model)
@@ -158,7 +159,7 @@ def main() -> None:
         if isinstance(m, nn.BatchNorm2d):
             learned.set_submodule(name, nn.Identity())
             fp_nested.set_submodule(name, nn.Identity())
-        elif isinstance(kept.get(name), QuantLayer):
+        elif isinstance(kept.get(name), CompressedLayer):
             learned.set_submodule(name, copy.deepcopy(kept[name]))
             fp_nested.set_submodule(name, copy.deepcopy(folded.get_submodule(name)))
     folded = fp_nested
@@ -176,7 +177,7 @@ def main() -> None:
         names = []
     for k, name in enumerate(names):
         unit = learned.get_submodule(name)
-        qs = [m for m in unit.modules() if isinstance(m, QuantLayer)]
+        qs = [m for m in unit.modules() if isinstance(m, CompressedLayer)]
         if k == 0 and not args.train_first:
             continue
         if args.inputs == "quant":

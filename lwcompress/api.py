@@ -1,4 +1,4 @@
-"""Python API: `compress(model, QuantConfig(...))` from a notebook does what the CLI does.
+"""Python API: `compress(model, CompressorConfig(...))` from a notebook does what the CLI does.
 
 Data flows one way: model -> graph analysis -> preconditioning -> data-free input ranges -> compressor.
 """
@@ -19,17 +19,19 @@ import torch
 from torch import nn
 
 from lwcompress import io
-from lwcompress.compress import COMPRESSORS, LayerRecord, QuantConfig, QuantLayer
+from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
 from lwcompress.generate import (
     GenerationContext,
     GeneratorConfig,
     build_inputs,
+    calibrated_ranges,
     capture_inputs,
     generator_domain,
     input_ranges,
     mse_ranges,
+    source_images,
 )
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import (
@@ -52,24 +54,41 @@ class CompressedModel:
 
     model: nn.Module
     layers: list[LayerRecord]
-    config: QuantConfig
+    config: CompressorConfig
     preconditioner: PreconditionerConfig
     wall_s: float
     meta: dict[str, Any] = field(default_factory=dict)
     results: list[LayerResult] = field(default_factory=list)  # per-layer metrics of learned compressors
 
-    def quant_layers(self) -> dict[str, QuantLayer]:
-        return {n: m for n, m in self.model.named_modules() if isinstance(m, QuantLayer)}
+    def quant_layers(self) -> dict[str, CompressedLayer]:
+        return {n: m for n, m in self.model.named_modules() if isinstance(m, CompressedLayer)}
 
     def size_bits(self) -> int:
-        """Storage in bits: quantized weights at their width, everything else (biases, scales) at 32 bits."""
-        bits = {f"{name}.layer.weight": q.wbits for name, q in self.quant_layers().items()}
-        return size_bits(self.model, bits)
+        """Storage in bits: compressed weights at their width (float: 32), pruned ones not at all but their mask at
+        1 bit per weight (a bitmap), everything else (biases, scales) at 32 bits."""
+        bits: dict[str, int] = {}
+        stored = 0
+        for name, q in self.quant_layers().items():
+            bits[f"{name}.layer.weight"] = 0
+            kept = q.layer.weight.numel() if q.mask is None else int(q.mask.sum())
+            stored += kept * (q.wbits or 32)
+            if q.mask is not None:
+                bits[f"{name}.mask"] = 1
+        return size_bits(self.model, bits) + stored
+
+    def sparsity(self) -> float:
+        """Fraction of all compressed layers' weights pruned by their masks."""
+        layers = self.quant_layers().values()
+        pruned = sum(q.sparsity * q.layer.weight.numel() for q in layers)
+        return pruned / max(1, sum(q.layer.weight.numel() for q in layers))
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        """Atomically write integer weight codes (int8/uint8), grids and the remaining float tensors."""
+        """Atomically write integer weight codes (int8/uint8), grids, masks and the remaining float tensors; pruned
+        weights are exact zeros (float weights are stored as they are)."""
         state = self.model.state_dict()
         for name, q in self.quant_layers().items():
+            if q.wbits is None:
+                continue
             del state[f"{name}.layer.weight"]
             state[f"{name}.weight_codes"] = q.codes()
         payload = {
@@ -86,7 +105,7 @@ class CompressedModel:
 
 def compress(
     model: nn.Module,
-    config: QuantConfig,
+    config: CompressorConfig,
     normalization: dict[str, list[float]],
     input_shape: tuple[int, ...],
     preconditioner: PreconditionerConfig | None = None,
@@ -95,6 +114,7 @@ def compress(
     real_images: torch.Tensor | None = None,
     make_trainer: Callable[[], pl.Trainer] | None = None,
     store_dir: str | Path | None = None,
+    cache: dict | None = None,
 ) -> CompressedModel:
     """Compress a trained model; `model` itself is left untouched.
 
@@ -102,11 +122,16 @@ def compress(
     which the data-free input model needs. Learned compressors (`config.learned`) then train every layer on
     inputs from `generator` under `layerwise`; `real_images` (normalized, never needed by the data-free
     generators) feed generator=real and the per-layer diagnostics on real activations. With `store_dir`, each
-    finished layer is saved there and a rerun resumes from them.
+    finished layer is saved there and a rerun resumes from them. `cache` keeps generated images across calls
+    (pass the same dict to reuse distilled images); `meta["generate_wall_s"]` is the time spent generating.
     """
     start = time.perf_counter()
     pre = preconditioner or PreconditionerConfig()
+    generator = generator or GeneratorConfig()
+    layerwise = layerwise or LayerwiseConfig()
     example = torch.zeros(1, *input_shape)
+    ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache)
+    generate_s = 0.0
     # Everything that reads BN statistics (ranges, generators, bias correction) reads the equalized model.
     model = equalized(model.eval(), pre, example)
     layers = analyze(model, example)
@@ -116,18 +141,24 @@ def compress(
         ranges = input_ranges(model, layers, {n: config.sigmas_for(b) for n, b in bits.items()}, normalization)
         if config.act_range == "mse":
             ranges = mse_ranges(model, layers, ranges, bits)
+        elif config.act_range == "calibrated":
+            clock = time.perf_counter()
+            images, batch_stat_bn = source_images(model, generator, ctx)
+            generate_s += time.perf_counter() - clock
+            ranges = calibrated_ranges(model, layers, ranges, images, batch_stat_bn, generator.chunk)
     prepared = fold(model, pre).eval()
     references = {i.name: copy.deepcopy(prepared.get_submodule(i.name)).requires_grad_(False) for i in layers}
     spec = [(info.name, info.kind, info.is_first, info.is_last) for info in layers]
     records = COMPRESSORS.get(config.name)(prepared, spec, config, ranges)
     if pre.bias_correction:
-        correct_biases(prepared, expected_inputs(model, layers, seed=generator.seed if generator else 0))
+        correct_biases(prepared, expected_inputs(model, layers, seed=generator.seed))
     results: list[LayerResult] = []
     if config.learned:
-        generator = generator or GeneratorConfig()
-        layerwise = layerwise or LayerwiseConfig()
-        ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images)
+        clock = time.perf_counter()
         inputs = build_inputs(model, layers, generator, ctx) if layerwise.mode == "independent" else {}
+        if layerwise.mode == "sequential":
+            domain, images = generator_domain(model, generator, ctx)
+        generate_s += time.perf_counter() - clock
         real = _diagnostic_inputs(model, layers, real_images, generator)
         train_all = layerwise.train_input_layers or generator.name == "real"
         tasks = [
@@ -141,8 +172,7 @@ def compress(
         store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
         learn = (config.rounding, config.learn_weight_scale, config.learn_input_scale)
         if layerwise.mode == "sequential":
-            domain, images = generator_domain(model, generator, ctx)
-            # Noise images are no stand-in for pixels: image-fed layers see them unquantized in that domain.
+            # Generated images are no stand-in for pixels: image-fed layers see them unquantized.
             float_inputs = {i.name for i in layers if _fed_by_image(i)} if generator.name != "real" else set()
             results = reconstruct_sequential(tasks, layerwise, make_trainer or layer_trainer, fold(domain, pre).eval(),
                                              images, float_inputs, *learn, store, layerwise.spatial_size,
@@ -154,11 +184,11 @@ def compress(
         out = prepared(example)
     if not torch.isfinite(out).all():
         raise FloatingPointError("the compressed model produces non-finite outputs")
-    meta = {"normalization": normalization, "input_shape": list(input_shape)}
+    meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": generate_s}
     return CompressedModel(prepared, records, config, pre, time.perf_counter() - start, meta, results)
 
 
-def _grid(q: QuantLayer) -> dict[str, float | None]:
+def _grid(q: CompressedLayer) -> dict[str, float | None]:
     lo, hi = q.input_range or (None, None)
     return {"input_lo": lo, "input_hi": hi}
 
@@ -197,21 +227,23 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
     state, meta = load_checkpoint(path)
     if "compressor" not in meta:
         raise UserError(f"{path} is not a compressed checkpoint (no compressor in its meta)")
-    config = QuantConfig(**meta["compressor"])
+    config = CompressorConfig(**meta["compressor"])
     pre = PreconditionerConfig(**meta["preconditioner"])
-    # Round-to-nearest rebuilds the structure (grids, wrappers); the stored state then overwrites it.
+    # The closed-form compressor rebuilds the structure (masks, grids, wrappers); the stored state overwrites it.
     result = compress(
-        model, dataclasses.replace(config, name="rtn"), meta["normalization"], tuple(meta["input_shape"]), pre
-    )
+        model, dataclasses.replace(config, name=config.closed_form), meta["normalization"],
+        tuple(meta["input_shape"]), pre,
+    )  # fmt: skip
     result.config = config
     codes = {k.removesuffix(".weight_codes"): state.pop(k) for k in list(state) if k.endswith(".weight_codes")}
     for name, q in result.quant_layers().items():
-        state[f"{name}.layer.weight"] = q.layer.weight.detach().clone()
+        state.setdefault(f"{name}.layer.weight", q.layer.weight.detach().clone())
     try:
         result.model.load_state_dict(state)
     except RuntimeError as e:
         raise UserError(f"compressed checkpoint {path} does not fit the model: {str(e).splitlines()[0]}") from None
     for name, q in result.quant_layers().items():
-        q.load_codes(codes[name])
+        if name in codes:
+            q.load_codes(codes[name])
     result.meta = meta
     return result

@@ -128,11 +128,12 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
     loggers = build_loggers(job.logger, out_dir, f"{job.model.name}-{job.compressor.name}", config)
     trainer = make_trainer(job.trainer, loggers)
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
+    uses_generator = job.compressor.learned or job.compressor.act_range == "calibrated"
     summary: dict[str, Any] = {
         "model": job.model.name,
         "data": job.data.name,
         "compressor": job.compressor.name,
-        "generator": job.generator.name if job.compressor.learned else None,
+        "generator": job.generator.name if uses_generator else None,
         "wbits": job.compressor.wbits,
         "abits": job.compressor.abits,
         "eval_split": job.eval_split,
@@ -143,19 +144,25 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
     else:
         summary["fp_top1"] = None
     input_shape = (dm.in_channels, dm.image_size, dm.image_size)
+    cache: dict = {}  # generated images, shared by the closed-form start and the run
+    needs_real = uses_generator and (job.generator.name == "real" or job.real_diagnostics)
+    real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
     if job.compressor.learned and job.eval_rtn:
-        rtn = compress(model, replace(job.compressor, name="rtn"), dm.normalization, input_shape, job.preconditioner)
+        start = replace(job.compressor, name=job.compressor.closed_form)
+        rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator,
+                       job.layerwise, real_images, cache=cache)  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
+        summary["generate_wall_s"] = rtn.meta["generate_wall_s"]  # images it made are reused from the cache
 
-    needs_real = job.compressor.learned and (job.generator.name == "real" or job.real_diagnostics)
-    real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
     compressed = compress(
         model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
-        real_images, lambda: layer_trainer(job.trainer.accelerator, job.trainer.precision), out_dir / "layers",
+        real_images, lambda: layer_trainer(job.trainer.accelerator, job.trainer.precision), out_dir / "layers", cache,
     )  # fmt: skip
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
-    summary.update(size_bits=compressed.size_bits(), compress_wall_s=compressed.wall_s, command=command, config=config)
+    summary["generate_wall_s"] = summary.get("generate_wall_s", 0.0) + compressed.meta["generate_wall_s"]
+    summary.update(size_bits=compressed.size_bits(), sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s,
+                   command=command, config=config)  # fmt: skip
 
     rows = layer_rows(compressed.layers, compressed.results)
     for lg in loggers:
@@ -164,8 +171,8 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
             lg.log_metrics({f"layer/{k}": v for k, v in row.items() if isinstance(v, float)}, step=step)
     write_csv(out_dir / "layers.csv", rows)
     if compressed.results:
-        plot_layer_errors(out_dir / "layers.png", compressed.results, f"{job.model.name} W{job.compressor.wbits}"
-                          f"A{job.compressor.abits or 32}, generator={job.generator.name}")  # fmt: skip
+        plot_layer_errors(out_dir / "layers.png", compressed.results,
+                          f"{job.model.name} {job.compressor.label()}, generator={job.generator.name}")  # fmt: skip
     if job.save_model:
         summary["checkpoint"] = str(compressed.save(out_dir / "compressed.pt", {"model": job.model.name}))
     io.write_json(out_dir / "summary.json", summary)
@@ -191,7 +198,7 @@ def check_normalization(meta: dict[str, Any], expected: dict[str, list[float]], 
 def print_summary(s: dict[str, Any], job: CompressJob) -> None:
     """The closing table: FP, round-to-nearest and the chosen compressor side by side, with their wall times."""
     c = job.compressor
-    bits = f"W{c.wbits}A{c.abits if c.abits is not None else 32}"
+    bits = c.label()
     fp = s["fp_top1"]
     kib = s["size_bits"] / 8 / 1024
 
@@ -202,8 +209,8 @@ def print_summary(s: dict[str, Any], job: CompressJob) -> None:
     if fp is not None:
         rows.append(["FP32", fp, 0.0, s["fp_size_bits"] / 8 / 1024, "-"])
     if "rtn_top1" in s:
-        rows.append([f"rtn {bits}", s["rtn_top1"], delta(s["rtn_top1"]), kib, f"{s['rtn_wall_s']:.2f}"])
-    name = f"{c.name} {bits}" + (f" ({job.generator.name})" if c.learned else "")
+        rows.append([f"{c.closed_form} {bits}", s["rtn_top1"], delta(s["rtn_top1"]), kib, f"{s['rtn_wall_s']:.2f}"])
+    name = f"{c.name} {bits}" + (f" ({job.generator.name})" if s["generator"] else "")
     rows.append([name, s["top1"], delta(s["top1"]), kib, f"{s['compress_wall_s']:.2f}"])
     print(f"\n{job.model.name} on {job.data.name} ({s['eval_split']} split), preconditioner {job.preconditioner.name}")
     print(table(["method", "top1 %", "delta", "size KiB", "compress s"], rows))

@@ -1,6 +1,6 @@
 """Structured-config schemas for every config group, registered in Hydra's ConfigStore.
 
-The core dataclasses (ModelConfig, DataConfig, QuantConfig, ...) live next to the code that uses them and know
+The core dataclasses (ModelConfig, DataConfig, CompressorConfig, ...) live next to the code that uses them and know
 nothing of Hydra; this module only assembles them into the job configs and turns a composed DictConfig back
 into checked dataclass objects (`to_objects`), so a bad value fails before any work starts.
 """
@@ -13,11 +13,11 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from lwcompress.compress.config import QuantConfig
+from lwcompress.compress.config import CompressorConfig
 from lwcompress.data import DataConfig
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
-from lwcompress.generate import SEQUENTIAL_GENERATORS, GeneratorConfig
+from lwcompress.generate import IMAGE_GENERATORS, GeneratorConfig, check_sequential
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig
 from lwcompress.precondition import PreconditionerConfig
@@ -75,7 +75,7 @@ class CompressJob:
     data: DataConfig = field(default_factory=DataConfig)
     preconditioner: PreconditionerConfig = field(default_factory=PreconditionerConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    compressor: QuantConfig = field(default_factory=QuantConfig)
+    compressor: CompressorConfig = field(default_factory=CompressorConfig)
     layerwise: LayerwiseConfig = field(default_factory=LayerwiseConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -90,16 +90,18 @@ class CompressJob:
 
     def __post_init__(self) -> None:
         check(self)
-        learned = isinstance(self.compressor, QuantConfig) and self.compressor.learned
+        learned = isinstance(self.compressor, CompressorConfig) and self.compressor.learned
         if learned and self.generator.name == "none":
             raise UserError(
-                f"compressor={self.compressor.name} trains on layer-wise data: choose generator=propagated, "
-                "bn_gaussian, gaussian or real"
+                f"compressor={self.compressor.name} trains on layer-wise data: choose a generator (propagated, "
+                "bn_gaussian, distilled, hybrid, gaussian or real)"
             )
-        if learned and self.layerwise.mode == "sequential" and self.generator.name not in SEQUENTIAL_GENERATORS:
+        if learned and self.layerwise.mode == "sequential":
+            check_sequential(self.generator.name)
+        if self.compressor.act_range == "calibrated" and self.generator.name not in IMAGE_GENERATORS:
             raise UserError(
-                f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, not "
-                f"{self.generator.name}: its layer inputs come from no forward pass (use layerwise.mode=independent)"
+                f"compressor.act_range=calibrated measures activation ranges on a generator's images: choose "
+                f"generator={', '.join(IMAGE_GENERATORS)}, not {self.generator.name}"
             )
 
 

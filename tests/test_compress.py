@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lwcompress.api import compress, load_compressed
-from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.generate import input_ranges, mse_ranges
 from lwcompress.generate.ranges import mse_clip
 from lwcompress.graph import analyze
@@ -116,13 +116,13 @@ def test_compress_keeps_input_model_and_is_close_at_8_bits(tmp_path: Path) -> No
     model = calibrated("resnet8_tiny")
     before = copy.deepcopy(model.state_dict())
     x = images(16)
-    result = compress(model, QuantConfig(wbits=8, abits=8), NORM, (1, 28, 28))
+    result = compress(model, CompressorConfig(wbits=8, abits=8), NORM, (1, 28, 28))
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
     ref = model(x)
     err = (result.model(x) - ref).norm() / ref.norm()
     assert err < 0.05
-    assert len(result.layers) == 10 and all(isinstance(q, QuantLayer) for q in result.quant_layers().values())
+    assert len(result.layers) == 10 and all(isinstance(q, CompressedLayer) for q in result.quant_layers().values())
     # 8-bit weights; bias, per-channel scale and zero point, and the input grid's scale/zero point at 32 bits
     expected = sum(r.params * 8 + 32 * (3 * r.shape[0] + 2) for r in result.layers)
     assert result.size_bits() == expected
@@ -133,7 +133,7 @@ def test_lower_bits_mean_larger_error() -> None:
     x = images(16)
     ref = model(x)
     errs = [
-        ((compress(model, QuantConfig(wbits=b, abits=b, first_layer_wbits=None, last_layer_wbits=None,
+        ((compress(model, CompressorConfig(wbits=b, abits=b, first_layer_wbits=None, last_layer_wbits=None,
                                       first_layer_abits=None, last_layer_abits=None), NORM, (1, 28, 28)).model(x)
           - ref).norm() / ref.norm()).item()
         for b in (8, 4, 2)
@@ -151,7 +151,7 @@ PRESETS = {
 @pytest.mark.parametrize("preconditioner", list(PRESETS))
 def test_save_and_load_compressed_round_trip(tmp_path: Path, preconditioner: str) -> None:
     model = calibrated("mobilenetv2_tiny")
-    result = compress(model, QuantConfig(wbits=4, abits=6), NORM, (1, 28, 28), PRESETS[preconditioner])
+    result = compress(model, CompressorConfig(wbits=4, abits=6), NORM, (1, 28, 28), PRESETS[preconditioner])
     path = result.save(tmp_path / "c.pt", {"model": "mobilenetv2_tiny"})
     state = torch.load(path, weights_only=True)["state_dict"]
     codes = [v for k, v in state.items() if k.endswith("weight_codes")]

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from lwcompress.api import compress
-from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
@@ -35,7 +35,7 @@ class Correlated:
 def conv_task(index: int = 0, bits: int = 3) -> LayerTask:
     torch.manual_seed(index)
     conv = nn.Conv2d(8, 16, 3, padding=1)
-    return LayerTask(f"conv{index}", index, QuantLayer(copy.deepcopy(conv), bits, False, "minmax", 4, (0.0, 4.0)),
+    return LayerTask(f"conv{index}", index, CompressedLayer(copy.deepcopy(conv), bits, False, "minmax", 4, (0.0, 4.0)),
                      conv.requires_grad_(False), Correlated((8, 6, 6)))  # fmt: skip
 
 
@@ -135,12 +135,12 @@ def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
     x = images(64)
     ref = model(x)
     common = dict(wbits=4, abits=4, first_layer_wbits=None, last_layer_wbits=None)
-    rtn = compress(model, QuantConfig(**common), NORM, (1, 28, 28))
+    rtn = compress(model, CompressorConfig(**common), NORM, (1, 28, 28))
     trained = LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True)
-    lw = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28), layerwise=trained)
+    lw = compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), layerwise=trained)
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     assert err(lw.model) < err(rtn.model)
-    frozen = compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28),
+    frozen = compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28),
                       layerwise=LayerwiseConfig(steps=5, batch_size=4))  # fmt: skip
     assert frozen.results[0].wall_s == 0 and frozen.results[0].error == frozen.results[0].rtn_error
     assert all(r.wall_s > 0 for r in frozen.results[1:])
@@ -178,10 +178,10 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     seq = LayerwiseConfig(steps=60, batch_size=16, mode="sequential")
     gen = GeneratorConfig(name="real", num_images=64)
-    run = lambda: compress(model, QuantConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
+    run = lambda: compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
                            layerwise=seq, real_images=images(128), store_dir=tmp_path)  # fmt: skip
     lw = run()
-    rtn = compress(model, QuantConfig(**common), NORM, (1, 28, 28))
+    rtn = compress(model, CompressorConfig(**common), NORM, (1, 28, 28))
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     assert err(lw.model) < 0.9 * err(rtn.model)
     assert len(lw.results) == 10 and all(r.real_error is not None for r in lw.results)

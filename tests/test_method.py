@@ -10,7 +10,7 @@ import torch
 
 import lwcompress
 from lwcompress.api import compress
-from lwcompress.compress import QuantConfig
+from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data, fashion_mnist
 from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerwiseConfig
@@ -34,10 +34,10 @@ def test_data_free_layerwise_w3a8_beats_round_to_nearest_on_resnet20() -> None:
     x, y = (torch.stack(t) for t in zip(*[dm.val[i] for i in range(2000)], strict=True))
     y = torch.as_tensor(y)
     model, _ = build_model(ModelConfig("resnet20", weights=str(RESNET20)), 10, 1)
-    cfg = QuantConfig(wbits=3, abits=8)
+    cfg = CompressorConfig(wbits=3, abits=8)
     rtn = compress(model, cfg, dm.normalization, (1, 28, 28))
     learned = compress(
-        model, QuantConfig(name="quant", wbits=3, abits=8), dm.normalization, (1, 28, 28),
+        model, CompressorConfig(name="quant", wbits=3, abits=8), dm.normalization, (1, 28, 28),
         generator=GeneratorConfig("propagated"), layerwise=LayerwiseConfig(steps=150),
     )  # fmt: skip
     fp, base, ours = top1(model, x, y), top1(rtn.model, x, y), top1(learned.model, x, y)

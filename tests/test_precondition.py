@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from lwcompress.compress import QuantLayer
+from lwcompress.compress import CompressedLayer
 from lwcompress.generate import GenerationContext, GeneratorConfig, build_inputs
 from lwcompress.graph import analyze, fold_bn
 from lwcompress.models import MODELS
@@ -366,7 +366,7 @@ def test_corrected_layer_matches_float_on_its_expected_input(kind: str) -> None:
     layer, mean = LAYERS[kind](), torch.randn(6) + 1
     x = mean.view(1, 6) if kind == "linear" else mean.view(1, 6, 1, 1).expand(2, 6, 7, 7)
     ref = layer(x).detach()
-    model = nn.ModuleDict({"q": QuantLayer(layer, wbits=3, symmetric=True)})
+    model = nn.ModuleDict({"q": CompressedLayer(layer, wbits=3, symmetric=True)})
     with torch.no_grad():
         assert relative_diff(model["q"](x), ref) > 1e-3  # 3-bit weights move the output
         correct_biases(model, {"q": mean})
@@ -383,7 +383,7 @@ def test_bias_correction_removes_the_mean_error_on_generator_samples() -> None:
     expected = expected_inputs(model, layers)
     folded = fold_bn(model)
     float_conv2 = copy.deepcopy(folded.conv2)
-    folded.conv2 = QuantLayer(folded.conv2, wbits=3, symmetric=True)
+    folded.conv2 = CompressedLayer(folded.conv2, wbits=3, symmetric=True)
     ctx = GenerationContext((2, 8, 8), 8)
     x = build_inputs(model, layers, GeneratorConfig(name="bn_gaussian"), ctx)["conv2"].sample(4000, torch.Generator())
     with torch.no_grad():

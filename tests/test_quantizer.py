@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lwcompress.compress import QuantConfig, QuantLayer
+from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, weight_params
 from lwcompress.errors import UserError
 
@@ -71,7 +71,7 @@ def test_mse_scale_has_lower_weight_error_than_minmax() -> None:
 
 def test_quant_layer_codes_round_trip() -> None:
     conv = torch.nn.Conv2d(3, 4, 3)
-    q = QuantLayer(conv, 4, symmetric=False, abits=8, input_range=(0.0, 4.0))
+    q = CompressedLayer(conv, 4, symmetric=False, abits=8, input_range=(0.0, 4.0))
     codes = q.codes()
     assert codes.dtype == torch.uint8 and int(codes.max()) <= 15
     before = q.quantized_weight().detach().clone()
@@ -82,11 +82,11 @@ def test_quant_layer_codes_round_trip() -> None:
 
 
 def test_bit_policy_first_and_last_layer() -> None:
-    cfg = QuantConfig(wbits=4, abits=4)
+    cfg = CompressorConfig(wbits=4, abits=4)
     assert cfg.bits_for(is_first=True, is_last=False) == (8, 8)
     assert cfg.bits_for(is_first=False, is_last=False) == (4, 4)
     assert cfg.bits_for(is_first=False, is_last=True) == (8, 8)
-    cfg = QuantConfig(wbits=3, abits=None, first_layer_wbits=None, last_layer_wbits=None)
+    cfg = CompressorConfig(wbits=3, abits=None, first_layer_wbits=None, last_layer_wbits=None)
     assert cfg.bits_for(is_first=True, is_last=False) == (3, None)
 
 
@@ -102,5 +102,5 @@ def test_bit_policy_first_and_last_layer() -> None:
 )
 def test_bad_quant_config_is_one_line_error(kwargs: dict, message: str) -> None:
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")) as e:
-        QuantConfig(**kwargs)
+        CompressorConfig(**kwargs)
     assert "\n" not in str(e.value)

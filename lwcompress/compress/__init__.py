@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lwcompress.compress.config import QuantConfig
-from lwcompress.compress.modules import QuantLayer
-from lwcompress.compress.rtn import LayerRecord, quantize_layers
+from lwcompress.compress.config import CompressorConfig
+from lwcompress.compress.modules import CompressedLayer
+from lwcompress.compress.wrap import LayerRecord, wrap_layers
 from lwcompress.registry import Registry
 
-__all__ = ["COMPRESSORS", "LayerRecord", "QuantConfig", "QuantLayer", "quantize_layers"]
+__all__ = ["COMPRESSORS", "LayerRecord", "CompressorConfig", "CompressedLayer", "wrap_layers"]
 
 COMPRESSORS: Registry[Callable[..., list[LayerRecord]]] = Registry("compressor")
-COMPRESSORS.register("rtn")(quantize_layers)
-# The layer-wise quantizer starts from the same round-to-nearest grids; api.compress then trains each layer.
-COMPRESSORS.register("quant")(quantize_layers)
+# Closed-form compressors wrap every layer and stop; the layer-wise ones start from the same wrapping (masks, grids)
+# and api.compress then trains each layer.
+for _name in ("rtn", "quant", "prune_magnitude", "prune"):
+    COMPRESSORS.register(_name)(wrap_layers)

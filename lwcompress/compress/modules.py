@@ -1,4 +1,5 @@
-"""The layer modules compressors produce: a conv/linear whose weight and input are fake-quantized."""
+"""The layer module compressors produce: a conv/linear whose weight is masked (pruned) and/or fake-quantized, and
+whose input may be fake-quantized."""
 
 from __future__ import annotations
 
@@ -16,30 +17,43 @@ def rectified_sigmoid(v: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.sigmoid(v) * (ZETA - GAMMA) + GAMMA, 0, 1)
 
 
-class QuantLayer(nn.Module):
-    """Wraps a Conv2d or Linear. Weight: per-channel grid; input: per-tensor affine grid on [lo, hi].
+class CompressedLayer(nn.Module):
+    """Wraps a Conv2d or Linear. Weight: a fixed pruning mask (pruned weights are exact zeros) and a per-channel
+    grid; input: per-tensor affine grid on [lo, hi].
 
-    As built it is round-to-nearest. `make_trainable` opens it for a layer-wise run: the latent float weight
-    through a straight-through estimator ("ste") or learned rounding offsets ("adaround"), the weight and
-    input scales (LSQ-style), the bias. `harden` fixes the result, after which `codes()` is what a deployed
+    `w_scale` is the weight's per-channel unit: the grid step, or for float weights (`wbits=None`) the channel's
+    RMS, so learning rates and the codes that carry a layer between BN foldings mean the same in both cases.
+    As built it is round-to-nearest / magnitude-pruned. `make_trainable` opens it for a layer-wise run: the latent
+    float weight through a straight-through estimator ("ste") or learned rounding offsets ("adaround"), the weight
+    and input scales (LSQ-style), the bias. `harden` fixes the result, after which `codes()` is what a deployed
     model stores. `abits=None` leaves the input in float.
     """
 
     def __init__(
         self,
         layer: nn.Conv2d | nn.Linear,
-        wbits: int,
+        wbits: int | None,
         symmetric: bool,
         scale_method: str = "minmax",
         abits: int | None = None,
         input_range: tuple[float, float] | None = None,
+        mask: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(layer, nn.Conv2d | nn.Linear):
-            raise TypeError(f"QuantLayer wraps Conv2d or Linear, not {type(layer).__name__}")
+            raise TypeError(f"CompressedLayer wraps Conv2d or Linear, not {type(layer).__name__}")
         self.layer = layer
         self.wbits, self.symmetric, self.abits = wbits, symmetric, abits
-        scale, zero_point = weight_params(layer.weight, wbits, symmetric, scale_method)
+        self.register_buffer("mask", None if mask is None else mask.to(torch.bool))
+        if self.mask is not None:
+            with torch.no_grad():
+                layer.weight.mul_(self.mask)
+        if wbits is None:
+            rms = layer.weight.detach().flatten(1).pow(2).mean(1).sqrt()
+            scale = torch.where(rms > 0, rms, torch.ones_like(rms)).view(-1, *[1] * (layer.weight.ndim - 1))
+            zero_point = torch.zeros_like(scale)
+        else:
+            scale, zero_point = weight_params(layer.weight, wbits, symmetric, scale_method)
         self.w_scale = nn.Parameter(scale, requires_grad=False)
         self.register_buffer("w_zero_point", zero_point)
         if abits is not None:
@@ -65,10 +79,13 @@ class QuantLayer(nn.Module):
         train_bias: bool = True,
     ) -> None:  # fmt: skip
         """Choose what a layer-wise run may change. "adaround" learns per-weight up/down rounding with the
-        weight and its scale fixed (their grid defines the choices); "ste" trains the latent weight itself."""
+        weight and its scale fixed (their grid defines the choices); "ste" trains the latent weight itself.
+        Float weights are trained directly whatever the rounding; the mask never changes."""
         for p in self.parameters():
             p.requires_grad_(False)
-        if rounding == "adaround":
+        if self.wbits is None:
+            self.layer.weight.requires_grad_(True)
+        elif rounding == "adaround":
             rest = (self.layer.weight / self.w_scale - torch.floor(self.layer.weight / self.w_scale)).detach()
             # Start where h(alpha) equals the rounding remainder: the soft weight is the float weight.
             p = ((rest - GAMMA) / (ZETA - GAMMA)).clamp(1e-4, 1 - 1e-4)
@@ -99,23 +116,36 @@ class QuantLayer(nn.Module):
             p.requires_grad_(False)
 
     def quantized_weight(self, hard: bool = False) -> torch.Tensor:
-        qmin, qmax = qrange(self.wbits, self.symmetric)
-        if self.alpha is None:
-            return fake_quant(self.layer.weight, self.w_scale, self.w_zero_point, qmin, qmax)
-        h = (self.alpha >= 0).float() if hard else rectified_sigmoid(self.alpha)
-        floor = torch.floor(self.layer.weight / self.w_scale).detach()
-        q = torch.clamp(floor + h + self.w_zero_point, qmin, qmax)
-        return (q - self.w_zero_point) * self.w_scale
+        """The weight the layer computes with: masked, then on its grid."""
+        if self.wbits is None:
+            w = self.layer.weight
+        elif self.alpha is None:
+            w = fake_quant(self.layer.weight, self.w_scale, self.w_zero_point, *qrange(self.wbits, self.symmetric))
+        else:
+            h = (self.alpha >= 0).float() if hard else rectified_sigmoid(self.alpha)
+            floor = torch.floor(self.layer.weight / self.w_scale).detach()
+            q = torch.clamp(floor + h + self.w_zero_point, *qrange(self.wbits, self.symmetric))
+            w = (q - self.w_zero_point) * self.w_scale
+        # Zero is on every grid, so a pruned weight stays an exact zero after quantization.
+        return w if self.mask is None else w * self.mask
 
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.abits is None:
             return x
         return fake_quant(x, self.a_scale, self.a_zero_point, *qrange(self.abits, False))
 
+    @property
+    def sparsity(self) -> float:
+        """Fraction of the weight pruned by the mask (weights that merely round to zero are not counted)."""
+        return 0.0 if self.mask is None else 1.0 - float(self.mask.float().mean())
+
     def codes(self) -> torch.Tensor:
-        """Integer weight codes, int8 for symmetric grids and uint8 for asymmetric ones."""
+        """Integer weight codes, int8 for symmetric grids and uint8 for asymmetric ones; float weights in units of
+        `w_scale`."""
         if self.alpha is not None:
             raise RuntimeError("harden() the layer before exporting codes")
+        if self.wbits is None:
+            return self.layer.weight.detach() / self.w_scale
         q = quantize_codes(
             self.layer.weight.detach(), self.w_scale.detach(), self.w_zero_point, *qrange(self.wbits, self.symmetric)
         )
@@ -135,4 +165,6 @@ class QuantLayer(nn.Module):
 
     def extra_repr(self) -> str:
         a = f"A{self.abits} on [{self.input_range[0]:.3g}, {self.input_range[1]:.3g}]" if self.abits else "A-float"
-        return f"W{self.wbits} {'symmetric' if self.symmetric else 'asymmetric'}, {a}"
+        w = f"W{self.wbits} {'symmetric' if self.symmetric else 'asymmetric'}" if self.wbits else "W-float"
+        pruned = f", {self.sparsity:.1%} zeros" if self.mask is not None else ""
+        return f"{w}{pruned}, {a}"

@@ -1,19 +1,24 @@
 """Layer-input models: what each layer sees, without data (and, for reference, with it)."""
 
 from lwcompress.generate.capture import capture_inputs
+from lwcompress.generate.distill import bn_statistics_loss, distill_images
 from lwcompress.generate.generators import (
     GENERATORS,
+    IMAGE_GENERATORS,
     SEQUENTIAL_GENERATORS,
     GenerationContext,
     GeneratorConfig,
     build_inputs,
+    check_sequential,
     generator_domain,
+    source_images,
 )
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, PairedPool, Pool, layer_stream, sample_shapes
-from lwcompress.generate.ranges import input_ranges, mse_ranges
+from lwcompress.generate.ranges import calibrated_ranges, input_ranges, mse_ranges
 
 __all__ = [
     "GENERATORS",
+    "IMAGE_GENERATORS",
     "SEQUENTIAL_GENERATORS",
     "GaussianSources",
     "GenerationContext",
@@ -21,11 +26,16 @@ __all__ = [
     "LayerInputs",
     "PairedPool",
     "Pool",
+    "bn_statistics_loss",
     "build_inputs",
+    "calibrated_ranges",
     "capture_inputs",
+    "check_sequential",
+    "distill_images",
     "generator_domain",
     "input_ranges",
     "mse_ranges",
     "layer_stream",
     "sample_shapes",
+    "source_images",
 ]

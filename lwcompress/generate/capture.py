@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -10,10 +11,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 
 @torch.no_grad()
-def capture_inputs(
-    model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int = 64
-) -> dict[str, torch.Tensor]:
-    """Run `images` through a copy of `model` in chunks and keep the input of every module in `names`.
+def visit_inputs(
+    model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int,
+    visit: Callable[[str, torch.Tensor], None],
+) -> None:  # fmt: skip
+    """Run `images` through a copy of `model` in chunks and hand the input of every module in `names` to `visit`.
 
     batch_stat_bn: every BatchNorm normalizes by the chunk's own statistics instead of its running ones, so each
     BN output has exactly mean beta and std |gamma| per channel (the paper's input model) whatever the images
@@ -24,19 +26,27 @@ def capture_inputs(
         for m in net.modules():
             if isinstance(m, _BatchNorm):
                 m.train()  # batch statistics; the running statistics of this throwaway copy do not matter
-    captured: dict[str, list[torch.Tensor]] = {n: [] for n in names}
 
-    def keeper(name: str):
+    def hook_for(name: str):
         def hook(_module: nn.Module, args: tuple) -> None:
-            captured[name].append(args[0].detach().clone())  # clone: later in-place ops must not change it
+            visit(name, args[0])
 
         return hook
 
-    handles = [net.get_submodule(n).register_forward_pre_hook(keeper(n)) for n in names]
+    handles = [net.get_submodule(n).register_forward_pre_hook(hook_for(n)) for n in names]
     try:
         for start in range(0, len(images), chunk):
             net(images[start : start + chunk])
     finally:
         for h in handles:
             h.remove()
+
+
+def capture_inputs(
+    model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int = 64
+) -> dict[str, torch.Tensor]:
+    """The input of every module in `names` for all `images` (see `visit_inputs`)."""
+    captured: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    # clone: later in-place ops of the network must not change what was kept
+    visit_inputs(model, names, images, batch_stat_bn, chunk, lambda n, x: captured[n].append(x.detach().clone()))
     return {n: torch.cat(v) for n, v in captured.items()}

@@ -5,6 +5,9 @@ bn_gaussian  the paper: BN outputs i.i.d. N(beta, gamma^2), model input N(0, 1),
 propagated   N(0, 1) images through the FP network once, every BN normalizing by the batch's own statistics:
              the same per-channel statistics, with correlations from the network itself
 gaussian     N(0, 1) for every layer input (the naive ablation)
+distilled    images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP
+             network: the high-compute generative baseline
+hybrid       each batch mixed from distilled-image inputs and a cheap partner's (bn_gaussian or propagated)
 real         inputs captured from real training images (not data-free: the ceiling)
 """
 
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -21,6 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate.capture import capture_inputs
+from lwcompress.generate.distill import distill_images
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo
 from lwcompress.registry import Registry
@@ -28,13 +32,24 @@ from lwcompress.registry import Registry
 
 @dataclass
 class GeneratorConfig:
-    """`num_images`: size of the captured pool (propagated, real); `chunk`: images per forward pass (and per
-    batch-statistics group for propagated)."""
+    """`num_images`: size of the captured pool (propagated, distilled, real); `chunk`: images per forward pass (and
+    per batch-statistics group for propagated and distilled).
 
-    name: str = choice("propagated", "none", "bn_gaussian", "propagated", "gaussian", "real")
+    Distillation (distilled, hybrid): `steps` Adam steps at `lr` (cosine) per chunk, with optional image priors
+    `tv_weight` (total variation) and `l2_weight`. Hybrid: `distilled_fraction` of every batch comes from the
+    distilled images, the rest from `partner`.
+    """
+
+    name: str = choice("propagated", "none", "bn_gaussian", "propagated", "gaussian", "distilled", "hybrid", "real")
     num_images: int = bounded(256, 1)
     chunk: int = bounded(64, 2)
     seed: int = 0
+    steps: int = bounded(200, 0)
+    lr: float = bounded(0.25, 0.0)
+    tv_weight: float = bounded(0.0, 0.0)
+    l2_weight: float = bounded(0.0, 0.0)
+    distilled_fraction: float = bounded(0.5, 0.0, 1.0)
+    partner: str = choice("bn_gaussian", "bn_gaussian", "propagated")
 
     def __post_init__(self) -> None:
         check(self)
@@ -42,11 +57,13 @@ class GeneratorConfig:
 
 @dataclass
 class GenerationContext:
-    """What generators may use besides the model: its input shape, and real images for `real`."""
+    """What generators may use besides the model: its input shape, real images for `real`, and a cache of the
+    images a generator made (distillation is costly; the closed-form start and the layer runs share them)."""
 
     input_shape: tuple[int, ...]
     spatial_size: int
     real_images: torch.Tensor | None = None
+    cache: dict = field(default_factory=dict)
 
 
 Builder = Callable[[nn.Module, list[LayerInfo], GeneratorConfig, GenerationContext], dict[str, LayerInputs]]
@@ -113,22 +130,67 @@ def _noise_images(cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
 
 
 @GENERATORS.register("propagated")
-def propagated(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    return _pools(model, layers, _noise_images(cfg, ctx), True, cfg, ctx)
-
-
+@GENERATORS.register("distilled")
 @GENERATORS.register("real")
-def real(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    return _pools(model, layers, _real_images(cfg, ctx), False, cfg, ctx)
+def captured(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    return _pools(model, layers, *source_images(model, cfg, ctx), cfg, ctx)
 
 
-def _real_images(cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
-    if ctx.real_images is None:
-        raise UserError("generator=real needs real training images (a data module); it is the non-data-free ceiling")
-    return ctx.real_images[: cfg.num_images]
+@GENERATORS.register("hybrid")
+def hybrid(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
+    distilled = _pools(model, layers, *source_images(model, cfg, ctx), cfg, ctx)
+    partner = GENERATORS.get(cfg.partner)(model, layers, cfg, ctx)
+    return {name: Mixed(distilled[name], partner[name], cfg.distilled_fraction) for name in distilled}
 
 
-SEQUENTIAL_GENERATORS = ("propagated", "real")
+@dataclass
+class Mixed:
+    """Every batch: round(n * fraction) items from `first`, the rest from `second` (an exact, not a random, mix)."""
+
+    first: LayerInputs
+    second: LayerInputs
+    fraction: float
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        k = round(n * self.fraction)
+        parts = [src.sample(m, generator) for src, m in ((self.first, k), (self.second, n - k)) if m > 0]
+        return torch.cat(parts)
+
+
+IMAGE_GENERATORS = ("propagated", "distilled", "hybrid", "real")
+
+
+def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
+    """(images, whether BatchNorms normalize by batch statistics on them) of an image-based generator: noise for
+    propagated, distilled images for distilled and hybrid, real images for real. Cached in `ctx`."""
+    if cfg.name not in IMAGE_GENERATORS:
+        raise UserError(f"generator={cfg.name} makes no images; use one of {', '.join(IMAGE_GENERATORS)}")
+    key = (cfg.name if cfg.name != "hybrid" else "distilled", cfg.num_images, cfg.seed, cfg.steps, cfg.lr,
+           cfg.tv_weight, cfg.l2_weight, cfg.chunk)  # fmt: skip
+    if key not in ctx.cache:
+        if cfg.name == "real":
+            if ctx.real_images is None:
+                raise UserError("generator=real needs real training images (a data module); it is the non-data-free "
+                                "ceiling")  # fmt: skip
+            ctx.cache[key] = ctx.real_images[: cfg.num_images]
+        elif cfg.name == "propagated":
+            ctx.cache[key] = _noise_images(cfg, ctx)
+        else:
+            ctx.cache[key] = distill_images(model, _noise_images(cfg, ctx), cfg.steps, cfg.lr, cfg.chunk,
+                                            cfg.tv_weight, cfg.l2_weight)  # fmt: skip
+    return ctx.cache[key], cfg.name == "propagated"
+
+
+SEQUENTIAL_GENERATORS = ("propagated", "distilled", "real")
+
+
+def check_sequential(name: str) -> None:
+    """Sequential layer runs need a network forward to run the compressed layers in: a one-line error otherwise."""
+    if name not in SEQUENTIAL_GENERATORS:
+        raise UserError(
+            f"layerwise.mode=sequential needs generator={', '.join(SEQUENTIAL_GENERATORS)}, not {name}: its "
+            "layer inputs come from no single forward pass (use layerwise.mode=independent)"
+        )
 
 
 @torch.no_grad()
@@ -136,18 +198,14 @@ def generator_domain(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationCont
     """The BN network and the images whose plain eval-mode forward gives the generator's layer inputs, for
     sequential runs (a layer fed by the already compressed layers before it needs a network to run them in).
 
-    real: the model itself on the real images. propagated: a copy whose BatchNorms hold the noise images' own
-    statistics (averaged over chunks) in place of the training ones, so every BN output again has mean beta and
-    std |gamma| per channel; folding that copy gives each layer in the "synthetic domain".
+    real, distilled: the model itself on the (real, distilled) images. propagated: a copy whose BatchNorms hold
+    the noise images' own statistics (averaged over chunks) in place of the training ones, so every BN output again
+    has mean beta and std |gamma| per channel; folding that copy gives each layer in the "synthetic domain".
     """
-    if cfg.name == "real":
-        return model, _real_images(cfg, ctx)
-    if cfg.name != "propagated":
-        raise UserError(
-            f"layerwise.mode=sequential needs generator={' or '.join(SEQUENTIAL_GENERATORS)}, not {cfg.name}: "
-            "its layer inputs come from no forward pass (use layerwise.mode=independent)"
-        )
-    images = _noise_images(cfg, ctx)
+    check_sequential(cfg.name)
+    images, batch_stat_bn = source_images(model, cfg, ctx)
+    if not batch_stat_bn:
+        return model, images
     domain = copy.deepcopy(model).eval()
     norms = [m for m in domain.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     for bn in norms:

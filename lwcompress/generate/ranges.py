@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lwcompress.compress.quantizer import affine_params, fake_quant, qrange
+from lwcompress.generate.capture import visit_inputs
 from lwcompress.generate.generators import gaussian_params
 from lwcompress.generate.inputs import GaussianSources, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo, Source
@@ -101,3 +102,25 @@ def mse_ranges(
         sources = GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, spatial_size))
         out[info.name] = mse_clip(sources.sample(num_samples, layer_stream(seed, index)), *rng, b)
     return out
+
+
+def calibrated_ranges(
+    model: nn.Module,
+    layers: list[LayerInfo],
+    ranges: dict[str, tuple[float, float] | None],
+    images: torch.Tensor,
+    batch_stat_bn: bool,
+    chunk: int = 64,
+) -> dict[str, tuple[float, float] | None]:
+    """`ranges` with each layer's interval replaced by the min/max of its input over `images` through the FP model
+    (ZeroQ's calibration, on distilled images). Layers fed by the image keep the exact pixel range: generated
+    images need not respect it."""
+    names = [i.name for i in layers if ranges.get(i.name) is not None and all(s.kind != "input" for s in i.sources)]
+    seen: dict[str, tuple[float, float]] = {}
+
+    def widen(name: str, x: torch.Tensor) -> None:
+        lo, hi = seen.get(name, (float("inf"), float("-inf")))
+        seen[name] = (min(lo, float(x.min())), max(hi, float(x.max())))
+
+    visit_inputs(model, names, images, batch_stat_bn, chunk, widen)
+    return {**ranges, **seen}

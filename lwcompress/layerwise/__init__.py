@@ -37,7 +37,7 @@ def reconstruct(
 ) -> list[LayerResult]:
     """Run this rank's share of the layer tasks (bucket by bucket), reusing results `store` already holds.
 
-    Each task's QuantLayer is left in its final (hardened) state; results come back in task order.
+    Each task's CompressedLayer is left in its final (hardened) state; results come back in task order.
     """
     params = [t.params for t in tasks]
     mine = assign(params, world_size, rank)

@@ -13,7 +13,9 @@ class LayerwiseConfig:
 
     Learning rates: AdaRound's rounding logits use `lr` as is (they live on a logit scale); STE latent weights and
     LSQ scales use `lr_scaled` x (the layer's own weight / input scale), and the bias `lr_scaled` x 0.1 x (the std
-    of the layer's output), so one value fits every layer whatever its magnitudes.
+    of the layer's output), so one value fits every layer whatever its magnitudes. Float weights (pruning without
+    quantization) use `lr_weight` x their RMS per output channel (a pruned layer must move its survivors far more
+    than a quantized one its rounding; tuned on the validation split, experiments/results/prune_tuning.md).
     `loss`: mse on the layer output, mse_post_act after the activation that follows it (ReLU/ReLU6), or
     mse_channel (each output channel normalized by its own variance). Every loss is divided by the target's
     variance, so layers are comparable. A layer whose held-out error ends above its round-to-nearest error is
@@ -32,6 +34,7 @@ class LayerwiseConfig:
     spatial_size: int = bounded(8, 1)
     lr: float = bounded(3e-2, 0.0)
     lr_scaled: float = bounded(1e-2, 0.0)
+    lr_weight: float = bounded(3e-2, 0.0)
     schedule: str = choice("cosine", "cosine", "constant")
     loss: str = choice("mse", "mse", "mse_post_act", "mse_channel")
     reg_weight: float = bounded(0.01, 0.0)  # AdaRound rounding regularizer

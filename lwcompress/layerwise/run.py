@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from lwcompress.compress.modules import QuantLayer
+from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import LayerInputs, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
 
@@ -33,7 +33,7 @@ class LayerTask:
 
     name: str
     index: int  # position in the model: seeds the layer's random streams
-    quant: QuantLayer
+    quant: CompressedLayer
     reference: nn.Module
     inputs: LayerInputs | None  # None until a sequential run captures them
     activation: str | None = None  # applied to output and target for loss=mse_post_act
@@ -75,7 +75,7 @@ def relative_error(out: torch.Tensor, target: torch.Tensor, loss: str, activatio
 
 
 class ReconstructionModule(pl.LightningModule):
-    """Trains every QuantLayer of a bucket to match its reference layer on freshly drawn inputs."""
+    """Trains every CompressedLayer of a bucket to match its reference layer on freshly drawn inputs."""
 
     def __init__(self, tasks: list[LayerTask], cfg: LayerwiseConfig, output_std: list[float]) -> None:
         super().__init__()
@@ -93,7 +93,8 @@ class ReconstructionModule(pl.LightningModule):
         groups = []
         for task, std in zip(self.tasks, self.output_std, strict=True):
             q = task.quant
-            w_step = self.cfg.lr_scaled * float(q.w_scale.detach().mean())
+            # w_scale is the weight's unit: its grid step, or its RMS when it stays float (see CompressedLayer).
+            w_step = (self.cfg.lr_weight if q.wbits is None else self.cfg.lr_scaled) * float(q.w_scale.detach().mean())
             if q.alpha is not None:
                 groups.append({"params": [q.alpha], "lr": self.cfg.lr})
             if q.layer.weight.requires_grad:

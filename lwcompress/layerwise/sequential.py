@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from lwcompress.compress.modules import QuantLayer
+from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate import PairedPool, capture_inputs
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.run import LayerResult, LayerTask, held_out_error, run_bucket
@@ -33,7 +33,7 @@ def channel_ratio(weight: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
     return torch.where(den > 0, num / den.clamp_min(1e-30), torch.ones_like(den)).float()
 
 
-def into_domain(q: QuantLayer, layer: nn.Module, ratio: torch.Tensor, float_input: bool) -> QuantLayer:
+def into_domain(q: CompressedLayer, layer: nn.Module, ratio: torch.Tensor, float_input: bool) -> CompressedLayer:
     """A copy of `q` that quantizes `layer` (the same layer folded in the domain) on q's grid scaled by `ratio`.
 
     float_input: leave its input unquantized, for image-fed layers in a synthetic domain (noise images lie far
@@ -43,13 +43,15 @@ def into_domain(q: QuantLayer, layer: nn.Module, ratio: torch.Tensor, float_inpu
     d.layer = copy.deepcopy(layer).requires_grad_(False)
     with torch.no_grad():
         d.w_scale.copy_(q.w_scale * ratio.view_as(q.w_scale))
+        if d.mask is not None:
+            d.layer.weight.mul_(d.mask)
     if float_input:
         d.abits = None
     return d
 
 
 @torch.no_grad()
-def transfer(src: QuantLayer, dst: QuantLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
+def transfer(src: CompressedLayer, dst: CompressedLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
     """Give `dst` the finished state of `src` across foldings: the grid scaled by `ratio` (dst / src per output
     channel), the input grid, the integer codes, and the change of the bias since `start_bias` (biases live in the
     BN-output space, which both foldings share). Domain -> model after a run, model -> domain on resume."""
@@ -61,7 +63,7 @@ def transfer(src: QuantLayer, dst: QuantLayer, ratio: torch.Tensor, start_bias: 
         dst.layer.bias.add_(src.layer.bias - start_bias)
 
 
-def _bias(q: QuantLayer) -> torch.Tensor | None:
+def _bias(q: CompressedLayer) -> torch.Tensor | None:
     return q.layer.bias.detach().clone() if q.layer.bias is not None else None
 
 
@@ -80,10 +82,11 @@ def reconstruct_sequential(
     chunk: int = 64,
 ) -> list[LayerResult]:
     """Train `tasks` (in model order) one after another in `domain` (the folded domain network, BN-free where the
-    deployed model is) on `images`; each task's QuantLayer ends hardened with the learned codes. Finished layers
+    deployed model is) on `images`; each task's CompressedLayer ends hardened with the learned codes. Finished layers
     are stored and reloaded, so a killed run resumes where it stopped."""
     compressed = copy.deepcopy(domain).eval()
-    ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.quant.layer.weight) for t in tasks}
+    # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
+    ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.reference.weight) for t in tasks}
     doms = {}
     for t in tasks:
         d = into_domain(t.quant, domain.get_submodule(t.name), ratios[t.name], t.name in float_inputs)

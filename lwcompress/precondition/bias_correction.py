@@ -13,7 +13,7 @@ import math
 import torch
 from torch import nn
 
-from lwcompress.compress.modules import QuantLayer
+from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.generators import gaussian_params
 from lwcompress.generate.inputs import GaussianSources, layer_stream
 from lwcompress.graph import LayerInfo
@@ -94,7 +94,7 @@ def expected_inputs(
 
 @torch.no_grad()
 def correct_biases(model: nn.Module, expected: dict[str, torch.Tensor | None]) -> None:
-    """Add (W - W_q) E[x] to the bias of every QuantLayer of `model` whose E[x] is known (in place).
+    """Add (W - W_q) E[x] to the bias of every CompressedLayer of `model` whose E[x] is known (in place).
 
     `model` is the folded, quantized model; `expected` is keyed by layer name (as `expected_inputs` returns
     it). W_q is the weight the layer's forward uses, so afterwards the quantized layer's expected output equals
@@ -103,7 +103,7 @@ def correct_biases(model: nn.Module, expected: dict[str, torch.Tensor | None]) -
     """
     for name, module in model.named_modules():
         mean = expected.get(name)
-        if not isinstance(module, QuantLayer) or mean is None:
+        if not isinstance(module, CompressedLayer) or mean is None:
             continue
         layer = module.layer
         weight = layer.weight

@@ -1,0 +1,134 @@
+"""Pruning: mask allocation and N:M patterns, true zeros through quantization, saving, layer-wise retraining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from lwcompress.api import compress, load_compressed
+from lwcompress.compress import CompressorConfig
+from lwcompress.compress.prune import magnitude_masks, n_m_mask
+from lwcompress.errors import UserError
+from lwcompress.generate import GeneratorConfig
+from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.models import MODELS
+
+from .test_compress import NORM, calibrated, images
+
+
+def weights() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {"a": torch.randn(8, 4, 3, 3, generator=g), "b": 3 * torch.randn(16, 8, 3, 3, generator=g),
+            "c": torch.randn(10, 16, generator=g)}  # fmt: skip
+
+
+def test_uniform_masks_prune_each_layer_to_its_target_by_magnitude() -> None:
+    w = weights()
+    masks = magnitude_masks(w, {"a": 0.5, "b": 0.75, "c": 0.0}, "uniform", "unstructured")
+    assert masks["c"] is None  # nothing to prune: the layer stays dense
+    for name, target in (("a", 0.5), ("b", 0.75)):
+        m = masks[name]
+        assert abs(1 - m.float().mean().item() - target) < 1 / w[name].numel()
+        assert w[name][m].abs().min() >= w[name][~m].abs().max()
+
+
+def test_global_masks_share_one_threshold_and_reach_the_total() -> None:
+    w = weights()
+    masks = magnitude_masks(w, {"a": 0.6, "b": 0.6, "c": 0.6}, "global", "unstructured")
+    kept = torch.cat([w[n][masks[n]].abs() for n in w])
+    pruned = torch.cat([w[n][~masks[n]].abs() for n in w])
+    assert kept.min() >= pruned.max()
+    assert abs(len(pruned) / (len(kept) + len(pruned)) - 0.6) < 1e-3
+    # the large-weight layer keeps more than its share, the others less
+    assert masks["b"].float().mean() > 0.4 > masks["a"].float().mean()
+
+
+def test_two_four_keeps_two_of_every_four_input_channels() -> None:
+    w = torch.randn(6, 8, 3, 3)
+    m = n_m_mask(w, 2, 4)
+    groups = m.movedim(1, -1).reshape(-1, 4)
+    assert (groups.sum(1) == 2).all()
+    kept = w.abs().movedim(1, -1).reshape(-1, 4)
+    assert (kept.where(groups, torch.inf).min(1).values >= kept.where(~groups, -torch.inf).max(1).values).all()
+    assert n_m_mask(torch.randn(6, 1, 3, 3), 2, 4) is None  # depthwise / 1-channel layers cannot carry the pattern
+
+
+@pytest.mark.parametrize("wbits", [None, 4])
+def test_pruned_weights_are_true_zeros_saved_with_their_masks(tmp_path: Path, wbits: int | None) -> None:
+    model = calibrated("mobilenetv2_tiny")
+    cfg = CompressorConfig(name="prune_magnitude", wbits=wbits, abits=4, sparsity=0.6)
+    result = compress(model, cfg, NORM, (1, 28, 28))
+    layers = result.quant_layers()
+    assert all(q.mask is not None for q in layers.values())
+    for q in layers.values():
+        assert (q.quantized_weight()[~q.mask] == 0).all() and (q.layer.weight[~q.mask] == 0).all()
+    assert abs(result.sparsity() - 0.6) < 0.01
+    path = result.save(tmp_path / "c.pt")
+    state = torch.load(path, weights_only=True)["state_dict"]
+    masks = {k: v for k, v in state.items() if k.endswith(".mask")}
+    assert len(masks) == len(layers) and all(v.dtype == torch.bool for v in masks.values())
+    for name, q in layers.items():
+        if wbits is None:
+            assert (state[f"{name}.layer.weight"][~masks[f"{name}.mask"]] == 0).all()
+        else:  # the pruned weights' codes are the zero point: they dequantize to exactly 0
+            codes = state[f"{name}.weight_codes"].float()
+            assert (codes[~masks[f"{name}.mask"]] == q.w_zero_point.expand_as(codes)[~masks[f"{name}.mask"]]).all()
+    reloaded = load_compressed(path, MODELS.get("mobilenetv2_tiny")(10, 1))
+    x = images(4)
+    assert torch.allclose(reloaded.model(x), result.model(x), atol=1e-5)
+    assert reloaded.sparsity() == result.sparsity()
+    # Storage: the survivors at their width plus a 1-bit mask per weight, instead of every weight at its width.
+    dense = compress(model, CompressorConfig(wbits=wbits, abits=4), NORM, (1, 28, 28))
+    saved = sum((q.wbits or 32) * int((~q.mask).sum()) - q.mask.numel() for q in layers.values())
+    assert result.size_bits() == dense.size_bits() - saved
+
+
+def test_first_layer_can_stay_dense_and_n_m_fixes_the_sparsity() -> None:
+    model = calibrated("resnet8_tiny")
+    cfg = CompressorConfig(name="prune_magnitude", wbits=None, abits=None, sparsity=0.5, pattern="2:4",
+                           first_layer_sparsity=0.0)  # fmt: skip
+    result = compress(model, cfg, NORM, (1, 28, 28))
+    for rec, q in zip(result.layers, result.quant_layers().values(), strict=True):
+        if q.mask is None:  # the image layer (1 input channel) and the dense first layer
+            assert rec.sparsity == 0
+        else:
+            assert rec.sparsity == 0.5
+            assert (q.mask.movedim(1, -1).reshape(-1, 4).sum(1) == 2).all()
+
+
+@pytest.mark.parametrize("mode", ["sequential", "independent"])
+def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str) -> None:
+    model = calibrated("resnet8_tiny")
+    x = images(64)
+    with torch.no_grad():
+        target = model(x)
+    magnitude = compress(model, CompressorConfig(name="prune_magnitude", wbits=None, abits=None, sparsity=0.7),
+                         NORM, (1, 28, 28))  # fmt: skip
+    learned = compress(model, CompressorConfig(name="prune", wbits=None, abits=None, sparsity=0.7), NORM, (1, 28, 28),
+                       generator=GeneratorConfig(num_images=64), layerwise=LayerwiseConfig(steps=60, mode=mode))  # fmt: skip
+    with torch.no_grad():
+        err = {n: (m.model(x) - target).pow(2).mean().item() for n, m in (("mag", magnitude), ("lw", learned))}
+    assert err["lw"] < 0.7 * err["mag"]
+    for name, q in learned.quant_layers().items():
+        assert torch.equal(q.mask, magnitude.quant_layers()[name].mask)
+        assert (q.layer.weight[~q.mask] == 0).all()
+    changed = [not torch.equal(q.layer.weight, magnitude.quant_layers()[n].layer.weight)
+               for n, q in learned.quant_layers().items()]  # fmt: skip
+    assert sum(changed) >= len(changed) - 1  # every layer but the image-fed one was retrained
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"pattern": "2:4", "sparsity": 0.7}, "pattern=2:4 fixes the sparsity at 0.5"),
+        ({"pattern": "4:2", "sparsity": 0.5}, "pattern='4:2': pattern must be 'unstructured' or 'N:M'"),
+        ({"wbits": None, "abits": None}, "nothing to compress"),
+        ({"sparsity": 1.0}, "sparsity=1.0: must be a number in 0.0..0.99"),
+    ],
+)
+def test_bad_pruning_configs_fail_in_one_line(kwargs: dict, expected: str) -> None:
+    with pytest.raises(UserError) as e:
+        CompressorConfig(name="prune", **kwargs)
+    assert expected in str(e.value) and "\n" not in str(e.value)
