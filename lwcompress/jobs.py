@@ -134,6 +134,7 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
         "data": job.data.name,
         "compressor": job.compressor.name,
         "generator": job.generator.name if uses_generator else None,
+        "setting": job.compressor.label(),
         "wbits": job.compressor.wbits,
         "abits": job.compressor.abits,
         "eval_split": job.eval_split,

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from .conftest import run_cli
@@ -76,3 +77,24 @@ def test_layerwise_job_end_to_end_and_resume(tiny_checkpoint: Path, tmp_path: Pa
     run_cli(*args)
     second = json.loads((tmp_path / "summary.json").read_text())
     assert second["top1"] == first["top1"] and second["compress_wall_s"] < first["compress_wall_s"]
+
+
+def test_prune_job_reports_sparsity_and_saves_masks(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """compressor=prune through the CLI: the magnitude baseline beside it, per-layer and total sparsity, masks and
+    true zeros in the saved model."""
+    proc = run_cli("lwcompress", *TINY, f"model.weights={tiny_checkpoint}", "compressor=prune",
+                   "compressor.sparsity=0.6", "layerwise.steps=20", "generator.num_images=32",
+                   "real_diagnostics=false", f"hydra.run.dir={tmp_path}")  # fmt: skip
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    rows = list(csv.DictReader((tmp_path / "layers.csv").open()))
+    assert float(rows[0]["sparsity"]) == 0  # the image layer stays dense (first_layer_sparsity=0)
+    assert all(abs(float(r["sparsity"]) - 0.6) < 0.01 for r in rows[1:])
+    params = [int(r["params"]) for r in rows]
+    total = sum(float(r["sparsity"]) * p for r, p in zip(rows, params, strict=True)) / sum(params)
+    assert summary["sparsity"] == pytest.approx(total) and isinstance(summary["generate_wall_s"], float)
+    state = torch.load(tmp_path / "compressed.pt", weights_only=True)["state_dict"]
+    masks = {k.removesuffix(".mask"): v for k, v in state.items() if k.endswith(".mask")}
+    assert len(masks) == 9 and all((state[f"{n}.layer.weight"][~m] == 0).all() for n, m in masks.items())
+    assert (
+        "prune_magnitude W32A32 60% uniform" in proc.stdout and "prune W32A32 60% uniform (propagated)" in proc.stdout
+    )

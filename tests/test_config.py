@@ -33,6 +33,7 @@ EXTRA = {
     # Samples drawn without a forward pass cannot feed the default sequential runs.
     ("generator", "bn_gaussian"): ["layerwise.mode=independent"],
     ("generator", "gaussian"): ["layerwise.mode=independent"],
+    ("generator", "hybrid"): ["layerwise.mode=independent"],  # two domains mixed: no single network to run in
 }
 
 
@@ -82,13 +83,21 @@ def test_pretrain_config_starts_from_random_weights() -> None:
         ("model=nope", "Could not find 'model/nope'; available: custom, mobilenet_v2"),
         ("trainer.accelerator=tpu9", "trainer.accelerator='tpu9': must be one of"),
         ("compressor.wbit=4", "compressor.wbit"),
-        ("generator=none", "compressor=quant trains on layer-wise data: choose generator=propagated"),
-        ("generator=bn_gaussian", "layerwise.mode=sequential needs generator=propagated or real, not bn_gaussian"),
+        ("generator=none", "compressor=quant trains on layer-wise data: choose a generator"),
+        ("generator=bn_gaussian", "needs generator=propagated, distilled, real, not bn_gaussian"),
+        ("generator=hybrid", "needs generator=propagated, distilled, real, not hybrid"),
+        ("compressor=prune generator=none", "compressor=prune trains on layer-wise data"),
+        ("compressor.pattern=2:4", "compressor.pattern=2:4 fixes the sparsity at 0.5"),
+        (
+            "compressor.act_range=calibrated generator=bn_gaussian layerwise.mode=independent",
+            "compressor.act_range=calibrated measures activation ranges on a generator's images",
+        ),
+        ("generator.partner=gaussian", "generator.partner='gaussian': must be one of bn_gaussian, propagated"),
     ],
 )
 def test_bad_values_fail_at_compose_with_one_line(override: str, expected: str) -> None:
     with pytest.raises(UserError) as e:
-        load_config([override])
+        load_config(override.split())
     assert expected in str(e.value) and "\n" not in str(e.value)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,10 +13,14 @@ from lwcompress.errors import UserError
 from lwcompress.generate import (
     GenerationContext,
     GeneratorConfig,
+    bn_statistics_loss,
     build_inputs,
+    calibrated_ranges,
     capture_inputs,
+    distill_images,
     generator_domain,
     layer_stream,
+    source_images,
 )
 from lwcompress.graph import analyze
 
@@ -145,5 +150,51 @@ def test_propagated_domain_reproduces_the_propagated_inputs() -> None:
     assert domain is not model and model.bn1.running_var.tolist() != domain.bn1.running_var.tolist()
     via_domain = capture_inputs(domain, ["conv2"], noise, batch_stat_bn=False)["conv2"]
     assert torch.allclose(via_domain, build_inputs(model, layers, cfg, ctx)["conv2"].data, atol=1e-2)
-    with pytest.raises(UserError, match="layerwise.mode=sequential needs generator=propagated or real"):
+    with pytest.raises(UserError, match="layerwise.mode=sequential needs generator=propagated, distilled, real"):
         generator_domain(model, GeneratorConfig(name="bn_gaussian"), ctx)
+
+
+def test_distilled_images_match_the_bn_statistics_better_than_noise() -> None:
+    model = calibrated("resnet8_tiny")
+    noise = torch.randn(32, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    distilled = distill_images(model, noise, steps=40, lr=0.25, chunk=32)
+    before, after = float(bn_statistics_loss(model, noise)), float(bn_statistics_loss(model, distilled))
+    assert after < 0.5 * before
+    assert all(not p.requires_grad or p.grad is None for p in model.parameters())  # the model is left alone
+
+
+def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:
+    model = calibrated("resnet8_tiny")
+    cfg = GeneratorConfig(name="distilled", num_images=8, chunk=8, steps=3)
+    ctx = GenerationContext((1, 28, 28), 8)
+    domain, imgs = generator_domain(model, cfg, ctx)
+    assert domain is model and imgs.shape == (8, 1, 28, 28)
+    again, batch_stat_bn = source_images(model, cfg, ctx)
+    assert again is imgs and not batch_stat_bn  # cached: distillation runs once per context
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
+def test_hybrid_batches_mix_distilled_and_partner_inputs_at_the_ratio(fraction: float) -> None:
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    cfg = GeneratorConfig(name="hybrid", num_images=16, chunk=16, steps=2, distilled_fraction=fraction)
+    ctx = GenerationContext((1, 8, 8), 8)
+    inputs = build_inputs(model, layers, cfg, ctx)
+    pool = build_inputs(model, layers, dataclasses.replace(cfg, name="distilled"), ctx)["conv2"].data
+    x = inputs["conv2"].sample(32, layer_stream(0, 0))
+    from_pool = [bool((pool == row).flatten(1).all(1).any()) for row in x]
+    k = round(32 * fraction)
+    assert x.shape == (32, 2, 8, 8) and from_pool == [True] * k + [False] * (32 - k)
+
+
+def test_calibrated_ranges_are_the_observed_extremes_except_for_the_image_layer() -> None:
+    model = calibrated("resnet8_tiny")
+    layers = analyze(model, torch.zeros(1, 1, 28, 28))
+    imgs = images(32)
+    ranges = {i.name: (-2.0, 2.0) for i in layers}
+    out = calibrated_ranges(model, layers, ranges, imgs, batch_stat_bn=False, chunk=8)
+    captured = capture_inputs(model, [i.name for i in layers], imgs, batch_stat_bn=False)
+    assert out[layers[0].name] == (-2.0, 2.0)  # fed by the image: the exact pixel range stays
+    for info in layers[1:]:
+        x = captured[info.name]
+        assert out[info.name] == pytest.approx((float(x.min()), float(x.max())))

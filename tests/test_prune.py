@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -104,10 +105,10 @@ def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str) -> Non
     x = images(64)
     with torch.no_grad():
         target = model(x)
-    magnitude = compress(model, CompressorConfig(name="prune_magnitude", wbits=None, abits=None, sparsity=0.7),
-                         NORM, (1, 28, 28))  # fmt: skip
-    learned = compress(model, CompressorConfig(name="prune", wbits=None, abits=None, sparsity=0.7), NORM, (1, 28, 28),
-                       generator=GeneratorConfig(num_images=64), layerwise=LayerwiseConfig(steps=60, mode=mode))  # fmt: skip
+    cfg = CompressorConfig(name="prune_magnitude", wbits=None, abits=None, sparsity=0.7)
+    magnitude = compress(model, cfg, NORM, (1, 28, 28))
+    gen, lw = GeneratorConfig(num_images=64), LayerwiseConfig(steps=60, mode=mode)
+    learned = compress(model, dataclasses.replace(cfg, name="prune"), NORM, (1, 28, 28), generator=gen, layerwise=lw)
     with torch.no_grad():
         err = {n: (m.model(x) - target).pow(2).mean().item() for n, m in (("mag", magnitude), ("lw", learned))}
     assert err["lw"] < 0.7 * err["mag"]

@@ -65,22 +65,29 @@ def distill_images(
     BN-statistics distance plus optional priors: total variation and the images' mean square."""
     net = copy.deepcopy(model).eval().requires_grad_(False)
     out = []
-    for start in range(0, len(images), chunk):
-        x = images[start : start + chunk].clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
-        for _ in range(steps):
-            opt.zero_grad()
-            loss = bn_statistics_loss(net, x)
-            if tv_weight:
-                loss = loss + tv_weight * _total_variation(x)
-            if l2_weight:
-                loss = loss + l2_weight * x.pow(2).mean()
-            loss.backward()
-            opt.step()
-            sched.step()
-        out.append(x.detach())
+    with torch.enable_grad():  # callers may hold no_grad; the images need gradients
+        for start in range(0, len(images), chunk):
+            out.append(_distill_chunk(net, images[start : start + chunk], steps, lr, tv_weight, l2_weight))
     result = torch.cat(out)
     if not torch.isfinite(result).all():
         raise FloatingPointError("distillation diverged (non-finite images); lower generator.lr")
     return result
+
+
+def _distill_chunk(
+    net: nn.Module, images: torch.Tensor, steps: int, lr: float, tv_weight: float, l2_weight: float
+) -> torch.Tensor:
+    x = images.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = bn_statistics_loss(net, x)
+        if tv_weight:
+            loss = loss + tv_weight * _total_variation(x)
+        if l2_weight:
+            loss = loss + l2_weight * x.pow(2).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return x.detach()

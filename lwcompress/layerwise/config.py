@@ -34,7 +34,7 @@ class LayerwiseConfig:
     spatial_size: int = bounded(8, 1)
     lr: float = bounded(3e-2, 0.0)
     lr_scaled: float = bounded(1e-2, 0.0)
-    lr_weight: float = bounded(3e-2, 0.0)
+    lr_weight: float = bounded(1.0, 0.0)
     schedule: str = choice("cosine", "cosine", "constant")
     loss: str = choice("mse", "mse", "mse_post_act", "mse_channel")
     reg_weight: float = bounded(0.01, 0.0)  # AdaRound rounding regularizer
