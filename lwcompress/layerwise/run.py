@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import LayerInputs, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
+from lwcompress.layerwise.refit import refit_survivors
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
 
@@ -170,6 +171,10 @@ def run_bucket(
     trained = [i for i, t in enumerate(tasks) if t.train]
     for i in trained:
         tasks[i].quant.make_trainable(rounding, learn_weight_scale, learn_input_scale, cfg.train_bias)
+        if cfg.refit and tasks[i].quant.mask is not None and tasks[i].quant.wbits is None:
+            x, x_ref = draw(tasks[i].inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, tasks[i].index))
+            with torch.no_grad():
+                refit_survivors(tasks[i].quant, x, tasks[i].reference(x_ref))
     module = ReconstructionModule([tasks[i] for i in trained], cfg, [output_std[i] for i in trained])
     if cfg.steps > 0 and trained:
         with warnings.catch_warnings():
