@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -9,11 +10,12 @@ import pytest
 import torch
 
 from lwcompress.api import compress, load_compressed
-from lwcompress.compress import CompressorConfig
-from lwcompress.compress.prune import magnitude_masks, n_m_mask
+from lwcompress.compress import CompressedLayer, CompressorConfig
+from lwcompress.compress.prune import keep_largest, magnitude_masks, n_m_mask
 from lwcompress.errors import UserError
 from lwcompress.generate import GeneratorConfig
 from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.layerwise.refit import refit_survivors
 from lwcompress.models import MODELS
 
 from .test_compress import NORM, calibrated, images
@@ -133,3 +135,23 @@ def test_bad_pruning_configs_fail_in_one_line(kwargs: dict, expected: str) -> No
     with pytest.raises(UserError) as e:
         CompressorConfig(name="prune", **kwargs)
     assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_refit_is_the_least_squares_fit_of_the_survivors(groups: int) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=groups)
+    q = CompressedLayer(copy.deepcopy(conv), None, False, mask=keep_largest(conv.weight, 0.6))
+    x = torch.randn(64, 8, 5, 5) + 0.5
+    with torch.no_grad():
+        target = conv(x)
+        before = (q(x) - target).pow(2).mean()
+        refit_survivors(q, x, target, damping=0.0)
+        after = (q(x) - target).pow(2).mean()
+    assert after < before and (q.layer.weight[~q.mask] == 0).all()
+    # Output channel 0 against a direct least-squares solve on its kept inputs.
+    cols = torch.nn.functional.unfold(x, 3, padding=1).transpose(1, 2).reshape(-1, 72)[:, : 72 // groups]
+    keep = q.mask[0].flatten().nonzero().squeeze(1)
+    y = target[:, 0].reshape(-1) - conv.bias[0]
+    expected = torch.linalg.lstsq(cols[:, keep].double(), y.double().unsqueeze(1)).solution.squeeze(1)
+    assert torch.allclose(q.layer.weight[0].flatten()[keep].double(), expected, atol=1e-4)
