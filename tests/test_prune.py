@@ -101,13 +101,14 @@ def test_first_layer_can_stay_dense_and_n_m_fixes_the_sparsity() -> None:
             assert (q.mask.movedim(1, -1).reshape(-1, 4).sum(1) == 2).all()
 
 
-@pytest.mark.parametrize("mode", ["sequential", "independent"])
-def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "wbits"), [("sequential", None), ("independent", None), ("sequential", 4)])
+def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str, wbits: int | None) -> None:
+    """Prune alone (least-squares refit, then steps), and prune then quantize in the same layer runs."""
     model = calibrated("resnet8_tiny")
     x = images(64)
     with torch.no_grad():
         target = model(x)
-    cfg = CompressorConfig(name="prune_magnitude", wbits=None, abits=None, sparsity=0.7)
+    cfg = CompressorConfig(name="prune_magnitude", wbits=wbits, abits=None, sparsity=0.7)
     magnitude = compress(model, cfg, NORM, (1, 28, 28))
     gen, lw = GeneratorConfig(num_images=64), LayerwiseConfig(steps=60, mode=mode)
     learned = compress(model, dataclasses.replace(cfg, name="prune"), NORM, (1, 28, 28), generator=gen, layerwise=lw)
@@ -116,7 +117,7 @@ def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str) -> Non
     assert err["lw"] < 0.7 * err["mag"]
     for name, q in learned.quant_layers().items():
         assert torch.equal(q.mask, magnitude.quant_layers()[name].mask)
-        assert (q.layer.weight[~q.mask] == 0).all()
+        assert (q.layer.weight[~q.mask] == 0).all() and (q.quantized_weight()[~q.mask] == 0).all()
     changed = [not torch.equal(q.layer.weight, magnitude.quant_layers()[n].layer.weight)
                for n, q in learned.quant_layers().items()]  # fmt: skip
     assert sum(changed) >= len(changed) - 1  # every layer but the image-fed one was retrained

@@ -48,12 +48,8 @@ class CompressedLayer(nn.Module):
         if self.mask is not None:
             with torch.no_grad():
                 layer.weight.mul_(self.mask)
-        if wbits is None:
-            rms = layer.weight.detach().flatten(1).pow(2).mean(1).sqrt()
-            scale = torch.where(rms > 0, rms, torch.ones_like(rms)).view(-1, *[1] * (layer.weight.ndim - 1))
-            zero_point = torch.zeros_like(scale)
-        else:
-            scale, zero_point = weight_params(layer.weight, wbits, symmetric, scale_method)
+        self.scale_method = scale_method
+        scale, zero_point = self._weight_grid()
         self.w_scale = nn.Parameter(scale, requires_grad=False)
         self.register_buffer("w_zero_point", zero_point)
         if abits is not None:
@@ -64,6 +60,22 @@ class CompressedLayer(nn.Module):
             self.a_scale = nn.Parameter(a_scale, requires_grad=False)
             self.register_buffer("a_zero_point", a_zero)
         self.alpha: nn.Parameter | None = None  # AdaRound's rounding logits while learning to round
+
+    def _weight_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scale, zero point) per output channel for the current weight: its grid, or (RMS, 0) for float weights."""
+        w = self.layer.weight.detach()
+        if self.wbits is None:
+            rms = w.flatten(1).pow(2).mean(1).sqrt()
+            scale = torch.where(rms > 0, rms, torch.ones_like(rms)).view(-1, *[1] * (w.ndim - 1))
+            return scale, torch.zeros_like(scale)
+        return weight_params(w, self.wbits, self.symmetric, self.scale_method)
+
+    @torch.no_grad()
+    def fit_grid(self) -> None:
+        """Refit the weight grid to the current weight (after a pruned layer's survivors were refit)."""
+        scale, zero_point = self._weight_grid()
+        self.w_scale.copy_(scale)
+        self.w_zero_point.copy_(zero_point)
 
     @property
     def input_range(self) -> tuple[float, float] | None:

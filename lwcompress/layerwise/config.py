@@ -47,7 +47,7 @@ class LayerwiseConfig:
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
     mode: str = choice("sequential", "independent", "sequential")  # see below
-    refit: bool = True  # pruned float layers: least-squares survivors before the steps (layerwise/refit.py)
+    refit: bool = True  # pruned layers: least-squares survivors before the steps (layerwise/refit.py)
     refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fit sees
     seed: int = 0
 

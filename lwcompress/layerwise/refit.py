@@ -1,9 +1,10 @@
 """Closed-form start for pruned layers: the surviving weights that best reproduce the FP layer, by least squares.
 
-With the mask fixed, a pruned conv/linear with float weights is linear in its survivors, so the layer-wise problem
+With the mask fixed, a pruned conv/linear is linear in its (float) survivors, so the layer-wise problem
 (match the FP output on the layer's inputs) has an exact solution per output channel: ridge regression of the
 target on the input patches the channel's kept weights see. It costs one Gram matrix per group and one small solve
-per output channel, instead of hundreds of optimizer steps that approach it slowly.
+per output channel, instead of hundreds of optimizer steps that approach it slowly. When the layer is also
+quantized, the grid is refit to these weights and the layer run then learns their rounding.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ def _patches(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def refit_survivors(q: CompressedLayer, x: torch.Tensor, target: torch.Tensor, damping: float = 1e-3) -> None:
-    """Set the kept weights of pruned, float-weight layer `q` to the least-squares fit of `target` (the FP layer's
+    """Set the kept (latent float) weights of pruned layer `q` to the least-squares fit of `target` (the FP layer's
     output on the inputs that gave `x`) from `x`; the bias stays. `damping` x the mean diagonal of each Gram block
-    keeps the solve well posed when inputs are collinear."""
-    if q.mask is None or q.wbits is not None:
-        raise ValueError("refit_survivors fits pruned float weights only")
+    keeps the solve well posed when inputs are collinear. A quantized layer then needs `q.fit_grid()`."""
+    if q.mask is None:
+        raise ValueError("refit_survivors fits pruned layers only")
     layer = q.layer
     weight, mask = layer.weight.flatten(1), q.mask.flatten(1)  # views: (out, in_features per group)
     out = len(weight)

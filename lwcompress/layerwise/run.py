@@ -170,11 +170,13 @@ def run_bucket(
         output_std = [float(t.reference(x_ref).std()) for t, (_, x_ref) in zip(tasks, held, strict=True)]
     trained = [i for i, t in enumerate(tasks) if t.train]
     for i in trained:
-        tasks[i].quant.make_trainable(rounding, learn_weight_scale, learn_input_scale, cfg.train_bias)
-        if cfg.refit and tasks[i].quant.mask is not None and tasks[i].quant.wbits is None:
+        q = tasks[i].quant
+        if cfg.refit and q.mask is not None:  # before make_trainable: rounding logits start from the refit weights
             x, x_ref = draw(tasks[i].inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, tasks[i].index))
             with torch.no_grad():
-                refit_survivors(tasks[i].quant, x, tasks[i].reference(x_ref))
+                refit_survivors(q, x, tasks[i].reference(x_ref))
+            q.fit_grid()
+        q.make_trainable(rounding, learn_weight_scale, learn_input_scale, cfg.train_bias)
     module = ReconstructionModule([tasks[i] for i in trained], cfg, [output_std[i] for i in trained])
     if cfg.steps > 0 and trained:
         with warnings.catch_warnings():
