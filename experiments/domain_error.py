@@ -43,7 +43,7 @@ def main() -> None:
     model, _ = build_model(ModelConfig(args.model, weights=str(weights)), 10, 1)
     model.eval()
     rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=args.abits), dm.normalization, (1, 28, 28))
-    quants = rtn.quant_layers()
+    quants = rtn.compressed_layers()
     names = list(quants)
 
     real = dm.train_images(256)

@@ -60,8 +60,8 @@ def main() -> None:
         real_images=dm.train_images(320) if args.generator == "real" else None,
     )  # fmt: skip
     print(f"top-1 (logit error): fp {measure(model)}  rtn {measure(rtn.model)}  layer-wise {measure(learned.model)}")
-    ours = learned.quant_layers()
-    for name in args.layers or list(rtn.quant_layers()):
+    ours = learned.compressed_layers()
+    for name in args.layers or list(rtn.compressed_layers()):
         swapped = copy.deepcopy(rtn.model)
         swapped.set_submodule(name, copy.deepcopy(ours[name]))
         bias_only = copy.deepcopy(rtn.model)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from lwcompress.layerwise import (
     reconstruct,
     reconstruct_sequential,
 )
+from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
 __all__ = ["CompressedModel", "compress", "load_compressed"]
@@ -60,7 +60,7 @@ class CompressedModel:
     meta: dict[str, Any] = field(default_factory=dict)
     results: list[LayerResult] = field(default_factory=list)  # per-layer metrics of learned compressors
 
-    def quant_layers(self) -> dict[str, CompressedLayer]:
+    def compressed_layers(self) -> dict[str, CompressedLayer]:
         return {n: m for n, m in self.model.named_modules() if isinstance(m, CompressedLayer)}
 
     def size_bits(self) -> int:
@@ -68,7 +68,7 @@ class CompressedModel:
         1 bit per weight (a bitmap), everything else (biases, scales) at 32 bits."""
         bits: dict[str, int] = {}
         stored = 0
-        for name, q in self.quant_layers().items():
+        for name, q in self.compressed_layers().items():
             bits[f"{name}.layer.weight"] = 0
             kept = q.layer.weight.numel() if q.mask is None else int(q.mask.sum())
             stored += kept * (q.wbits or 32)
@@ -78,7 +78,7 @@ class CompressedModel:
 
     def sparsity(self) -> float:
         """Fraction of all compressed layers' weights pruned by their masks."""
-        layers = self.quant_layers().values()
+        layers = self.compressed_layers().values()
         pruned = sum(q.sparsity * q.layer.weight.numel() for q in layers)
         return pruned / max(1, sum(q.layer.weight.numel() for q in layers))
 
@@ -86,7 +86,7 @@ class CompressedModel:
         """Atomically write integer weight codes (int8/uint8), grids, masks and the remaining float tensors; pruned
         weights are exact zeros (float weights are stored as they are)."""
         state = self.model.state_dict()
-        for name, q in self.quant_layers().items():
+        for name, q in self.compressed_layers().items():
             if q.wbits is None:
                 continue
             del state[f"{name}.layer.weight"]
@@ -168,7 +168,7 @@ def compress(
         ]  # fmt: skip
         fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(generator),
                        "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
-                       "weights": _weights_digest(model)}  # fmt: skip
+                       "weights": weights_digest(model)}  # fmt: skip
         store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
         learn = (config.rounding, config.learn_weight_scale, config.learn_input_scale)
         if layerwise.mode == "sequential":
@@ -195,15 +195,6 @@ def _grid(q: CompressedLayer) -> dict[str, float | None]:
 
 def _fed_by_image(info: LayerInfo) -> bool:
     return any(s.kind == "input" for s in info.sources)
-
-
-def _weights_digest(model: nn.Module) -> str:
-    """A cheap fingerprint of the FP weights, so stored layer results are never reused for other weights."""
-    h = hashlib.sha256()
-    for k, v in model.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _diagnostic_inputs(
@@ -236,13 +227,13 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
     )  # fmt: skip
     result.config = config
     codes = {k.removesuffix(".weight_codes"): state.pop(k) for k in list(state) if k.endswith(".weight_codes")}
-    for name, q in result.quant_layers().items():
+    for name, q in result.compressed_layers().items():
         state.setdefault(f"{name}.layer.weight", q.layer.weight.detach().clone())
     try:
         result.model.load_state_dict(state)
     except RuntimeError as e:
         raise UserError(f"compressed checkpoint {path} does not fit the model: {str(e).splitlines()[0]}") from None
-    for name, q in result.quant_layers().items():
+    for name, q in result.compressed_layers().items():
         if name in codes:
             q.load_codes(codes[name])
     result.meta = meta

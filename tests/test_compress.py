@@ -122,7 +122,7 @@ def test_compress_keeps_input_model_and_is_close_at_8_bits(tmp_path: Path) -> No
     ref = model(x)
     err = (result.model(x) - ref).norm() / ref.norm()
     assert err < 0.05
-    assert len(result.layers) == 10 and all(isinstance(q, CompressedLayer) for q in result.quant_layers().values())
+    assert len(result.layers) == 10 and all(isinstance(q, CompressedLayer) for q in result.compressed_layers().values())
     # 8-bit weights; bias, per-channel scale and zero point, and the input grid's scale/zero point at 32 bits
     expected = sum(r.params * 8 + 32 * (3 * r.shape[0] + 2) for r in result.layers)
     assert result.size_bits() == expected

@@ -63,7 +63,7 @@ def test_pruned_weights_are_true_zeros_saved_with_their_masks(tmp_path: Path, wb
     model = calibrated("mobilenetv2_tiny")
     cfg = CompressorConfig(name="prune_magnitude", wbits=wbits, abits=4, sparsity=0.6)
     result = compress(model, cfg, NORM, (1, 28, 28))
-    layers = result.quant_layers()
+    layers = result.compressed_layers()
     assert all(q.mask is not None for q in layers.values())
     for q in layers.values():
         assert (q.quantized_weight()[~q.mask] == 0).all() and (q.layer.weight[~q.mask] == 0).all()
@@ -93,7 +93,7 @@ def test_first_layer_can_stay_dense_and_n_m_fixes_the_sparsity() -> None:
     cfg = CompressorConfig(name="prune_magnitude", wbits=None, abits=None, sparsity=0.5, pattern="2:4",
                            first_layer_sparsity=0.0)  # fmt: skip
     result = compress(model, cfg, NORM, (1, 28, 28))
-    for rec, q in zip(result.layers, result.quant_layers().values(), strict=True):
+    for rec, q in zip(result.layers, result.compressed_layers().values(), strict=True):
         if q.mask is None:  # the image layer (1 input channel) and the dense first layer
             assert rec.sparsity == 0
         else:
@@ -115,11 +115,11 @@ def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str, wbits:
     with torch.no_grad():
         err = {n: (m.model(x) - target).pow(2).mean().item() for n, m in (("mag", magnitude), ("lw", learned))}
     assert err["lw"] < 0.7 * err["mag"]
-    for name, q in learned.quant_layers().items():
-        assert torch.equal(q.mask, magnitude.quant_layers()[name].mask)
+    for name, q in learned.compressed_layers().items():
+        assert torch.equal(q.mask, magnitude.compressed_layers()[name].mask)
         assert (q.layer.weight[~q.mask] == 0).all() and (q.quantized_weight()[~q.mask] == 0).all()
-    changed = [not torch.equal(q.layer.weight, magnitude.quant_layers()[n].layer.weight)
-               for n, q in learned.quant_layers().items()]  # fmt: skip
+    changed = [not torch.equal(q.layer.weight, magnitude.compressed_layers()[n].layer.weight)
+               for n, q in learned.compressed_layers().items()]  # fmt: skip
     assert sum(changed) >= len(changed) - 1  # every layer but the image-fed one was retrained
 
 

@@ -27,6 +27,7 @@ from lwcompress.generate.capture import capture_inputs
 from lwcompress.generate.distill import distill_images
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo
+from lwcompress.models.checkpoint import weights_digest
 from lwcompress.registry import Registry
 
 
@@ -165,8 +166,8 @@ def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext
     propagated, distilled images for distilled and hybrid, real images for real. Cached in `ctx`."""
     if cfg.name not in IMAGE_GENERATORS:
         raise UserError(f"generator={cfg.name} makes no images; use one of {', '.join(IMAGE_GENERATORS)}")
-    key = (cfg.name if cfg.name != "hybrid" else "distilled", cfg.num_images, cfg.seed, cfg.steps, cfg.lr,
-           cfg.tv_weight, cfg.l2_weight, cfg.chunk)  # fmt: skip
+    key = (cfg.name if cfg.name != "hybrid" else "distilled", weights_digest(model), cfg.num_images, cfg.seed,
+           cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight, cfg.chunk)  # fmt: skip
     if key not in ctx.cache:
         if cfg.name == "real":
             if ctx.real_images is None:

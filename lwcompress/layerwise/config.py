@@ -23,7 +23,7 @@ class LayerwiseConfig:
     `train_input_layers` or generator=real: a data-free stand-in for images (N(0, 1)) trains them for the wrong
     input (measured on resnet20 W4A4: the first conv's error on real inputs went from 2e-5 to 6e-3).
     `mode`: sequential (the default: each layer trained on its inputs inside the network whose earlier layers are
-    already compressed, so it can undo their error; layers run in order; generator=propagated or real only) or
+    already compressed, so it can undo their error; layers run in order; generator=propagated, distilled or real) or
     independent (the paper: inputs and targets from the FP network, layers parallel across ranks). Chosen on the
     validation split: mobilenetv2_small W3A8 91.10 vs 89.92, resnet20 W3A8 a tie, mobilenetv2_small W4A4 88.82
     vs 89.52 (experiments/results/layerwise_tuning.md).

@@ -53,8 +53,9 @@ def into_domain(q: CompressedLayer, layer: nn.Module, ratio: torch.Tensor, float
 @torch.no_grad()
 def transfer(src: CompressedLayer, dst: CompressedLayer, ratio: torch.Tensor, start_bias: torch.Tensor | None) -> None:
     """Give `dst` the finished state of `src` across foldings: the grid scaled by `ratio` (dst / src per output
-    channel; a pruned layer's grid may have been refit), the input grid, the integer codes, and the change of the bias since `start_bias` (biases live in the
-    BN-output space, which both foldings share). Domain -> model after a run, model -> domain on resume."""
+    channel; a pruned layer's grid may have been refit), the input grid, the integer codes, and the change of the
+    bias since `start_bias` (biases live in the BN-output space, which both foldings share). Domain -> model after
+    a run, model -> domain on resume."""
     dst.w_scale.copy_(src.w_scale * ratio.view_as(dst.w_scale))
     dst.w_zero_point.copy_(src.w_zero_point)  # integer grid positions: the same in both foldings
     if src.abits is not None and dst.abits is not None:

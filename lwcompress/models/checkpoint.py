@@ -7,6 +7,7 @@ written by `torch.save(model.state_dict())`, is accepted too.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,13 @@ def load_weights(model: nn.Module, path: str | Path) -> dict[str, Any]:
         raise UserError(f"checkpoint {path} does not fit {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict(state)
     return meta
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A cheap fingerprint of a model's weights and buffers: stored layer results and generated images are never
+    reused for other weights."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
