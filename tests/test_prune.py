@@ -104,6 +104,7 @@ def test_first_layer_can_stay_dense_and_n_m_fixes_the_sparsity() -> None:
 @pytest.mark.parametrize(("mode", "wbits"), [("sequential", None), ("independent", None), ("sequential", 4)])
 def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str, wbits: int | None) -> None:
     """Prune alone (least-squares refit, then steps), and prune then quantize in the same layer runs."""
+    torch.manual_seed(0)  # a fixed calibrated model whatever ran before
     model = calibrated("resnet8_tiny")
     x = images(64)
     with torch.no_grad():
@@ -112,9 +113,15 @@ def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str, wbits:
     magnitude = compress(model, cfg, NORM, (1, 28, 28))
     gen, lw = GeneratorConfig(num_images=64), LayerwiseConfig(steps=60, mode=mode)
     learned = compress(model, dataclasses.replace(cfg, name="prune"), NORM, (1, 28, 28), generator=gen, layerwise=lw)
-    with torch.no_grad():
-        err = {n: (m.model(x) - target).pow(2).mean().item() for n, m in (("mag", magnitude), ("lw", learned))}
-    assert err["lw"] < 0.7 * err["mag"]
+    trained = [r for r in learned.results if r.wall_s > 0]
+    assert len(trained) == len(learned.results) - 1  # all but the image-fed layer
+    # Each layer's own problem (held-out inputs): better than its magnitude-pruned start, clearly so on average.
+    assert all(r.error < r.rtn_error for r in trained)
+    assert sum(r.error / r.rtn_error for r in trained) / len(trained) < 0.85
+    if mode == "sequential":  # independent layers fit FP inputs they will not see; only sequential ones add up
+        with torch.no_grad():
+            err = {n: (m.model(x) - target).pow(2).mean().item() for n, m in (("mag", magnitude), ("lw", learned))}
+        assert err["lw"] < 0.7 * err["mag"]
     for name, q in learned.compressed_layers().items():
         assert torch.equal(q.mask, magnitude.compressed_layers()[name].mask)
         assert (q.layer.weight[~q.mask] == 0).all() and (q.quantized_weight()[~q.mask] == 0).all()
