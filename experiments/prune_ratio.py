@@ -21,18 +21,27 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def reach(curve: list[tuple[float, float]], accuracy: float) -> tuple[float, bool]:
-    """The largest sparsity at which `curve` (sorted by sparsity) still has `accuracy`, interpolated; and whether
-    that is only a lower bound (the curve never drops below it)."""
+def reach(curve: list[tuple[float, float]], accuracy: float) -> tuple[float, str]:
+    """The largest sparsity at which `curve` (sorted by sparsity) still has `accuracy`, interpolated linearly, and
+    how sure that is: "" (measured), "≥ " (even the sparsest run stays above it), "< " (even the densest is below)."""
     if curve[-1][1] >= accuracy:
-        return curve[-1][0], True
-    best = None
+        return curve[-1][0], "≥ "
+    if curve[0][1] < accuracy:
+        return curve[0][0], "< "
+    best = curve[0][0]
     for (s0, a0), (s1, a1) in zip(curve, curve[1:], strict=False):
         if a0 >= accuracy > a1:
             best = s0 + (s1 - s0) * (a0 - accuracy) / (a0 - a1)
-    if best is None:  # below the curve's first point: no layer-wise run is that bad
-        return curve[0][0], False
-    return best, False
+    return best, ""
+
+
+def ratio(num: tuple[float, str], den: tuple[float, str]) -> str:
+    """num / den as text, with the direction a bound on either side implies (or "?" when they conflict)."""
+    value = num[0] / den[0]
+    marks = {m for m in (num[1].strip(), {"≥": "<", "<": "≥"}.get(den[1].strip(), "")) if m}
+    if len(marks) > 1:
+        return "?"
+    return f"{marks.pop() + ' ' if marks else ''}{value:.2f}×"
 
 
 def main() -> None:
@@ -62,14 +71,22 @@ def main() -> None:
         print(f"### {model}, {allocation} allocation, layer-wise {mode} on {generator} (FP32 {fp_cell})\n")
         print("| sparsity | magnitude | layer-wise | wall s | layer-wise reaches magnitude's top-1 at | ratio |")
         print("|---|---|---|---|---|---|")
-        curve = [(s, mean(p["layerwise"])) for s, p in sorted(points.items())]
-        for s, p in sorted(points.items()):
+        lw_curve = [(s, mean(p["layerwise"])) for s, p in sorted(points.items())]
+        mag_curve = [(s, mean(p["magnitude"])) for s, p in sorted(points.items())]
+        for (s, p), (_, mag) in zip(sorted(points.items()), mag_curve, strict=True):
             lw = p["layerwise"]
             lw_cell = f"{mean(lw):.2f}" + (f" ± {statistics.stdev(lw):.2f}" if len(lw) > 1 else "")
-            at, bound = reach(curve, mean(p["magnitude"]))
-            mark = "≥ " if bound else ""
-            print(f"| {s:.3f} | {mean(p['magnitude']):.2f} | {lw_cell} | {mean(p['wall']):.0f} | {mark}{at:.3f} | "
-                  f"{mark}{at / s:.2f}× |")  # fmt: skip
+            at = reach(lw_curve, mag)
+            print(f"| {s:.3f} | {mag:.2f} | {lw_cell} | {mean(p['wall']):.0f} | {at[1]}{at[0]:.3f} | "
+                  f"{ratio(at, (s, ''))} |")  # fmt: skip
+        if fp[model]:
+            print("\nAt equal accuracy (FP32 minus a drop): the sparsity each reaches, and layer-wise / magnitude.\n")
+            print("| top-1 drop | magnitude | layer-wise | ratio |")
+            print("|---|---|---|---|")
+            for drop in (0.5, 1.0, 2.0, 5.0):
+                target = mean(fp[model]) - drop
+                m, lw = reach(mag_curve, target), reach(lw_curve, target)
+                print(f"| {drop:.1f} | {m[1]}{m[0]:.3f} | {lw[1]}{lw[0]:.3f} | {ratio(lw, m)} |")
         print()
 
 
