@@ -146,7 +146,8 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
         summary["fp_top1"] = None
     input_shape = (dm.in_channels, dm.image_size, dm.image_size)
     cache: dict = {}  # generated images, shared by the closed-form start and the run
-    needs_real = uses_generator and (job.generator.name == "real" or job.real_diagnostics)
+    # Real images feed generator=real and the per-layer diagnostics of layer-wise runs; nothing else.
+    needs_real = (uses_generator and job.generator.name == "real") or (job.compressor.learned and job.real_diagnostics)
     real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
     if job.compressor.learned and job.eval_rtn:
         start = replace(job.compressor, name=job.compressor.closed_form)

@@ -55,7 +55,6 @@ def magnitude_masks(
     if n_m is not None:
         return {name: n_m_mask(w, *n_m) if sparsity[name] > 0 else None for name, w in weights.items()}
     masks: dict[str, torch.Tensor | None] = {}
-    shared: list[str] = []
     if allocation == "global" and weights:
         common = max(set(sparsity.values()), key=lambda s: sum(v == s for v in sparsity.values()))
         shared = [n for n in weights if sparsity[n] == common]
