@@ -19,33 +19,16 @@ from torch import nn
 
 from lwcompress import io
 from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
+from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
-from lwcompress.generate import (
-    GenerationContext,
-    GeneratorConfig,
-    build_inputs,
-    calibrated_ranges,
-    capture_inputs,
-    generator_domain,
-    input_ranges,
-    mse_ranges,
-    source_images,
-)
+from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, activation_ranges
 from lwcompress.graph import LayerInfo, analyze
-from lwcompress.layerwise import (
-    LayerResult,
-    LayerStore,
-    LayerTask,
-    LayerwiseConfig,
-    layer_trainer,
-    reconstruct,
-    reconstruct_sequential,
-)
+from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, learn
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
-__all__ = ["CompressedModel", "compress", "load_compressed"]
+__all__ = ["ClosedForm", "CompressedModel", "closed_form", "compress", "load_compressed"]
 
 
 @dataclass
@@ -115,100 +98,99 @@ def compress(
     make_trainer: Callable[[], pl.Trainer] | None = None,
     store_dir: str | Path | None = None,
     cache: dict | None = None,
-) -> CompressedModel:
+    ranks: Ranks | None = None,
+) -> CompressedModel | None:
     """Compress a trained model; `model` itself is left untouched.
 
     `normalization` ({"mean": [...], "std": [...]}) and `input_shape` (C, H, W) describe the model's input,
     which the data-free input model needs. Learned compressors (`config.learned`) then train every layer on
     inputs from `generator` under `layerwise`; `real_images` (normalized, never needed by the data-free
     generators) feed generator=real and the per-layer diagnostics on real activations. With `store_dir`, each
-    finished layer is saved there and a rerun resumes from them. `cache` keeps generated images across calls
-    (pass the same dict to reuse distilled images); `meta["generate_wall_s"]` is the time spent generating.
+    finished layer (and each chunk of generated images) is saved there and a rerun resumes from them. `cache`
+    keeps generated images across calls (pass the same dict to reuse distilled images); `meta["generate_wall_s"]`
+    is the time spent generating. Under a job of several processes (`ranks`), every rank calls this with the same
+    arguments and a shared `store_dir`; rank 0 gets the model, the others None.
     """
     start = time.perf_counter()
-    pre = preconditioner or PreconditionerConfig()
-    generator = generator or GeneratorConfig()
-    layerwise = layerwise or LayerwiseConfig()
+    pre, layerwise = preconditioner or PreconditionerConfig(), layerwise or LayerwiseConfig()
     example = torch.zeros(1, *input_shape)
-    ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache)
-    generate_s = 0.0
-    # Everything that reads BN statistics (ranges, generators, bias correction) reads the equalized model.
-    model = equalized(model.eval(), pre, example)
+    shared = Path(store_dir) if store_dir is not None else None
+    ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache,
+                            shared, ranks or Ranks())  # fmt: skip
+
+    model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)
-    ranges: dict[str, tuple[float, float] | None] = {}
-    if config.abits is not None:
-        bits = {i.name: config.bits_for(i.is_first, i.is_last)[1] or 8 for i in layers}
-        ranges = input_ranges(model, layers, {n: config.sigmas_for(b) for n, b in bits.items()}, normalization)
-        if config.act_range == "mse":
-            ranges = mse_ranges(model, layers, ranges, bits)
-        elif config.act_range == "calibrated":
-            clock = time.perf_counter()
-            images, batch_stat_bn = source_images(model, generator, ctx)
-            generate_s += time.perf_counter() - clock
-            ranges = calibrated_ranges(model, layers, ranges, images, batch_stat_bn, generator.chunk)
+    data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
+    ranges = activation_ranges(model, layers, config, normalization, data)
+    closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
+    results = _learn(closed, data, config, pre, layerwise, make_trainer, shared, ctx.ranks) if config.learned else []
+    if not ctx.ranks.is_main:
+        return None
+    meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s}
+    return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
+
+
+@dataclass
+class ClosedForm:
+    """The closed-form stage's output: the folded model with every layer wrapped and rounded / masked, what was
+    done to each layer, and each layer's full-precision (folded) original."""
+
+    model: nn.Module
+    records: list[LayerRecord]
+    layers: list[LayerInfo]
+    references: dict[str, nn.Module]
+
+
+def closed_form(
+    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, pre: PreconditionerConfig,
+    ranges: dict[str, tuple[float, float] | None], seed: int = 0,
+) -> ClosedForm:  # fmt: skip
+    """Fold BatchNorms, wrap and round (or mask) every layer by its closed form, then correct biases if asked."""
     prepared = fold(model, pre).eval()
     references = {i.name: copy.deepcopy(prepared.get_submodule(i.name)).requires_grad_(False) for i in layers}
     spec = [(info.name, info.kind, info.is_first, info.is_last) for info in layers]
     records = COMPRESSORS.get(config.name)(prepared, spec, config, ranges)
     if pre.bias_correction:
-        correct_biases(prepared, expected_inputs(model, layers, seed=generator.seed))
-    results: list[LayerResult] = []
-    if config.learned:
-        clock = time.perf_counter()
-        inputs = build_inputs(model, layers, generator, ctx) if layerwise.mode == "independent" else {}
-        if layerwise.mode == "sequential":
-            domain, images = generator_domain(model, generator, ctx)
-        generate_s += time.perf_counter() - clock
-        real = _diagnostic_inputs(model, layers, real_images, generator)
-        train_all = layerwise.train_input_layers or generator.name == "real"
-        tasks = [
-            LayerTask(info.name, index, prepared.get_submodule(info.name), references[info.name], inputs.get(info.name),
-                      info.activation, real.get(info.name), train=train_all or not _fed_by_image(info))
-            for index, info in enumerate(layers)
-        ]  # fmt: skip
-        fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(generator),
-                       "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
-                       "weights": weights_digest(model)}  # fmt: skip
-        store = LayerStore(store_dir, fingerprint) if store_dir is not None else None
-        learn = (config.rounding, config.learn_weight_scale, config.learn_input_scale)
-        if layerwise.mode == "sequential":
-            # Generated images are no stand-in for pixels: image-fed layers see them unquantized.
-            float_inputs = {i.name for i in layers if _fed_by_image(i)} if generator.name != "real" else set()
-            results = reconstruct_sequential(tasks, layerwise, make_trainer or layer_trainer, fold(domain, pre).eval(),
-                                             images, float_inputs, *learn, store, layerwise.spatial_size,
-                                             generator.chunk)  # fmt: skip
-        else:
-            results = reconstruct(tasks, layerwise, make_trainer or layer_trainer, *learn, store)
-        records = [dataclasses.replace(r, **_grid(prepared.get_submodule(r.name))) for r in records]
+        correct_biases(prepared, expected_inputs(model, layers, seed=seed))
+    return ClosedForm(prepared, records, layers, references)
+
+
+def _learn(
+    closed: ClosedForm, data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
+    layerwise: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer] | None, store_dir: Path | None, ranks: Ranks,
+) -> list[LayerResult]:  # fmt: skip
+    """The layer-wise stage: one task per layer, started from its closed form, run in `layerwise.mode`."""
+    held = data.held_out()
+    tasks = []
+    for index, info in enumerate(closed.layers):
+        fed = any(s.kind == "input" for s in info.sources)
+        tasks.append(LayerTask(info.name, index, closed.model.get_submodule(info.name), closed.references[info.name],
+                               None, info.activation, held.get(info.name), image_fed=fed,
+                               train=layerwise.train_input_layers or data.pixels or not fed))  # fmt: skip
+    fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(data.cfg),
+                   "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
+                   "weights": weights_digest(data.model)}  # fmt: skip
+    store = LayerStore(store_dir / "layers", fingerprint, ranks.rank) if store_dir is not None else None
+    learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
+    return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre))
+
+
+def _finished(
+    closed: ClosedForm, results: list[LayerResult], config: CompressorConfig, pre: PreconditionerConfig,
+    meta: dict[str, Any], wall_s: float, example: torch.Tensor,
+) -> CompressedModel:  # fmt: skip
+    """The compressed model with its final input grids recorded; never one that computes non-finite outputs."""
     with torch.no_grad():
-        out = prepared(example)
+        out = closed.model(example)
     if not torch.isfinite(out).all():
         raise FloatingPointError("the compressed model produces non-finite outputs")
-    meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": generate_s}
-    return CompressedModel(prepared, records, config, pre, time.perf_counter() - start, meta, results)
+    records = [dataclasses.replace(r, **_grid(closed.model.get_submodule(r.name))) for r in closed.records]
+    return CompressedModel(closed.model, records, config, pre, wall_s, meta, results)
 
 
 def _grid(q: CompressedLayer) -> dict[str, float | None]:
     lo, hi = q.input_range or (None, None)
     return {"input_lo": lo, "input_hi": hi}
-
-
-def _fed_by_image(info: LayerInfo) -> bool:
-    return any(s.kind == "input" for s in info.sources)
-
-
-def _diagnostic_inputs(
-    model: nn.Module, layers: list[LayerInfo], real_images: torch.Tensor | None, generator: GeneratorConfig
-) -> dict[str, torch.Tensor]:
-    """Real layer inputs held out from everything the layer runs train on (diagnostics only)."""
-    if real_images is None:
-        return {}
-    held = (
-        real_images[generator.num_images : generator.num_images + 64] if generator.name == "real" else real_images[:64]
-    )
-    if len(held) == 0:
-        return {}
-    return capture_inputs(model, [i.name for i in layers], held, batch_stat_bn=False)
 
 
 def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytorch_lightning as pl
 import torch
 from torch import nn
@@ -39,7 +41,10 @@ def evaluate(model: nn.Module, loader: DataLoader, trainer: pl.Trainer, prefix: 
     """Top-1 accuracy in percent of `model` on `loader`, logged as `{prefix}{stage}_top1`."""
     module = Classifier(model.eval(), prefix)
     run = trainer.test if stage == "test" else trainer.validate
-    (metrics,) = run(module, dataloaders=loader, verbose=False)
+    with warnings.catch_warnings():
+        # one process sees every sample (rank 0 of a job evaluates alone): nothing to sync with the other ranks
+        warnings.filterwarnings("ignore", message=r".*sync_dist=True.*")
+        (metrics,) = run(module, dataloaders=loader, verbose=False)
     return float(metrics[f"{prefix}{stage}_top1"])
 
 

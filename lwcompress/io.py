@@ -11,6 +11,8 @@ from typing import IO, Any
 
 import torch
 
+from lwcompress.errors import UserError
+
 
 def _atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Write through a temp file in the target folder, fsync, then rename over the target."""
@@ -39,3 +41,11 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def torch_save(path: str | Path, obj: Any) -> Path:
     return _atomic(path, lambda f: torch.save(obj, f))
+
+
+def torch_load(path: str | Path) -> Any:
+    """Load tensors written by `torch_save` (weights only: a file can never run code); a one-line error if broken."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"cannot read {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -14,10 +15,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from lightning_fabric.plugins.environments import LightningEnvironment
 
 from lwcompress import io
 from lwcompress.api import compress
 from lwcompress.data import build_data
+from lwcompress.distributed import Ranks, launch
 from lwcompress.errors import UserError
 from lwcompress.evaluate import evaluate, size_bits
 from lwcompress.layerwise import layer_trainer
@@ -114,21 +117,44 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     return summary
 
 
-def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any]:
+def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any] | None:
     """The main job: FP model -> compress -> evaluate; summary.json, layers.csv, layers.png, compressed.pt, a table.
 
-    With a learned compressor its round-to-nearest start is evaluated beside it (`rtn_top1`), so every run
-    shows what the layer-wise runs bought.
+    Runs as `trainer.devices` x `trainer.num_nodes` processes (see `lwcompress.distributed`); returns rank 0's
+    summary. With a learned compressor its round-to-nearest start is evaluated beside it (`rtn_top1`), so every
+    run shows what the layer-wise runs bought.
     """
+    t = job.trainer
+    return launch(_compress, job, out_dir, command, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes)
+
+
+def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> dict[str, Any] | None:
+    """One rank of the main job: every rank compresses (its share of the layer runs); rank 0 then evaluates and
+    writes the outputs."""
     setup_process(job.seed, job.threads)
     dm = build_data(job.data)
     model, model_meta = build_model(job.model, dm.num_classes, dm.in_channels)
     check_normalization(model_meta, dm.normalization, job.model.weights)
+    input_shape = (dm.in_channels, dm.image_size, dm.image_size)
+    uses_generator = job.compressor.learned or job.compressor.act_range == "calibrated"
+    # Real images feed generator=real and the per-layer diagnostics of layer-wise runs; nothing else.
+    needs_real = (uses_generator and job.generator.name == "real") or (job.compressor.learned and job.real_diagnostics)
+    real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
+    cache: dict = {}  # generated images, shared by the closed-form start and the run
+    trainer_cfg = job.trainer
+
+    def layer_runs() -> pl.Trainer:
+        return layer_trainer(trainer_cfg.accelerator, trainer_cfg.precision, ranks.local_rank)
+
+    compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
+                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks)  # fmt: skip
+    if compressed is None:  # not rank 0: its layers are in the run dir
+        return None
+
     config = asdict(job)
     loggers = build_loggers(job.logger, out_dir, f"{job.model.name}-{job.compressor.name}", config)
-    trainer = make_trainer(job.trainer, loggers)
+    trainer = make_trainer(dataclasses.replace(job.trainer, devices=1), loggers, plugins=[LightningEnvironment()])
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
-    uses_generator = job.compressor.learned or job.compressor.act_range == "calibrated"
     summary: dict[str, Any] = {
         "model": job.model.name,
         "data": job.data.name,
@@ -138,33 +164,23 @@ def run_compress(job: CompressJob, out_dir: Path, command: str) -> dict[str, Any
         "wbits": job.compressor.wbits,
         "abits": job.compressor.abits,
         "eval_split": job.eval_split,
+        "world_size": ranks.world_size,
         "fp_size_bits": size_bits(model),
     }
     if job.eval_fp:
         summary["fp_top1"], summary["fp_eval_wall_s"] = _timed(evaluate, model, loader, trainer, "fp/", job.eval_split)
     else:
         summary["fp_top1"] = None
-    input_shape = (dm.in_channels, dm.image_size, dm.image_size)
-    cache: dict = {}  # generated images, shared by the closed-form start and the run
-    # Real images feed generator=real and the per-layer diagnostics of layer-wise runs; nothing else.
-    needs_real = (uses_generator and job.generator.name == "real") or (job.compressor.learned and job.real_diagnostics)
-    real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
     if job.compressor.learned and job.eval_rtn:
         start = replace(job.compressor, name=job.compressor.closed_form)
-        rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator,
-                       job.layerwise, real_images, cache=cache)  # fmt: skip
+        rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
+                       real_images, cache=cache)  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
-        summary["generate_wall_s"] = rtn.meta["generate_wall_s"]  # images it made are reused from the cache
-
-    compressed = compress(
-        model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
-        real_images, lambda: layer_trainer(job.trainer.accelerator, job.trainer.precision), out_dir / "layers", cache,
-    )  # fmt: skip
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
-    summary["generate_wall_s"] = summary.get("generate_wall_s", 0.0) + compressed.meta["generate_wall_s"]
-    summary.update(size_bits=compressed.size_bits(), sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s,
-                   command=command, config=config)  # fmt: skip
+    summary.update(generate_wall_s=compressed.meta["generate_wall_s"], size_bits=compressed.size_bits(),
+                   sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, command=command,
+                   config=config)  # fmt: skip
 
     rows = layer_rows(compressed.layers, compressed.results)
     for lg in loggers:

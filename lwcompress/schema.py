@@ -35,11 +35,16 @@ class PathsConfig:
 
 @dataclass
 class TrainerConfig:
-    """Lightning Trainer settings shared by evaluation and pretraining."""
+    """Lightning settings shared by evaluation, the layer runs and pretraining.
+
+    A compression job runs as `devices` x `num_nodes` processes, one per device (GPU, or a CPU process over gloo);
+    `precision` applies to the layer runs and evaluation (e.g. bf16-mixed on GPUs).
+    """
 
     accelerator: str = choice("cpu", "cpu", "gpu", "cuda", "mps", "auto")
-    devices: Any = 1
-    precision: str = "32-true"
+    devices: int = bounded(1, 1)
+    num_nodes: int = bounded(1, 1)
+    precision: str = choice("32-true", "32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "64-true")
     max_epochs: int = bounded(6, 1)
     limit_train_batches: float = bounded(1.0, 0.0)
     limit_val_batches: float = bounded(1.0, 0.0)

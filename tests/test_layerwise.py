@@ -11,10 +11,11 @@ from torch import nn
 
 from lwcompress.api import compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
+from lwcompress.distributed import assign
 from lwcompress.generate import GeneratorConfig
-from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, layer_trainer, reconstruct
+from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, reconstruct
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
-from lwcompress.layerwise.schedule import assign, buckets
+from lwcompress.layerwise.schedule import buckets, segments
 from lwcompress.layerwise.sequential import channel_ratio, into_domain, transfer
 
 from .test_compress import NORM, calibrated, images
@@ -43,7 +44,7 @@ def conv_task(index: int = 0, bits: int = 3) -> LayerTask:
 def test_reconstruction_loss_falls_on_a_small_layer(rounding: str) -> None:
     task = conv_task()
     cfg = LayerwiseConfig(steps=150, batch_size=16)
-    (result,) = reconstruct([task], cfg, layer_trainer, rounding=rounding)
+    (result,) = reconstruct([task], cfg, layer_trainer, Learned(rounding))
     assert not result.reverted and result.error < 0.8 * result.rtn_error
     assert task.quant.alpha is None and not any(p.requires_grad for p in task.quant.parameters())
     codes = task.quant.codes()  # hardened: the weight sits exactly on its grid
@@ -55,7 +56,7 @@ def test_a_layer_that_gets_worse_is_put_back() -> None:
     task = conv_task()
     rtn_state = copy.deepcopy(task.quant.state_dict())
     cfg = LayerwiseConfig(steps=30, batch_size=4, lr_scaled=50.0)  # absurd lr: the run must make it worse
-    (result,) = reconstruct([task], cfg, layer_trainer, rounding="ste")
+    (result,) = reconstruct([task], cfg, layer_trainer, Learned("ste"))
     assert result.reverted and result.error == result.rtn_error
     for k, v in task.quant.state_dict().items():
         assert torch.equal(v, rtn_state[k])
@@ -65,10 +66,10 @@ def test_bucketed_equals_separate_runs() -> None:
     """Layers are independent: training two in one module gives what training each alone gives."""
     cfg = LayerwiseConfig(steps=20, batch_size=8, schedule="constant")
     together = [conv_task(0), conv_task(1)]
-    reconstruct(together, cfg, layer_trainer, rounding="ste")
+    reconstruct(together, cfg, layer_trainer, Learned("ste"))
     apart = [conv_task(0), conv_task(1)]
     for t in apart:
-        reconstruct([t], cfg, layer_trainer, rounding="ste")
+        reconstruct([t], cfg, layer_trainer, Learned("ste"))
     for a, b in zip(together, apart, strict=True):
         assert torch.allclose(a.quant.layer.weight, b.quant.layer.weight, atol=1e-6)
 
@@ -81,6 +82,16 @@ def test_schedule_balances_ranks_and_cuts_buckets() -> None:
     assert abs(loads[0] - loads[1]) <= 15
     assert buckets([0, 1, 2, 3], costs, 110) == [[0, 1], [2, 3]]
     assert buckets([0, 1, 2], costs, 0) == [[0, 1, 2]]
+
+
+def test_segments_are_contiguous_and_balanced() -> None:
+    assert segments([1] * 10, 1) == [list(range(10))]
+    assert segments([1] * 10, 3) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert segments([1] * 4, 9) == [[0], [1], [2], [3]]  # at most one segment per layer
+    assert segments([100, 1, 1, 1, 1], 3) == [[0], [1, 2], [3, 4]]  # a heavy layer fills a segment alone
+    for k in range(1, 8):
+        cut = segments([5, 1, 3, 8, 2, 2, 9], k)
+        assert [i for s in cut for i in s] == list(range(7)) and len(cut) == k
 
 
 def test_resume_skips_finished_layers(tmp_path: Path) -> None:

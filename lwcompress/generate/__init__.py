@@ -1,6 +1,7 @@
 """Layer-input models: what each layer sees, without data (and, for reference, with it)."""
 
 from lwcompress.generate.capture import capture_inputs
+from lwcompress.generate.data import LayerData
 from lwcompress.generate.distill import bn_statistics_loss, distill_images
 from lwcompress.generate.generators import (
     GENERATORS,
@@ -14,15 +15,17 @@ from lwcompress.generate.generators import (
     source_images,
 )
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, PairedPool, Pool, layer_stream, sample_shapes
-from lwcompress.generate.ranges import calibrated_ranges, input_ranges, mse_ranges
+from lwcompress.generate.ranges import activation_ranges, calibrated_ranges, input_ranges, mse_ranges
 
 __all__ = [
+    "activation_ranges",
     "GENERATORS",
     "IMAGE_GENERATORS",
     "SEQUENTIAL_GENERATORS",
     "GaussianSources",
     "GenerationContext",
     "GeneratorConfig",
+    "LayerData",
     "LayerInputs",
     "PairedPool",
     "Pool",

@@ -14,13 +14,18 @@ real         inputs captured from real training images (not data-free: the ceili
 from __future__ import annotations
 
 import copy
+import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from lwcompress import io
+from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate.capture import capture_inputs
@@ -59,12 +64,19 @@ class GeneratorConfig:
 @dataclass
 class GenerationContext:
     """What generators may use besides the model: its input shape, real images for `real`, and a cache of the
-    images a generator made (distillation is costly; the closed-form start and the layer runs share them)."""
+    images a generator made (distillation is costly; the closed-form start and the layer runs share them).
+
+    `shared_dir`: where generated images are kept on disk, chunk by chunk, so that the ranks of a job each make
+    their share of them once and a restarted job makes none again. `wall_s` adds up the time spent generating.
+    """
 
     input_shape: tuple[int, ...]
     spatial_size: int
     real_images: torch.Tensor | None = None
     cache: dict = field(default_factory=dict)
+    shared_dir: Path | None = None
+    ranks: Ranks = field(default_factory=Ranks)
+    wall_s: float = 0.0
 
 
 Builder = Callable[[nn.Module, list[LayerInfo], GeneratorConfig, GenerationContext], dict[str, LayerInputs]]
@@ -177,9 +189,34 @@ def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext
         elif cfg.name == "propagated":
             ctx.cache[key] = _noise_images(cfg, ctx)
         else:
-            ctx.cache[key] = distill_images(model, _noise_images(cfg, ctx), cfg.steps, cfg.lr, cfg.chunk,
-                                            cfg.tv_weight, cfg.l2_weight)  # fmt: skip
+            clock = time.perf_counter()
+            ctx.cache[key] = _distilled(model, cfg, ctx, hashlib.sha256(repr(key).encode()).hexdigest()[:16])
+            ctx.wall_s += time.perf_counter() - clock
     return ctx.cache[key], cfg.name == "propagated"
+
+
+def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, key: str) -> torch.Tensor:
+    """Distilled images, chunk by chunk (each chunk is optimized on its own). With a `shared_dir`, each chunk is a
+    file there: the ranks split the chunks, and a restarted job reuses the finished ones."""
+    noise = _noise_images(cfg, ctx)
+    starts = list(range(0, len(noise), cfg.chunk))
+
+    def make(i: int) -> torch.Tensor:
+        part = noise[starts[i] : starts[i] + cfg.chunk]
+        return distill_images(model, part, cfg.steps, cfg.lr, len(part), cfg.tv_weight, cfg.l2_weight)
+
+    if ctx.shared_dir is None:
+        if ctx.ranks.world_size > 1:
+            raise ValueError("ranks share generated images through files: give the context a shared_dir")
+        return torch.cat([make(i) for i in range(len(starts))])
+    folder = ctx.shared_dir / f"images-{key}"
+
+    def run(i: int) -> None:
+        if not (folder / f"{i}.pt").is_file():
+            io.torch_save(folder / f"{i}.pt", make(i))
+
+    ctx.ranks.run_shared([1.0] * len(starts), run, "distilled-images")
+    return torch.cat([io.torch_load(folder / f"{i}.pt") for i in range(len(starts))])
 
 
 SEQUENTIAL_GENERATORS = ("propagated", "distilled", "real")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lwcompress.compress.config import CompressorConfig
 from lwcompress.compress.quantizer import affine_params, fake_quant, qrange
 from lwcompress.generate.capture import visit_inputs
+from lwcompress.generate.data import LayerData
 from lwcompress.generate.generators import gaussian_params
 from lwcompress.generate.inputs import GaussianSources, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo, Source
@@ -124,3 +126,21 @@ def calibrated_ranges(
 
     visit_inputs(model, names, images, batch_stat_bn, chunk, widen)
     return {**ranges, **seen}
+
+
+def activation_ranges(
+    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, normalization: dict[str, list[float]],
+    data: LayerData,
+) -> dict[str, tuple[float, float] | None]:  # fmt: skip
+    """Each layer's input interval for `config` ({} without activation quantization): from BN statistics at the
+    bit-aware number of sigmas, then clipped by MSE (`act_range=mse`) or replaced by what the generator's images
+    show (`act_range=calibrated`, ZeroQ)."""
+    if config.abits is None:
+        return {}
+    bits = {i.name: config.bits_for(i.is_first, i.is_last)[1] or 8 for i in layers}
+    ranges = input_ranges(model, layers, {n: config.sigmas_for(b) for n, b in bits.items()}, normalization)
+    if config.act_range == "mse":
+        return mse_ranges(model, layers, ranges, bits)
+    if config.act_range == "calibrated":
+        return calibrated_ranges(model, layers, ranges, *data.images(), data.cfg.chunk)
+    return ranges

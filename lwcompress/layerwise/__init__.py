@@ -1,15 +1,18 @@
-"""Layer-wise reconstruction: independent runs (scheduled over ranks and buckets) or sequential ones, resumable
-per layer."""
+"""Layer-wise reconstruction: independent runs (in buckets) or sequential ones (in segments), shared over the
+ranks of a job and resumable per layer."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytorch_lightning as pl
+from torch import nn
 
+from lwcompress.distributed import Ranks
+from lwcompress.generate import LayerData
 from lwcompress.layerwise.config import LayerwiseConfig
-from lwcompress.layerwise.run import LayerResult, LayerTask, layer_trainer, run_bucket
-from lwcompress.layerwise.schedule import assign, buckets
+from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, layer_trainer, run_bucket
+from lwcompress.layerwise.schedule import buckets, segments
 from lwcompress.layerwise.sequential import reconstruct_sequential
 from lwcompress.layerwise.store import LayerStore
 
@@ -17,43 +20,87 @@ __all__ = [
     "LayerResult",
     "LayerStore",
     "LayerTask",
+    "Learned",
     "LayerwiseConfig",
     "layer_trainer",
+    "learn",
     "reconstruct",
     "reconstruct_sequential",
 ]
+
+
+def learn(
+    tasks: list[LayerTask],
+    data: LayerData,
+    cfg: LayerwiseConfig,
+    learned: Learned,
+    make_trainer: Callable[[], pl.Trainer] = layer_trainer,
+    store: LayerStore | None = None,
+    ranks: Ranks | None = None,
+    prepare: Callable[[nn.Module], nn.Module] | None = None,
+) -> list[LayerResult]:
+    """Every layer's run in `cfg.mode`, on `data`; each task's CompressedLayer ends hardened with its learned state.
+
+    The work comes in units: single layers (independent mode) or contiguous segments (sequential mode, each
+    sequential inside itself, its first layer fed by the FP network). With several ranks each runs its share of
+    the units into `store`, then rank 0 assembles every layer from it and the others return [].
+    `prepare` turns the generator's BN network into the deployed form the tasks' layers live in (BN folding).
+    """
+    ranks = ranks or Ranks()
+    if cfg.mode == "sequential":
+        domain, images = data.domain()
+        domain = (prepare(domain) if prepare is not None else domain).eval()
+        float_inputs = set() if data.pixels else {t.name for t in tasks if t.image_fed}
+        units = segments([t.params for t in tasks], cfg.segments)
+
+        def run(chosen: list[list[int]]) -> list[LayerResult]:
+            return [result for unit in chosen
+                    for result in reconstruct_sequential([tasks[i] for i in unit], cfg, make_trainer, domain, images,
+                                                         float_inputs, learned, store, data.cfg.chunk)]  # fmt: skip
+    else:
+        inputs = data.inputs()
+        for t in tasks:
+            t.inputs = inputs[t.name]
+        units = [[i] for i in range(len(tasks))]
+
+        def run(chosen: list[list[int]]) -> list[LayerResult]:
+            return reconstruct([tasks[i] for unit in chosen for i in unit], cfg, make_trainer, learned, store)
+
+    if ranks.world_size > 1:
+        if store is None:
+            raise ValueError("the ranks of a job share their layers through a LayerStore")
+        mean = sum(t.params for t in tasks) / len(tasks)  # a fixed cost per layer run besides its size
+        run([units[i] for i in ranks.share([sum(tasks[i].params + mean for i in u) for u in units])])
+        ranks.barrier("layers")
+        if not ranks.is_main:
+            return []
+    return run(units)  # one rank: the runs; several: rank 0 reloads every layer from the store
 
 
 def reconstruct(
     tasks: list[LayerTask],
     cfg: LayerwiseConfig,
     make_trainer: Callable[[], pl.Trainer],
-    rounding: str = "adaround",
-    learn_weight_scale: bool = True,
-    learn_input_scale: bool = False,
+    learned: Learned | None = None,
     store: LayerStore | None = None,
-    world_size: int = 1,
-    rank: int = 0,
 ) -> list[LayerResult]:
-    """Run this rank's share of the layer tasks (bucket by bucket), reusing results `store` already holds.
+    """Independent runs of `tasks` (bucket by bucket), reusing results `store` already holds; results in task order.
 
-    Each task's CompressedLayer is left in its final (hardened) state; results come back in task order.
+    Each task's CompressedLayer is left in its final (hardened) state.
     """
-    params = [t.params for t in tasks]
-    mine = assign(params, world_size, rank)
+    learned = learned or Learned()
     results: dict[int, LayerResult] = {}
     todo = []
-    for i in mine:
-        if store is not None and store.has(tasks[i].name):
-            state, results[i] = store.load(tasks[i].name)
-            tasks[i].quant.load_state_dict(state)
+    for i, task in enumerate(tasks):
+        if store is not None and store.has(task.name):
+            state, results[i] = store.load(task.name)
+            task.quant.load_state_dict(state)
         else:
             todo.append(i)
+    params = [t.params for t in tasks]
     for bucket in buckets(todo, params, cfg.bucket_params):
-        chunk = [tasks[i] for i in bucket]
-        for i, result in zip(bucket, run_bucket(chunk, cfg, make_trainer(), rounding, learn_weight_scale,
-                                                learn_input_scale), strict=True):  # fmt: skip
+        for i, result in zip(bucket, run_bucket([tasks[i] for i in bucket], cfg, make_trainer(), learned), strict=True):
             results[i] = result
             if store is not None:
                 store.save(tasks[i].name, tasks[i].quant.state_dict(), result)
-    return [results[i] for i in mine]
+    return [results[i] for i in range(len(tasks))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 
 
@@ -27,6 +28,10 @@ class LayerwiseConfig:
     independent (the paper: inputs and targets from the FP network, layers parallel across ranks). Chosen on the
     validation split: mobilenetv2_small W3A8 91.10 vs 89.92, resnet20 W3A8 a tie, mobilenetv2_small W4A4 88.82
     vs 89.52 (experiments/results/layerwise_tuning.md).
+    `segments` (sequential mode): cut the layer order into that many contiguous segments of about equal cost, each
+    sequential inside itself with its first layer fed by the FP network, so the ranks of a job can run them in
+    parallel: 1 is the plain sequential run, one segment per layer is close to the independent run
+    (experiments/results/segments.md measures what the cut costs).
     """
 
     steps: int = bounded(300, 0)
@@ -47,9 +52,13 @@ class LayerwiseConfig:
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
     mode: str = choice("sequential", "independent", "sequential")  # see below
+    segments: int = bounded(1, 1)  # sequential mode: contiguous segments, each sequential inside, run in parallel
     refit: bool = True  # pruned layers: least-squares survivors before the steps (layerwise/refit.py)
     refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fit sees
     seed: int = 0
 
     def __post_init__(self) -> None:
         check(self)
+        if self.segments > 1 and self.mode != "sequential":
+            raise UserError(f"segments={self.segments}: segments cut a sequential run; with mode={self.mode} every "
+                            "layer is its own unit already")  # fmt: skip

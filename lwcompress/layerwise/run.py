@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from lightning_fabric.plugins.environments import LightningEnvironment
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -40,10 +41,21 @@ class LayerTask:
     activation: str | None = None  # applied to output and target for loss=mse_post_act
     real_inputs: torch.Tensor | None = None  # held-out real layer inputs, for diagnostics only
     train: bool = True  # False: keep round-to-nearest, only measure
+    image_fed: bool = False  # its input is the model's input image
 
     @property
     def params(self) -> int:
         return self.quant.layer.weight.numel()
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What a layer run learns besides nothing (the compressor's choice): the rounding ("adaround": learned up/down
+    per weight; "ste": latent weights), the weight grid's scale, and the input grid's scale."""
+
+    rounding: str = "adaround"
+    weight_scale: bool = True
+    input_scale: bool = False
 
 
 @dataclass
@@ -57,6 +69,7 @@ class LayerResult:
     real_error: float | None
     reverted: bool
     wall_s: float
+    rank: int = 0  # the process of the job that ran it
 
 
 def draw(inputs: LayerInputs, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,11 +156,14 @@ class ReconstructionModule(pl.LightningModule):
         self.log("layerwise/loss", total / len(self.tasks), prog_bar=True)
 
 
-def layer_trainer(accelerator: str = "cpu", precision: str = "32-true") -> pl.Trainer:
-    """A Trainer for one bucket of layer runs: one device, no logging, checkpointing, bars or summaries (Lightning's
-    per-step machinery would otherwise cost more than a small layer's step)."""
-    return pl.Trainer(accelerator=accelerator, devices=1, precision=precision, max_epochs=1, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+def layer_trainer(accelerator: str = "cpu", precision: str = "32-true", device: int = 0) -> pl.Trainer:
+    """A Trainer for one bucket of layer runs on one device (`device`: this rank's GPU index), with no logging,
+    checkpointing, bars or summaries (Lightning's per-step machinery would otherwise cost more than a small layer's
+    step). It never takes the cluster's identity: a rank's layer runs are its own, not a distributed training."""
+    devices = [device] if accelerator in ("gpu", "cuda") else 1
+    return pl.Trainer(accelerator=accelerator, devices=devices, precision=precision, max_epochs=1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      plugins=[LightningEnvironment()])  # fmt: skip
 
 
 @torch.no_grad()
@@ -157,9 +173,8 @@ def held_out_error(task: LayerTask, x: torch.Tensor | tuple[torch.Tensor, torch.
 
 
 def run_bucket(
-    tasks: list[LayerTask], cfg: LayerwiseConfig, trainer: pl.Trainer, rounding: str, learn_weight_scale: bool,
-    learn_input_scale: bool,
-) -> list[LayerResult]:  # fmt: skip
+    tasks: list[LayerTask], cfg: LayerwiseConfig, trainer: pl.Trainer, learned: Learned
+) -> list[LayerResult]:
     """Reconstruct each layer of the bucket; layers that end worse than round-to-nearest are put back."""
     held = [draw(t.inputs, cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
@@ -176,7 +191,7 @@ def run_bucket(
             with torch.no_grad():
                 refit_survivors(q, x, tasks[i].reference(x_ref))
             q.fit_grid()
-        q.make_trainable(rounding, learn_weight_scale, learn_input_scale, cfg.train_bias)
+        q.make_trainable(learned.rounding, learned.weight_scale, learned.input_scale, cfg.train_bias)
     module = ReconstructionModule([tasks[i] for i in trained], cfg, [output_std[i] for i in trained])
     if cfg.steps > 0 and trained:
         with warnings.catch_warnings():

@@ -1,25 +1,10 @@
-"""Which layers run where: layers are independent, so they are spread over ranks (devices / processes) by
-estimated cost, and each rank's share is cut into buckets (one Lightning module each)."""
+"""Units of layer runs: buckets of independent layers (one Lightning module each) and contiguous segments of a
+sequential run (each sequential inside itself, independent of the others). Which rank runs which unit is decided
+in `lwcompress.distributed`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-
-def assign(costs: Sequence[float], world_size: int, rank: int) -> list[int]:
-    """Indices of the layers rank `rank` of `world_size` runs: greedy longest-first balancing of total cost.
-
-    Every rank computes the same assignment from the same costs, so no communication is needed.
-    """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} outside world of {world_size}")
-    loads = [0.0] * world_size
-    owner = [0] * len(costs)
-    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
-        r = min(range(world_size), key=lambda r: (loads[r], r))
-        owner[i] = r
-        loads[r] += costs[i]
-    return [i for i in range(len(costs)) if owner[i] == rank]
 
 
 def buckets(indices: Sequence[int], params: Sequence[int], max_params: int) -> list[list[int]]:
@@ -36,3 +21,22 @@ def buckets(indices: Sequence[int], params: Sequence[int], max_params: int) -> l
             out.append([i])
             size = params[i]
     return out
+
+
+def segments(costs: Sequence[float], k: int) -> list[list[int]]:
+    """The layer order cut into `k` contiguous segments of about equal total cost (one per layer at most): each
+    segment ends once it holds its fair share of the cost still to be cut."""
+    n = len(costs)
+    k = max(1, min(k, n))
+    out: list[list[int]] = []
+    current: list[int] = []
+    remaining, acc = float(sum(costs)), 0.0
+    for i, cost in enumerate(costs):
+        current.append(i)
+        acc += cost
+        left = k - len(out)  # segments still to fill, this one included
+        if left > 1 and (acc >= remaining / left or n - i - 1 == left - 1):
+            out.append(current)
+            remaining -= acc
+            current, acc = [], 0.0
+    return [*out, current]

@@ -22,7 +22,7 @@ from torch import nn
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate import PairedPool, capture_inputs
 from lwcompress.layerwise.config import LayerwiseConfig
-from lwcompress.layerwise.run import LayerResult, LayerTask, held_out_error, run_bucket
+from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, held_out_error, run_bucket
 from lwcompress.layerwise.store import LayerStore
 
 
@@ -76,16 +76,17 @@ def reconstruct_sequential(
     domain: nn.Module,
     images: torch.Tensor,
     float_inputs: set[str],
-    rounding: str = "adaround",
-    learn_weight_scale: bool = True,
-    learn_input_scale: bool = False,
+    learned: Learned | None = None,
     store: LayerStore | None = None,
-    crop: int | None = None,
     chunk: int = 64,
 ) -> list[LayerResult]:
     """Train `tasks` (in model order) one after another in `domain` (the folded domain network, BN-free where the
     deployed model is) on `images`; each task's CompressedLayer ends hardened with the learned codes. Finished layers
-    are stored and reloaded, so a killed run resumes where it stopped."""
+    are stored and reloaded, so a killed run resumes where it stopped.
+
+    Layers before the first task stay full precision: a segment of a longer sequential run starts from the FP
+    network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs."""
+    learned = learned or Learned()
     compressed = copy.deepcopy(domain).eval()
     # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
     ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.reference.weight) for t in tasks}
@@ -109,10 +110,10 @@ def reconstruct_sequential(
         real_rtn = held_out_error(t, real, metric) if real is not None else None
         x = capture_inputs(compressed, [t.name], images, False, chunk)[t.name]
         x_ref = capture_inputs(domain, [t.name], images, False, chunk)[t.name]
-        inputs = PairedPool(x, crop, reference=x_ref)
+        inputs = PairedPool(x, cfg.spatial_size, reference=x_ref)
         start_bias = _bias(d)
         run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
-        (result,) = run_bucket([run], cfg, make_trainer(), rounding, learn_weight_scale, learn_input_scale)
+        (result,) = run_bucket([run], cfg, make_trainer(), learned)
         transfer(d, t.quant, 1 / ratio, start_bias)
         t.quant.harden()
         real_error = held_out_error(t, real, metric) if real is not None else None

@@ -18,8 +18,9 @@ class LayerStore:
     """`<dir>/<layer>.pt` (the layer's state) and `<dir>/<layer>.json` (its metrics), under a fingerprint of
     everything that determines them; results of another configuration are never mixed in."""
 
-    def __init__(self, directory: str | Path, fingerprint: dict[str, Any]) -> None:
+    def __init__(self, directory: str | Path, fingerprint: dict[str, Any], rank: int = 0) -> None:
         self.dir = Path(directory)
+        self.rank = rank  # recorded with each layer this process saves
         self.dir.mkdir(parents=True, exist_ok=True)
         stamp = self.dir / "FINGERPRINT.json"
         text = json.dumps(fingerprint, sort_keys=True, default=str)
@@ -37,12 +38,13 @@ class LayerStore:
     def save(self, name: str, state: dict[str, torch.Tensor], result: LayerResult) -> None:
         state_path, result_path = self._paths(name)
         io.torch_save(state_path, state)
-        io.write_json(result_path, dataclasses.asdict(result))  # written last: its presence marks "done"
+        # written last: its presence marks "done"
+        io.write_json(result_path, dataclasses.asdict(dataclasses.replace(result, rank=self.rank)))
 
     def load(self, name: str) -> tuple[dict[str, torch.Tensor], LayerResult]:
         state_path, result_path = self._paths(name)
         try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            state = io.torch_load(state_path)
             result = LayerResult(**json.loads(result_path.read_text()))
         except Exception as e:
             raise UserError(f"cannot resume layer {name} from {self.dir}: {type(e).__name__}: {e}") from None

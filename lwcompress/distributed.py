@@ -1,0 +1,119 @@
+"""The processes of one compression job, and the one place that decides which process does what.
+
+A job runs as `devices x num_nodes` processes (ranks). Who they are comes from the launcher through Lightning
+Fabric's cluster environments: SLURM tasks (srun, submitit) and torchrun create the processes themselves; otherwise
+(`trainer.devices=N` on one box) Fabric spawns them. So the same code runs on a laptop and on a multi-node
+allocation. Ranks meet only through files in the run directory (each unit of work writes its own, atomically) and
+a barrier: a rank runs its share of the units (`Ranks.run_shared`), waits for the others, then reads what it needs.
+That is also how a restarted job resumes: a unit whose file exists is not run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lightning_fabric import Fabric
+from lightning_fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+EXTERNAL_LAUNCHERS = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment)
+
+
+@dataclass
+class Ranks:
+    """This process's place in the job. The default is a job of one process."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    fabric: Fabric | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 assembles the model, evaluates it and writes the outputs; the others only write their units."""
+        return self.rank == 0
+
+    def share(self, costs: Sequence[float]) -> list[int]:
+        """Indices of the units this rank runs: cost-balanced, the same answer on every rank (no communication)."""
+        return assign(costs, self.world_size, self.rank)
+
+    def barrier(self, name: str) -> None:
+        if self.fabric is not None and self.world_size > 1:
+            self.fabric.barrier(name)
+
+    def run_shared(self, costs: Sequence[float], run: Callable[[int], None], name: str) -> None:
+        """`run(i)` for this rank's share of the units (each persists its own result), then wait for every rank."""
+        for i in self.share(costs):
+            run(i)
+        self.barrier(name)
+
+
+def assign(costs: Sequence[float], world_size: int, rank: int) -> list[int]:
+    """Indices of the units rank `rank` of `world_size` runs: greedy longest-first balancing of total cost.
+
+    Every rank computes the same assignment from the same costs, so no communication is needed.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world of {world_size}")
+    loads = [0.0] * world_size
+    owner = [0] * len(costs)
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        r = min(range(world_size), key=lambda r: (loads[r], r))
+        owner[i] = r
+        loads[r] += costs[i]
+    return [i for i in range(len(costs)) if owner[i] == rank]
+
+
+def external_launcher() -> str | None:
+    """The cluster environment that created this job's processes (SLURM, torchrun, LSF), if any."""
+    return next((env.__name__ for env in EXTERNAL_LAUNCHERS if env.detect()), None)
+
+
+def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices: int = 1, num_nodes: int = 1) -> Any:
+    """Run `fn(ranks, *args)` on every process of the job and return rank 0's value.
+
+    One process: `fn` runs here. Processes created by a cluster launcher: each joins the process group (gloo on
+    CPU, nccl on CUDA) and runs `fn`. Otherwise `devices` processes are spawned here (never a re-run of the command
+    line, which under a Hydra multirun would re-run the sweep).
+    """
+    external = external_launcher() is not None
+    if devices * num_nodes == 1 and not external:
+        return _terminable(fn, Ranks(), *args)
+    strategy = "ddp" if external else "ddp_spawn"
+    _quiet()
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
+    return fabric.launch(_as_rank, not external, fn, *args)
+
+
+def _as_rank(fabric: Fabric, spawned: bool, fn: Callable[..., Any], *args: Any) -> Any:
+    if spawned:
+        _die_with_parent()
+    _quiet()
+    return _terminable(fn, Ranks(fabric.global_rank, fabric.world_size, fabric.local_rank, fabric), *args)
+
+
+def _quiet() -> None:
+    """Lightning suggests `srun` whenever it exists, even to a job that spawns its own processes on purpose."""
+    warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system.*")
+
+
+def _terminable(fn: Callable[..., Any], *args: Any) -> Any:
+    """A SIGTERM inside a Lightning Trainer ends it with SystemExit(None), i.e. exit status 0: a killed job would
+    look like a success to its scheduler. Exit 143 (128 + SIGTERM) as an unhandled SIGTERM does."""
+    try:
+        return fn(*args)
+    except SIGTERMException:
+        raise SystemExit(128 + signal.SIGTERM) from None
+
+
+def _die_with_parent() -> None:
+    """A spawned rank must not outlive its job: if the parent is killed (even by SIGKILL), the kernel kills it too.
+    (Linux only; elsewhere an orphaned rank finishes its units, which a resumed job then reuses.)"""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG

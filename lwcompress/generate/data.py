@@ -1,0 +1,82 @@
+"""What a generator returns: the layer-wise data of one model, made on first use.
+
+The pipeline asks it for what each stage needs (images for calibrated ranges, per-layer inputs for independent
+runs, a network to run in for sequential ones, held-out real inputs for diagnostics), so no stage needs to know
+which generator it is: what differs between generators are properties of this object.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from lwcompress.generate.capture import capture_inputs
+from lwcompress.generate.generators import (
+    GenerationContext,
+    GeneratorConfig,
+    build_inputs,
+    generator_domain,
+    source_images,
+)
+from lwcompress.generate.inputs import LayerInputs
+from lwcompress.graph import LayerInfo
+
+DIAGNOSTIC_IMAGES = 64
+T = TypeVar("T")
+
+
+@dataclass
+class LayerData:
+    """The layer-wise data `cfg` makes for `model` (unfolded, analyzed into `layers`); generation time in `ctx`."""
+
+    model: nn.Module
+    layers: list[LayerInfo]
+    cfg: GeneratorConfig
+    ctx: GenerationContext
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def pixels(self) -> bool:
+        """Whether its images are real pixels: only then do image-fed layers train, with their input quantized (a
+        data-free stand-in for images trains them for the wrong input, and clipping it to the pixel grid injects
+        an error real images never see)."""
+        return self.cfg.name == "real"
+
+    def images(self) -> tuple[torch.Tensor, bool]:
+        """(images, whether BatchNorms normalize by their batch statistics on them); UserError for generators
+        that make none."""
+        return source_images(self.model, self.cfg, self.ctx)
+
+    def inputs(self) -> dict[str, LayerInputs]:
+        """Every layer's input batches for independent runs (inputs and targets from the FP network)."""
+        return self._timed(build_inputs, self.model, self.layers, self.cfg, self.ctx)
+
+    def domain(self) -> tuple[nn.Module, torch.Tensor]:
+        """The BN network and images whose forward gives the layer inputs, for sequential runs."""
+        return self._timed(generator_domain, self.model, self.cfg, self.ctx)
+
+    def held_out(self) -> dict[str, torch.Tensor]:
+        """Real layer inputs of images the runs never train on (diagnostics only); {} without real images."""
+        real = self.ctx.real_images
+        if real is None:
+            return {}
+        start = self.cfg.num_images if self.cfg.name == "real" else 0
+        held = real[start : start + DIAGNOSTIC_IMAGES]
+        if len(held) == 0:
+            return {}
+        return capture_inputs(self.model, [i.name for i in self.layers], held, batch_stat_bn=False)
+
+    def _timed(self, fn: Callable[..., T], *args: object) -> T:
+        clock, before = time.perf_counter(), self.ctx.wall_s
+        out = fn(*args)
+        # distillation inside adds its own time to ctx.wall_s; count the rest here
+        self.ctx.wall_s = before + (time.perf_counter() - clock)
+        return out

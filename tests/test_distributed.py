@@ -1,0 +1,126 @@
+"""A job over several processes gives the model one process gives; a killed job resumes to the same result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lwcompress.distributed import Ranks, assign
+from lwcompress.generate import GenerationContext, GeneratorConfig, source_images
+
+from .conftest import BIN, run_cli
+from .test_compress import calibrated
+
+TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
+W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "real_diagnostics=false"]
+
+
+def codes(run_dir: Path) -> dict[str, torch.Tensor]:
+    state = torch.load(run_dir / "compressed.pt", weights_only=True)["state_dict"]
+    return {k: v for k, v in state.items() if k.endswith((".weight_codes", ".w_scale", ".a_scale", ".bias"))}
+
+
+def assert_same_model(a: Path, b: Path) -> None:
+    ca, cb = codes(a), codes(b)
+    assert ca.keys() == cb.keys() and len(ca) > 10
+    for k in ca:
+        assert torch.equal(ca[k], cb[k]), k
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sa["top1"] == sb["top1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [["layerwise.mode=independent"], ["layerwise.segments=3"]])
+def test_two_processes_give_the_one_process_model(tiny_checkpoint: Path, tmp_path: Path, mode: list[str]) -> None:
+    """trainer.devices=2 on CPU (two spawned ranks over gloo, one thread each) vs one process, same seed and the
+    same units: bit-identical codes, grids and biases; both ranks ran layers; rank 0 alone wrote the outputs."""
+    common = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=15", *mode]
+    run_cli(*common, f"hydra.run.dir={tmp_path / 'one'}")
+    proc = run_cli(*common, "trainer.devices=2", f"hydra.run.dir={tmp_path / 'two'}")
+    assert_same_model(tmp_path / "one", tmp_path / "two")
+    ranks = {json.loads(p.read_text())["rank"] for p in (tmp_path / "two" / "layers").glob("*.json") if
+             p.name != "FINGERPRINT.json"}  # fmt: skip
+    assert ranks == {0, 1}
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
+    assert proc.stdout.count("top1 %") == 1  # one closing table: rank 0's
+
+
+def test_distilled_chunks_are_made_once_and_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each rank distills only its share of the image chunks into the shared dir and reads the others' files."""
+    import lwcompress.generate.generators as generators
+
+    made = []
+    real_distill = generators.distill_images
+    monkeypatch.setattr(generators, "distill_images", lambda m, x, *a: made.append(len(x)) or real_distill(m, x, *a))
+    model = calibrated("resnet8_tiny")
+    cfg = GeneratorConfig(name="distilled", num_images=24, chunk=8, steps=2)
+    one = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]
+    assert made == [8, 8, 8]
+    made.clear()
+    second = GenerationContext((1, 28, 28), 8, shared_dir=tmp_path, ranks=Ranks(rank=1, world_size=2))
+    with pytest.raises(Exception, match="cannot read"):  # rank 0's chunks are not there yet (no barrier here)
+        source_images(model, cfg, second)
+    assert made == [8] * len(assign([1.0] * 3, 2, 1))
+    made.clear()
+    first = GenerationContext((1, 28, 28), 8, shared_dir=tmp_path, ranks=Ranks(rank=0, world_size=2))
+    shared = source_images(model, cfg, first)[0]
+    assert made == [8] * len(assign([1.0] * 3, 2, 0))  # its own share only; rank 1's chunks are read
+    assert torch.equal(shared, one)
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline"}
+    return subprocess.Popen([str(BIN / args[0]), *args[1:]], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)  # fmt: skip
+
+
+def _wait_for_layers(run_dir: Path, n: int, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while len([p for p in (run_dir / "layers").glob("*.json") if p.name != "FINGERPRINT.json"]) < n:
+        assert proc.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline, "no layers finished in time"
+        time.sleep(0.2)
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "devices"), [(signal.SIGKILL, 2), (signal.SIGTERM, 1)])
+def test_killed_job_resumes_to_the_uninterrupted_result(
+    tiny_checkpoint: Path, tmp_path: Path, sig: signal.Signals, devices: int
+) -> None:
+    """Killed in the middle of its layer runs, a job fails visibly (never exit 0, no summary.json; SIGTERM lands
+    inside a Lightning Trainer, SIGKILL on the parent of two spawned ranks, which must not outlive it); started
+    again on the same run dir it reuses the finished layers and ends with the uninterrupted run's model."""
+    common = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=150",
+              "layerwise.mode=independent", "layerwise.bucket_params=1", f"trainer.devices={devices}"]  # fmt: skip
+    killed = tmp_path / "killed"
+    proc = _start([*common, f"hydra.run.dir={killed}"], tmp_path / "killed.log")
+    _wait_for_layers(killed, 3, proc)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=60) != 0
+    deadline = time.monotonic() + 10
+    while _alive(proc.pid) and time.monotonic() < deadline:  # spawned ranks die with their parent
+        time.sleep(0.1)
+    assert not _alive(proc.pid)
+    assert not (killed / "summary.json").exists()
+    finished = {p.name: p.read_text() for p in (killed / "layers").glob("*.json")}
+    assert 3 <= len(finished) - 1 < 10
+    run_cli(*common, f"hydra.run.dir={killed}")
+    after = {p.name: p.read_text() for p in (killed / "layers").glob("*.json")}
+    assert len(after) == 11 and all(after[name] == text for name, text in finished.items())  # reused, not re-run
+    run_cli(*[a for a in common if not a.startswith("trainer.devices")], f"hydra.run.dir={tmp_path / 'whole'}")
+    assert_same_model(killed, tmp_path / "whole")
