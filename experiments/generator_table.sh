@@ -24,5 +24,4 @@ model_runs() {
   run zeroq compressor=rtn compressor.wbits=4 compressor.abits=4 generator=distilled compressor.act_range=calibrated
 }
 model_runs resnet20 & model_runs mobilenetv2_small; wait
-.venv/bin/python experiments/table.py "$out" --row layerwise.mode,generator.name,generator.partner,compressor.name \
-  --wall
+.venv/bin/lwcompress-report "$out" --by layerwise.mode,generator.name,generator.partner,compressor.name --wall

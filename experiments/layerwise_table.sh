@@ -17,4 +17,4 @@ run seq_w4a4 "${sequential[@]}" compressor.wbits=4 compressor.abits=4 &
 run seq_w3a8 "${sequential[@]}" compressor.wbits=3 compressor.abits=8; wait
 run seq_w8w6 layerwise.mode=sequential generator=propagated,real preconditioner=bn_fold compressor.wbits=8,6 \
   'compressor.abits=${compressor.wbits}'
-.venv/bin/python experiments/table.py "$out" --row layerwise.mode,generator.name,preconditioner.name --wall
+.venv/bin/lwcompress-report "$out" --by layerwise.mode,generator.name,preconditioner.name --wall

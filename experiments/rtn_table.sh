@@ -11,6 +11,5 @@ run hydra.sweep.dir="$out/matched" compressor.wbits=8,6,4 'compressor.abits=${co
 run hydra.sweep.dir="$out/a8" compressor.wbits=4,3 compressor.abits=8 "$@"
 run hydra.sweep.dir="$out/bc44" preconditioner=bias_correction compressor.wbits=4 compressor.abits=4 eval_fp=false "$@"
 run hydra.sweep.dir="$out/bca8" preconditioner=bias_correction compressor.wbits=4,3 compressor.abits=8 eval_fp=false "$@"
-.venv/bin/python experiments/table.py "$out" --row preconditioner.name,compressor.scale,compressor.symmetric --wall \
-  > experiments/results/rtn_table.md
-cat experiments/results/rtn_table.md
+.venv/bin/lwcompress-report "$out" --by preconditioner.name,compressor.scale,compressor.symmetric --wall
+cp "$out/report.md" experiments/results/rtn_table.md

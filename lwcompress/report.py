@@ -8,11 +8,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lwcompress import io
-from lwcompress.compress import LayerRecord
-from lwcompress.layerwise import LayerResult
+
+if TYPE_CHECKING:  # annotations only: reading summaries (lwcompress-report) needs neither Lightning nor the layer runs
+    from lwcompress.compress import LayerRecord
+    from lwcompress.layerwise import LayerResult
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
