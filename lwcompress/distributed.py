@@ -82,11 +82,11 @@ def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices
     CPU, nccl on CUDA) and runs `fn`. Otherwise `devices` processes are spawned here (never a re-run of the command
     line, which under a Hydra multirun would re-run the sweep).
     """
+    _quiet()
     external = external_launcher() is not None
     if devices * num_nodes == 1 and not external:
         return _terminable(fn, Ranks(), *args)
     strategy = "ddp" if external else "ddp_spawn"
-    _quiet()
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
     return fabric.launch(_as_rank, not external, fn, *args)
 
@@ -99,7 +99,8 @@ def _as_rank(fabric: Fabric, spawned: bool, fn: Callable[..., Any], *args: Any) 
 
 
 def _quiet() -> None:
-    """Lightning suggests `srun` whenever it exists, even to a job that spawns its own processes on purpose."""
+    """Lightning suggests `srun` whenever it exists, even to a job that spawns its own processes on purpose and to
+    the single-device Trainers of its layer runs."""
     warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system.*")
 
 

@@ -24,7 +24,7 @@ from lwcompress.distributed import Ranks, launch
 from lwcompress.errors import UserError
 from lwcompress.evaluate import evaluate, size_bits
 from lwcompress.layerwise import layer_trainer
-from lwcompress.loggers import build_loggers, finish
+from lwcompress.loggers import build_loggers, finish, log_results
 from lwcompress.models import build_model, save_checkpoint
 from lwcompress.pretrain import PretrainModule
 from lwcompress.report import layer_rows, plot_layer_errors, table, write_csv
@@ -152,7 +152,9 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
         return None
 
     config = asdict(job)
-    loggers = build_loggers(job.logger, out_dir, f"{job.model.name}-{job.compressor.name}", config)
+    c = job.compressor
+    tags = [job.model.name, c.name, c.label(), *([job.generator.name, job.layerwise.mode] if uses_generator else [])]
+    loggers = build_loggers(job.logger, out_dir, " ".join([*tags, f"seed{job.seed}"]), config, tags)
     trainer = make_trainer(dataclasses.replace(job.trainer, devices=1), loggers, plugins=[LightningEnvironment()])
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
     summary: dict[str, Any] = {
@@ -183,10 +185,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
                    config=config)  # fmt: skip
 
     rows = layer_rows(compressed.layers, compressed.results)
-    for lg in loggers:
-        lg.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)})
-        for step, row in enumerate(rows):
-            lg.log_metrics({f"layer/{k}": v for k, v in row.items() if isinstance(v, float)}, step=step)
+    log_results(loggers, summary, rows, compressed.results)
     write_csv(out_dir / "layers.csv", rows)
     if compressed.results:
         plot_layer_errors(out_dir / "layers.png", compressed.results,

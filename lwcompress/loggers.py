@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ def wandb_has_credentials() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def build_loggers(cfg: LoggerConfig, out_dir: Path, name: str, config: dict[str, Any]) -> list[Logger]:
-    """Loggers writing under `out_dir`; `config` (the resolved job config) is recorded as hyperparameters."""
+def build_loggers(
+    cfg: LoggerConfig, out_dir: Path, name: str, config: dict[str, Any], tags: Sequence[str] = ()
+) -> list[Logger]:
+    """Loggers writing under `out_dir`; `config` (the resolved job config) is recorded as hyperparameters. A W&B
+    run is named `name`, grouped by `logger.group` (the sweep: the experiment's task name) and tagged with `tags`
+    besides `logger.tags`, so that a dashboard can filter and group the runs of a sweep."""
     if cfg.name == "none":
         return []
     loggers: list[Logger] = [CSVLogger(str(out_dir), name="csv", version="")]
@@ -33,7 +38,7 @@ def build_loggers(cfg: LoggerConfig, out_dir: Path, name: str, config: dict[str,
                 project=cfg.project,
                 entity=cfg.entity,
                 group=cfg.group,
-                tags=list(cfg.tags),
+                tags=[*cfg.tags, *tags],
                 save_dir=str(out_dir),
                 offline=offline,
                 config=config,
@@ -44,6 +49,42 @@ def build_loggers(cfg: LoggerConfig, out_dir: Path, name: str, config: dict[str,
     for lg in loggers[:1]:
         lg.log_hyperparams(config)
     return loggers
+
+
+LAYER_COLUMNS = ("name", "kind", "shape", "wbits", "abits", "sparsity", "rtn_error", "error", "real_rtn_error",
+                 "real_error", "reverted", "wall_s", "rank")  # fmt: skip
+
+
+def log_results(loggers: list[Logger], summary: dict[str, Any], rows: list[dict[str, Any]], results: list) -> None:
+    """The run's numbers (top-1 of FP / closed form / compressed, wall times, sizes) to every logger; on W&B also
+    the run summary, a per-layer table with its error chart, and every layer run's loss curve (a table and a line
+    chart with one line per layer: each layer has its own steps)."""
+    scalars = {k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    for lg in loggers:
+        lg.log_metrics(scalars)
+    run = next((lg.experiment for lg in loggers if type(lg).__name__ == "WandbLogger"), None)
+    if run is None:
+        return
+    import wandb
+
+    run.summary.update(scalars)
+    layers = wandb.Table(columns=list(LAYER_COLUMNS), data=[[row.get(c) for c in LAYER_COLUMNS] for row in rows])
+    logged: dict[str, Any] = {"layers/table": layers}
+    if results:
+        errors = {"closed form (synthetic)": [r.rtn_error for r in results], "layer-wise (synthetic)":
+                  [r.error for r in results]}  # fmt: skip
+        if all(r.real_error is not None for r in results):
+            errors.update({"closed form (real)": [r.real_rtn_error for r in results],
+                           "layer-wise (real)": [r.real_error for r in results]})  # fmt: skip
+        logged["layers/error"] = wandb.plot.line_series(
+            xs=list(range(len(results))), ys=list(errors.values()), keys=list(errors), xname="layer (model order)",
+            title="relative output error per layer",
+        )  # fmt: skip
+        points = [[r.name, step, loss] for r in results for step, loss in enumerate(r.losses)]
+        curves = wandb.Table(columns=["layer", "step", "loss"], data=points)
+        logged["layers/loss_curves"] = curves
+        logged["layers/loss"] = wandb.plot.line(curves, "step", "loss", stroke="layer", title="layer run losses")
+    run.log(logged)
 
 
 def finish(loggers: list[Logger]) -> None:

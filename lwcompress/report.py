@@ -39,7 +39,7 @@ def layer_rows(records: list[LayerRecord], results: list[LayerResult]) -> list[d
         row = asdict(rec)
         row["shape"] = "x".join(str(s) for s in rec.shape)
         if rec.name in by_name:
-            row.update({k: v for k, v in asdict(by_name[rec.name]).items() if k != "name"})
+            row.update({k: v for k, v in asdict(by_name[rec.name]).items() if k not in ("name", "losses")})
         rows.append(row)
     return rows
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -44,19 +45,64 @@ def test_main_job_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
     assert "FP32" in proc.stdout and "rtn W4A4" in proc.stdout
 
 
-def test_multirun_sweep_with_wandb_offline(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """A real Hydra multirun in one process: every job its own run dir, its own summary and its own W&B run."""
+def wandb_records(run: Path) -> dict[str, object]:
+    """What an offline W&B run holds, read from its .wandb file (a LevelDB-style log of protobuf records, 32 KiB
+    blocks after a 7-byte header): the run record, and the keys of its config, summary and history."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = run.glob("run-*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    out: dict[str, object] = {"config": set(), "summary": {}, "history": set()}
+    pos, buf = 7, b""
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:
+            pos += 32768 - pos % 32768
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        buf, pos = buf + data[pos + 7 : pos + 7 + length], pos + 7 + length
+        if kind in (1, 4):  # a whole record, or its last fragment
+            record = pb.Record()
+            record.ParseFromString(buf)
+            buf = b""
+            kind_name = record.WhichOneof("record_type")
+            if kind_name == "run":
+                out["run"] = record.run
+                out["config"] |= {i.key for i in record.run.config.update}
+            elif kind_name == "summary":
+                out["summary"].update({i.key: i.value_json for i in record.summary.update if i.key})
+            elif kind_name == "history":
+                out["history"] |= {i.key or i.nested_key[0] for i in record.history.item}
+    return out
+
+
+def test_multirun_sweep_with_wandb_offline_and_report(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """A real Hydra multirun in one process: every job its own run dir, summary and W&B run (grouped by sweep,
+    tagged, with the resolved config, top-1 and wall times in its summary, the per-layer table and chart and the
+    layer runs' loss curves); `lwcompress-report` turns the sweep into a table and plots without W&B."""
     run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", "compressor.wbits=8,3", "logger=wandb",
-            "eval_fp=false", "save_model=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+            "layerwise.steps=10", "generator.num_images=32", "save_model=false",
+            f"hydra.sweep.dir={tmp_path}")  # fmt: skip
     summaries = {json.loads(p.read_text())["wbits"]: p.parent for p in tmp_path.glob("*/summary.json")}
     assert sorted(summaries) == [3, 8]
     run_ids = set()
-    for job_dir in summaries.values():
+    for wbits, job_dir in summaries.items():
         runs = list((job_dir / "wandb").glob("offline-run-*"))
         assert len(runs) == 1, f"{job_dir}: {runs}"
         run_ids.add(runs[0].name.rsplit("-", 1)[-1])
-        assert list(runs[0].glob("*.wandb"))
+        held = wandb_records(runs[0])
+        assert held["run"].run_group == "compress"
+        assert list(held["run"].tags) == ["resnet8_tiny", "quant", f"W{wbits}A8", "propagated", "sequential"]
+        assert {"model", "compressor", "generator", "layerwise", "seed"} <= held["config"]
+        assert {"fp_top1", "rtn_top1", "top1", "compress_wall_s", "rtn_wall_s", "eval_wall_s"} <= set(held["summary"])
+        assert json.loads(held["summary"]["top1"]) == json.loads((job_dir / "summary.json").read_text())["top1"]
+        assert {"layers/table", "layers/error_table", "layers/loss_curves"} <= held["history"]
+        tables = {p.name.split("_")[0] for p in (runs[0] / "files" / "media" / "table" / "layers").glob("*.json")}
+        assert {"table", "error", "loss"} <= tables
     assert len(run_ids) == 2
+    report = run_cli("lwcompress-report", str(tmp_path), "--by", "compressor.name")
+    assert "| resnet8_tiny | compressor=quant |" in report.stdout
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "top1_vs_bits.png").stat().st_size > 1000
 
 
 def test_layerwise_job_end_to_end_and_resume(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
@@ -70,6 +70,7 @@ class LayerResult:
     reverted: bool
     wall_s: float
     rank: int = 0  # the process of the job that ran it
+    losses: list[float] = field(default_factory=list)  # the run's reconstruction loss at every step
 
 
 def draw(inputs: LayerInputs, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,6 +103,7 @@ class ReconstructionModule(pl.LightningModule):
         self.references = nn.ModuleList(t.reference for t in tasks)
         self.streams = [layer_stream(cfg.seed, t.index) for t in tasks]
         self.wall_s = [0.0] * len(tasks)
+        self.losses: list[list[float]] = [[] for _ in tasks]
 
     def configure_optimizers(self):
         groups = []
@@ -143,7 +145,8 @@ class ReconstructionModule(pl.LightningModule):
             with torch.no_grad():
                 target = task.reference(x_ref)
             loss = relative_error(task.quant(x), target, self.cfg.loss, task.activation)
-            total += float(loss.detach())
+            self.losses[i].append(float(loss.detach()))
+            total += self.losses[i][-1]
             if task.quant.alpha is not None and beta is not None:
                 reg = task.quant.rounding_regularizer(beta) / task.quant.alpha.numel()
                 loss = loss + self.cfg.reg_weight * reg
@@ -199,6 +202,7 @@ def run_bucket(
             warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
             trainer.fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
     wall_s = dict(zip(trained, module.wall_s, strict=True))
+    losses = dict(zip(trained, module.losses, strict=True))
     results = []
     for i, (t, x) in enumerate(zip(tasks, held, strict=True)):
         t.quant.harden()
@@ -209,5 +213,6 @@ def run_bucket(
             t.quant.load_state_dict(initial[i])
             error = rtn[i]
         real = held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None
-        results.append(LayerResult(t.name, rtn[i], error, real_rtn[i], real, reverted, wall_s.get(i, 0.0)))
+        results.append(LayerResult(t.name, rtn[i], error, real_rtn[i], real, reverted, wall_s.get(i, 0.0),
+                                   losses=losses.get(i, [])))  # fmt: skip
     return results
