@@ -30,6 +30,10 @@ CONF_DIR = str(Path(__file__).parent / "conf")
 PACKAGE_DIR = str(Path(__file__).parent)
 
 OmegaConf.register_new_resolver("lwc.package_dir", lambda: PACKAGE_DIR, replace=True)
+# GPUs a SLURM/submitit job asks for per node: one per rank with trainer=gpu, none on CPU.
+OmegaConf.register_new_resolver(
+    "lwc.gpus", lambda accelerator, devices: devices if accelerator in ("gpu", "cuda") else None, replace=True
+)
 schema.register()
 
 # Hydra flags that take a value: their value is not an override.

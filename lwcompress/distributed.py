@@ -2,7 +2,7 @@
 
 A job runs as `devices x num_nodes` processes (ranks). Who they are comes from the launcher through Lightning
 Fabric's cluster environments: SLURM tasks (srun, submitit) and torchrun create the processes themselves; otherwise
-(`trainer.devices=N` on one box) Fabric spawns them. So the same code runs on a laptop and on a multi-node
+(`trainer.devices=N` in a job of one task) Fabric spawns them. So the same code runs on a laptop and on a multi-node
 allocation. Ranks meet only through files in the run directory (each unit of work writes its own, atomically) and
 a barrier: a rank runs its share of the units (`Ranks.run_shared`), waits for the others, then reads what it needs.
 That is also how a restarted job resumes: a unit whose file exists is not run again.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import warnings
 from collections.abc import Callable, Sequence
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightning_fabric import Fabric
-from lightning_fabric.plugins.environments import LSFEnvironment, SLURMEnvironment, TorchElasticEnvironment
+from lightning_fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-EXTERNAL_LAUNCHERS = (SLURMEnvironment, TorchElasticEnvironment, LSFEnvironment)
+from lwcompress.errors import UserError
 
 
 @dataclass
@@ -70,9 +71,14 @@ def assign(costs: Sequence[float], world_size: int, rank: int) -> list[int]:
     return [i for i in range(len(costs)) if owner[i] == rank]
 
 
-def external_launcher() -> str | None:
-    """The cluster environment that created this job's processes (SLURM, torchrun, LSF), if any."""
-    return next((env.__name__ for env in EXTERNAL_LAUNCHERS if env.detect()), None)
+def external_launcher() -> tuple[str, int] | None:
+    """(name, number of processes) of the launcher that started this job's processes: SLURM tasks (srun, submitit)
+    or torchrun; None for a job of one task, which spawns its ranks itself."""
+    if SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return "SLURM", int(os.environ["SLURM_NTASKS"])
+    if TorchElasticEnvironment.detect() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return "torchrun", int(os.environ["WORLD_SIZE"])
+    return None
 
 
 def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices: int = 1, num_nodes: int = 1) -> Any:
@@ -83,12 +89,21 @@ def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices
     line, which under a Hydra multirun would re-run the sweep).
     """
     _quiet()
-    external = external_launcher() is not None
-    if devices * num_nodes == 1 and not external:
+    external = external_launcher()
+    if external is not None and external[1] != devices * num_nodes:
+        raise UserError(f"{external[0]} started {external[1]} processes for trainer.devices={devices} x "
+                        f"trainer.num_nodes={num_nodes}: one process per device (e.g. SLURM --ntasks-per-node = "
+                        "trainer.devices, --nodes = trainer.num_nodes; hydra/launcher=slurm sets both)")  # fmt: skip
+    if external is None and devices * num_nodes == 1:
         return _terminable(fn, Ranks(), *args)
-    strategy = "ddp" if external else "ddp_spawn"
-    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy)
-    return fabric.launch(_as_rank, not external, fn, *args)
+    if external is None and num_nodes > 1:
+        raise UserError(f"trainer.num_nodes={num_nodes}: a job over several nodes needs a launcher that starts its "
+                        "processes there (SLURM: hydra/launcher=slurm, or torchrun)")  # fmt: skip
+    # Spawned ranks take their identity from the spawn, not from a SLURM job they may run inside.
+    plugins = [] if external is not None else [LightningEnvironment()]
+    strategy = "ddp" if external is not None else "ddp_spawn"
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, plugins=plugins)
+    return fabric.launch(_as_rank, external is None, fn, *args)
 
 
 def _as_rank(fabric: Fabric, spawned: bool, fn: Callable[..., Any], *args: Any) -> Any:

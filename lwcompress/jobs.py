@@ -169,6 +169,10 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
         "world_size": ranks.world_size,
         "fp_size_bits": size_bits(model),
     }
+    if "SLURM_JOB_ID" in os.environ:  # which job made it (as scontrol names it), and how often it was requeued
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job_id = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
+        summary.update(slurm_job_id=job_id, slurm_restarts=int(os.environ.get("SLURM_RESTART_COUNT", 0)))
     if job.eval_fp:
         summary["fp_top1"], summary["fp_eval_wall_s"] = _timed(evaluate, model, loader, trainer, "fp/", job.eval_split)
     else:
