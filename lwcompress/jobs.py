@@ -56,6 +56,11 @@ def make_trainer(cfg: TrainerConfig, loggers: list, **kwargs: Any) -> pl.Trainer
     )
 
 
+def single_device(cfg: TrainerConfig) -> TrainerConfig:
+    """Evaluation runs in one process on one device: every sample counted exactly once."""
+    return dataclasses.replace(cfg, devices=1, num_nodes=1)
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -76,6 +81,9 @@ def publish_checkpoint(src: Path, checkpoint_dir: Path, data: str, model: str, e
 
 def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any]:
     """Train a reference model; write model.pt and summary.json in the run dir (resumes from last.ckpt)."""
+    if job.trainer.devices * job.trainer.num_nodes > 1:
+        raise UserError("lwcompress-pretrain trains on one device (trainer.devices=1, trainer.num_nodes=1); the small "
+                        "reference models take minutes there")  # fmt: skip
     setup_process(job.seed, job.threads)
     dm = build_data(job.data)
     model, _ = build_model(job.model, dm.num_classes, dm.in_channels)
@@ -155,7 +163,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     c = job.compressor
     tags = [job.model.name, c.name, c.label(), *([job.generator.name, job.layerwise.mode] if uses_generator else [])]
     loggers = build_loggers(job.logger, out_dir, " ".join([*tags, f"seed{job.seed}"]), config, tags)
-    trainer = make_trainer(dataclasses.replace(job.trainer, devices=1), loggers, plugins=[LightningEnvironment()])
+    trainer = make_trainer(single_device(job.trainer), loggers, plugins=[LightningEnvironment()])
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
     summary: dict[str, Any] = {
         "model": job.model.name,

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lwcompress.distributed import Ranks, assign
+from lwcompress.cli import load_config
+from lwcompress.distributed import Ranks, assign, external_launcher, launch
+from lwcompress.errors import UserError
 from lwcompress.generate import GenerationContext, GeneratorConfig, source_images
 
 from .conftest import BIN, run_cli
@@ -124,3 +126,23 @@ def test_killed_job_resumes_to_the_uninterrupted_result(
     assert len(after) == 11 and all(after[name] == text for name, text in finished.items())  # reused, not re-run
     run_cli(*[a for a in common if not a.startswith("trainer.devices")], f"hydra.run.dir={tmp_path / 'whole'}")
     assert_same_model(killed, tmp_path / "whole")
+
+
+def test_launch_refuses_a_world_that_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SLURM (or torchrun) started another number of processes than devices x nodes: one clear line, no hang."""
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_JOB_NAME", "lwcompress")
+    assert external_launcher() == ("SLURM", 2)
+    with pytest.raises(UserError, match=r"SLURM started 2 processes for trainer.devices=1 x trainer.num_nodes=1"):
+        launch(print, devices=1)
+    monkeypatch.delenv("SLURM_NTASKS")
+    assert external_launcher() is None
+    with pytest.raises(UserError, match="needs a launcher that starts its processes"):
+        launch(print, devices=1, num_nodes=2)
+    assert launch(lambda ranks, x: (ranks.rank, ranks.world_size, x), 7) == (0, 1, 7)  # one process: runs here
+
+
+def test_segments_belong_to_sequential_runs() -> None:
+    with pytest.raises(UserError, match=r"layerwise.segments=2: segments cut a sequential run"):
+        load_config(["layerwise.mode=independent", "layerwise.segments=2"])
+    assert load_config(["layerwise.segments=4"]).layerwise.segments == 4

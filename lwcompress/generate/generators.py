@@ -209,7 +209,7 @@ def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, k
         if ctx.ranks.world_size > 1:
             raise ValueError("ranks share generated images through files: give the context a shared_dir")
         return torch.cat([make(i) for i in range(len(starts))])
-    folder = ctx.shared_dir / f"images-{key}"
+    folder = ctx.shared_dir / "images" / key
 
     def run(i: int) -> None:
         if not (folder / f"{i}.pt").is_file():
