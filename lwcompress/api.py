@@ -99,6 +99,7 @@ def compress(
     store_dir: str | Path | None = None,
     cache: dict | None = None,
     ranks: Ranks | None = None,
+    device: torch.device | str = "cpu",
 ) -> CompressedModel | None:
     """Compress a trained model; `model` itself is left untouched.
 
@@ -109,14 +110,15 @@ def compress(
     finished layer (and each chunk of generated images) is saved there and a rerun resumes from them. `cache`
     keeps generated images across calls (pass the same dict to reuse distilled images); `meta["generate_wall_s"]`
     is the time spent generating. Under a job of several processes (`ranks`), every rank calls this with the same
-    arguments and a shared `store_dir`; rank 0 gets the model, the others None.
+    arguments and a shared `store_dir`; rank 0 gets the model, the others None. Generation and the forward passes
+    that capture layer inputs run on `device` (the layer runs on `make_trainer`'s).
     """
     start = time.perf_counter()
     pre, layerwise = preconditioner or PreconditionerConfig(), layerwise or LayerwiseConfig()
     example = torch.zeros(1, *input_shape)
     shared = Path(store_dir) if store_dir is not None else None
     ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache,
-                            shared, ranks or Ranks())  # fmt: skip
+                            shared, ranks or Ranks(), device)  # fmt: skip
 
     model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)

@@ -17,13 +17,19 @@ import signal
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from lightning_fabric import Fabric
 from lightning_fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
+from lightning_fabric.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lwcompress.errors import UserError
+
+# A rank that finished its share waits at the barrier for the slowest one: with a sequential run cut into fewer
+# segments than ranks, for a whole run. (A rank that dies is noticed by the launcher, not by this timeout.)
+BARRIER_TIMEOUT = timedelta(hours=48)
 
 
 @dataclass
@@ -101,7 +107,7 @@ def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices
                         "processes there (SLURM: hydra/launcher=slurm, or torchrun)")  # fmt: skip
     # Spawned ranks take their identity from the spawn, not from a SLURM job they may run inside.
     plugins = [] if external is not None else [LightningEnvironment()]
-    strategy = "ddp" if external is not None else "ddp_spawn"
+    strategy = DDPStrategy(start_method="popen" if external is not None else "spawn", timeout=BARRIER_TIMEOUT)
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy, plugins=plugins)
     return fabric.launch(_as_rank, external is None, fn, *args)
 

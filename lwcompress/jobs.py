@@ -151,11 +151,14 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     cache: dict = {}  # generated images, shared by the closed-form start and the run
     trainer_cfg = job.trainer
 
+    gpu = trainer_cfg.accelerator in ("gpu", "cuda")
+    device = torch.device("cuda", ranks.local_rank) if gpu else torch.device("cpu")
+
     def layer_runs() -> pl.Trainer:
         return layer_trainer(trainer_cfg.accelerator, trainer_cfg.precision, ranks.local_rank)
 
     compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
-                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks)  # fmt: skip
+                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device)  # fmt: skip
     if compressed is None:  # not rank 0: its layers are in the run dir
         return None
 
@@ -188,7 +191,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     if job.compressor.learned and job.eval_rtn:
         start = replace(job.compressor, name=job.compressor.closed_form)
         rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
-                       real_images, cache=cache)  # fmt: skip
+                       real_images, cache=cache, device=device)  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)

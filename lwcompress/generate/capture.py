@@ -13,15 +13,16 @@ from torch.nn.modules.batchnorm import _BatchNorm
 @torch.no_grad()
 def visit_inputs(
     model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int,
-    visit: Callable[[str, torch.Tensor], None],
+    visit: Callable[[str, torch.Tensor], None], device: torch.device | str = "cpu",
 ) -> None:  # fmt: skip
     """Run `images` through a copy of `model` in chunks and hand the input of every module in `names` to `visit`.
 
+    device: where the forward passes run (a GPU for ImageNet-sized models); `visit` gets tensors there.
     batch_stat_bn: every BatchNorm normalizes by the chunk's own statistics instead of its running ones, so each
     BN output has exactly mean beta and std |gamma| per channel (the paper's input model) whatever the images
     are, while spatial and cross-channel correlations come from the network's weights ("propagated" data).
     """
-    net = copy.deepcopy(model).eval()
+    net = copy.deepcopy(model).eval().to(device)
     if batch_stat_bn:
         for m in net.modules():
             if isinstance(m, _BatchNorm):
@@ -36,17 +37,19 @@ def visit_inputs(
     handles = [net.get_submodule(n).register_forward_pre_hook(hook_for(n)) for n in names]
     try:
         for start in range(0, len(images), chunk):
-            net(images[start : start + chunk])
+            net(images[start : start + chunk].to(device))
     finally:
         for h in handles:
             h.remove()
 
 
 def capture_inputs(
-    model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int = 64
-) -> dict[str, torch.Tensor]:
-    """The input of every module in `names` for all `images` (see `visit_inputs`)."""
+    model: nn.Module, names: list[str], images: torch.Tensor, batch_stat_bn: bool, chunk: int = 64,
+    device: torch.device | str = "cpu",
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The input of every module in `names` for all `images` (see `visit_inputs`), run on `device`, kept on the CPU."""
     captured: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    # clone: later in-place ops of the network must not change what was kept
-    visit_inputs(model, names, images, batch_stat_bn, chunk, lambda n, x: captured[n].append(x.detach().clone()))
+    # a copy: later in-place ops of the network must not change what was kept
+    keep = lambda n, x: captured[n].append(x.detach().to("cpu", copy=True))  # noqa: E731
+    visit_inputs(model, names, images, batch_stat_bn, chunk, keep, device)
     return {n: torch.cat(v) for n, v in captured.items()}

@@ -72,7 +72,7 @@ class LayerData:
         held = real[start : start + DIAGNOSTIC_IMAGES]
         if len(held) == 0:
             return {}
-        return capture_inputs(self.model, [i.name for i in self.layers], held, batch_stat_bn=False)
+        return capture_inputs(self.model, [i.name for i in self.layers], held, False, device=self.ctx.device)
 
     def _timed(self, fn: Callable[..., T], *args: object) -> T:
         clock, before = time.perf_counter(), self.ctx.wall_s

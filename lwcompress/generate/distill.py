@@ -63,7 +63,7 @@ def distill_images(
     """Optimize `images` (the start, e.g. N(0, 1) noise in the normalized input space) with Adam and a cosine
     schedule, `chunk` images at a time (each chunk is one batch whose statistics are matched), to minimize the
     BN-statistics distance plus optional priors: total variation and the images' mean square."""
-    net = copy.deepcopy(model).eval().requires_grad_(False)
+    net = copy.deepcopy(model).eval().requires_grad_(False).to(images.device)
     out = []
     with torch.enable_grad():  # callers may hold no_grad; the images need gradients
         for start in range(0, len(images), chunk):

@@ -76,6 +76,7 @@ class GenerationContext:
     cache: dict = field(default_factory=dict)
     shared_dir: Path | None = None
     ranks: Ranks = field(default_factory=Ranks)
+    device: torch.device | str = "cpu"  # where forward passes and distillation run; what is kept stays on the CPU
     wall_s: float = 0.0
 
 
@@ -134,7 +135,7 @@ def _pools(
     model: nn.Module, layers: list[LayerInfo], images: torch.Tensor, batch_stat_bn: bool, cfg: GeneratorConfig,
     ctx: GenerationContext,
 ) -> dict[str, LayerInputs]:  # fmt: skip
-    captured = capture_inputs(model, [i.name for i in layers], images, batch_stat_bn, cfg.chunk)
+    captured = capture_inputs(model, [i.name for i in layers], images, batch_stat_bn, cfg.chunk, ctx.device)
     return {name: Pool(x, ctx.spatial_size) for name, x in captured.items()}
 
 
@@ -202,8 +203,8 @@ def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, k
     starts = list(range(0, len(noise), cfg.chunk))
 
     def make(i: int) -> torch.Tensor:
-        part = noise[starts[i] : starts[i] + cfg.chunk]
-        return distill_images(model, part, cfg.steps, cfg.lr, len(part), cfg.tv_weight, cfg.l2_weight)
+        part = noise[starts[i] : starts[i] + cfg.chunk].to(ctx.device)
+        return distill_images(model, part, cfg.steps, cfg.lr, len(part), cfg.tv_weight, cfg.l2_weight).cpu()
 
     if ctx.shared_dir is None:
         if ctx.ranks.world_size > 1:

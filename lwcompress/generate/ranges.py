@@ -113,6 +113,7 @@ def calibrated_ranges(
     images: torch.Tensor,
     batch_stat_bn: bool,
     chunk: int = 64,
+    device: torch.device | str = "cpu",
 ) -> dict[str, tuple[float, float] | None]:
     """`ranges` with each layer's interval replaced by the min/max of its input over `images` through the FP model
     (ZeroQ's calibration, on distilled images). Layers fed by the image keep the exact pixel range: generated
@@ -124,7 +125,7 @@ def calibrated_ranges(
         lo, hi = seen.get(name, (float("inf"), float("-inf")))
         seen[name] = (min(lo, float(x.min())), max(hi, float(x.max())))
 
-    visit_inputs(model, names, images, batch_stat_bn, chunk, widen)
+    visit_inputs(model, names, images, batch_stat_bn, chunk, widen, device)
     return {**ranges, **seen}
 
 
@@ -142,5 +143,5 @@ def activation_ranges(
     if config.act_range == "mse":
         return mse_ranges(model, layers, ranges, bits)
     if config.act_range == "calibrated":
-        return calibrated_ranges(model, layers, ranges, *data.images(), data.cfg.chunk)
+        return calibrated_ranges(model, layers, ranges, *data.images(), data.cfg.chunk, data.ctx.device)
     return ranges

@@ -56,7 +56,8 @@ def learn(
         def run(chosen: list[list[int]]) -> list[LayerResult]:
             return [result for unit in chosen
                     for result in reconstruct_sequential([tasks[i] for i in unit], cfg, make_trainer, domain, images,
-                                                         float_inputs, learned, store, data.cfg.chunk)]  # fmt: skip
+                                                         float_inputs, learned, store, data.cfg.chunk,
+                                                         data.ctx.device)]  # fmt: skip
     else:
         inputs = data.inputs()
         for t in tasks:

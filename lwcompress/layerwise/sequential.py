@@ -79,13 +79,15 @@ def reconstruct_sequential(
     learned: Learned | None = None,
     store: LayerStore | None = None,
     chunk: int = 64,
+    device: torch.device | str = "cpu",
 ) -> list[LayerResult]:
     """Train `tasks` (in model order) one after another in `domain` (the folded domain network, BN-free where the
     deployed model is) on `images`; each task's CompressedLayer ends hardened with the learned codes. Finished layers
     are stored and reloaded, so a killed run resumes where it stopped.
 
     Layers before the first task stay full precision: a segment of a longer sequential run starts from the FP
-    network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs."""
+    network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs; the forward passes that capture
+    them run on `device`."""
     learned = learned or Learned()
     compressed = copy.deepcopy(domain).eval()
     # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
@@ -108,8 +110,8 @@ def reconstruct_sequential(
             results.append(result)
             continue
         real_rtn = held_out_error(t, real, metric) if real is not None else None
-        x = capture_inputs(compressed, [t.name], images, False, chunk)[t.name]
-        x_ref = capture_inputs(domain, [t.name], images, False, chunk)[t.name]
+        x = capture_inputs(compressed, [t.name], images, False, chunk, device)[t.name]
+        x_ref = capture_inputs(domain, [t.name], images, False, chunk, device)[t.name]
         inputs = PairedPool(x, cfg.spatial_size, reference=x_ref)
         start_bias = _bias(d)
         run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
