@@ -39,10 +39,19 @@ def assert_same_model(a: Path, b: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", [["layerwise.mode=independent"], ["layerwise.segments=3"]])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ["layerwise.mode=independent"],
+        ["layerwise.segments=3"],
+        ["generator=distilled", "generator.steps=3", "generator.chunk=8", "layerwise.segments=2"],
+    ],
+    ids=["independent", "segments", "distilled"],
+)
 def test_two_processes_give_the_one_process_model(tiny_checkpoint: Path, tmp_path: Path, mode: list[str]) -> None:
     """trainer.devices=2 on CPU (two spawned ranks over gloo, one thread each) vs one process, same seed and the
-    same units: bit-identical codes, grids and biases; both ranks ran layers; rank 0 alone wrote the outputs."""
+    same units: bit-identical codes, grids and biases; both ranks ran layers; rank 0 alone wrote the outputs.
+    Distilled images: each chunk made once, by one of the ranks, and read by both."""
     common = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=15", *mode]
     run_cli(*common, f"hydra.run.dir={tmp_path / 'one'}")
     proc = run_cli(*common, "trainer.devices=2", f"hydra.run.dir={tmp_path / 'two'}")
@@ -52,6 +61,9 @@ def test_two_processes_give_the_one_process_model(tiny_checkpoint: Path, tmp_pat
     assert ranks == {0, 1}
     assert json.loads((tmp_path / "two" / "summary.json").read_text())["world_size"] == 2
     assert proc.stdout.count("top1 %") == 1  # one closing table: rank 0's
+    if "generator=distilled" in mode:
+        (chunks,) = [sorted(p.name for p in d.iterdir()) for d in (tmp_path / "two" / "images").iterdir()]
+        assert chunks == ["0.pt", "1.pt", "2.pt", "3.pt"]  # 32 images in chunks of 8, split over the ranks
 
 
 def test_distilled_chunks_are_made_once_and_shared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
