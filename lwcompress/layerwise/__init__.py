@@ -47,11 +47,13 @@ def learn(
     `prepare` turns the generator's BN network into the deployed form the tasks' layers live in (BN folding).
     """
     ranks = ranks or Ranks()
+    mean = sum(t.params for t in tasks) / len(tasks)
+    costs = [t.params + mean for t in tasks]  # a layer run's time: a fixed part (its steps) and one that grows with size
     if cfg.mode == "sequential":
         domain, images = data.domain()
         domain = (prepare(domain) if prepare is not None else domain).eval()
         float_inputs = set() if data.pixels else {t.name for t in tasks if t.image_fed}
-        units = segments([t.params for t in tasks], cfg.segments)
+        units = segments(costs, cfg.segments)
 
         def run(chosen: list[list[int]]) -> list[LayerResult]:
             return [result for unit in chosen
@@ -70,8 +72,7 @@ def learn(
     if ranks.world_size > 1:
         if store is None:
             raise ValueError("the ranks of a job share their layers through a LayerStore")
-        mean = sum(t.params for t in tasks) / len(tasks)  # a fixed cost per layer run besides its size
-        run([units[i] for i in ranks.share([sum(tasks[i].params + mean for i in u) for u in units])])
+        run([units[i] for i in ranks.share([sum(costs[i] for i in u) for u in units])])
         ranks.barrier("layers")
         if not ranks.is_main:
             return []
