@@ -48,7 +48,7 @@ def learn(
     """
     ranks = ranks or Ranks()
     mean = sum(t.params for t in tasks) / len(tasks)
-    costs = [t.params + mean for t in tasks]  # a layer run's time: a fixed part (its steps) and one that grows with size
+    costs = [t.params + mean for t in tasks]  # a run's time: a fixed part (its steps), a part growing with size
     if cfg.mode == "sequential":
         domain, images = data.domain()
         domain = (prepare(domain) if prepare is not None else domain).eval()
