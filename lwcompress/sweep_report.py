@@ -115,6 +115,11 @@ def method(s: Summary, by: Sequence[str]) -> str:
     return " ".join(f"{key_label(k)}={lookup(s, k)}" for k in by)
 
 
+def natural(text: str) -> tuple:
+    """Sort key that orders numbers inside names by value: segments=8 before segments=64."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text))
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
@@ -192,7 +197,7 @@ def markdown(sweep: Sweep, by: Sequence[str], wall: bool = False) -> str:
     if wall:
         lines[0] += " (N s): mean compression wall seconds (of which generating layer inputs)."
     lines += ["", "| model | method | FP32 | " + " | ".join(cols) + " |", "|---|---|---|" + "---|" * len(cols)]
-    for (model, name), row in sorted(cells.items()):
+    for (model, name), row in sorted(cells.items(), key=lambda item: (item[0][0], natural(item[0][1]))):
         fp_cell = f"{statistics.fmean(fp[model]):.2f}" if fp[model] else "–"
         row_cells = " | ".join(format_cell(row.get(c, []), wall) for c in cols)
         lines.append(f"| {model} | {name} | {fp_cell} | {row_cells} |")
@@ -216,7 +221,7 @@ class Style:
 
 def styles(runs: Iterable[Summary], by: Sequence[str]) -> dict[str, Style]:
     """One color and marker per method, the same in every plot."""
-    names = sorted({method(s, by) for s in runs})
+    names = sorted({method(s, by) for s in runs}, key=natural)
     return {m: Style(f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
 
 
