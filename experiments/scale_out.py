@@ -4,9 +4,9 @@
    processes with 1 thread each, independent runs, and sequential runs with 1 or 2 segments;
 2. a sequential mobilenetv2_small W4A4 run SIGKILLed halfway through its layers, then started again on its run
    dir: the time from the restart to the finished run vs a whole run, and whether the model is the same;
-3. (with --slurm) a SLURM job requeued by `scontrol requeue` in its layer runs: its submitit log.
+3. a SLURM job requeued by `scontrol requeue` in its layer runs (needs a cluster: .ci/slurm.sh): its submitit log.
 
-    python experiments/scale_out.py [--slurm] > experiments/results/scale_out_raw.md
+    python experiments/scale_out.py --parts processes,resume,slurm
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def finished_layers(run_dir: Path) -> int:
     return len([p for p in (run_dir / "layers").glob("*.json") if p.stem != "FINGERPRINT"])
 
 
-def processes() -> None:
+def processes(counts: list[int]) -> None:
     print("| model | mode | processes x threads | job wall s | compress s | top-1 (test) |")
     print("|---|---|---|---|---|---|")
     for model in ("resnet20", "mobilenetv2_small"):
         for mode, extra in (("independent", ["layerwise.mode=independent"]), ("sequential, 1 segment", []),
                             ("sequential, 2 segments", ["layerwise.segments=2"])):  # fmt: skip
-            for procs in (1, 2):
+            for procs in counts:
                 if procs == 2 and mode == "sequential, 1 segment":
                     continue  # one segment is one rank's work
                 name = f"{model}_{mode.split(',')[0]}_{len(extra)}_{procs}p"
@@ -111,13 +111,17 @@ def slurm() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slurm", action="store_true", help="also requeue a job on the local SLURM cluster")
+    parser.add_argument("--parts", default="processes,resume", help="of processes, resume, slurm (needs a cluster)")
+    parser.add_argument("--processes", default="1,2", help="the process counts of part 1")
     args = parser.parse_args()
+    parts = args.parts.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"runs in {OUT}\n")
-    processes()
-    resume()
-    if args.slurm:
+    if "processes" in parts:
+        processes([int(n) for n in args.processes.split(",")])
+    if "resume" in parts:
+        resume()
+    if "slurm" in parts:
         slurm()
 
 
