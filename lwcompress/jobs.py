@@ -23,6 +23,7 @@ from lwcompress.data import build_data
 from lwcompress.distributed import Ranks, launch
 from lwcompress.errors import UserError
 from lwcompress.evaluate import evaluate, size_bits
+from lwcompress.generate import DIAGNOSTIC_IMAGES
 from lwcompress.layerwise import layer_trainer
 from lwcompress.loggers import build_loggers, finish, log_results
 from lwcompress.models import build_model, save_checkpoint
@@ -147,15 +148,13 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     uses_generator = job.compressor.learned or job.compressor.act_range == "calibrated"
     # Real images feed generator=real and the per-layer diagnostics of layer-wise runs; nothing else.
     needs_real = (uses_generator and job.generator.name == "real") or (job.compressor.learned and job.real_diagnostics)
-    real_images = dm.train_images(job.generator.num_images + 64) if needs_real else None
+    real_images = dm.train_images(job.generator.num_images + DIAGNOSTIC_IMAGES) if needs_real else None
     cache: dict = {}  # generated images, shared by the closed-form start and the run
-    trainer_cfg = job.trainer
-
-    gpu = trainer_cfg.accelerator in ("gpu", "cuda")
+    gpu = job.trainer.accelerator in ("gpu", "cuda")
     device = torch.device("cuda", ranks.local_rank) if gpu else torch.device("cpu")
 
     def layer_runs() -> pl.Trainer:
-        return layer_trainer(trainer_cfg.accelerator, trainer_cfg.precision, ranks.local_rank)
+        return layer_trainer(job.trainer.accelerator, job.trainer.precision, ranks.local_rank)
 
     compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
                           job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device)  # fmt: skip

@@ -1,7 +1,7 @@
 """Layer-input models: what each layer sees, without data (and, for reference, with it)."""
 
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.data import LayerData
+from lwcompress.generate.data import DIAGNOSTIC_IMAGES, LayerData
 from lwcompress.generate.distill import bn_statistics_loss, distill_images
 from lwcompress.generate.generators import (
     GENERATORS,
@@ -18,6 +18,7 @@ from lwcompress.generate.inputs import GaussianSources, LayerInputs, PairedPool,
 from lwcompress.generate.ranges import activation_ranges, calibrated_ranges, input_ranges, mse_ranges
 
 __all__ = [
+    "DIAGNOSTIC_IMAGES",
     "activation_ranges",
     "GENERATORS",
     "IMAGE_GENERATORS",

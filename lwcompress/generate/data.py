@@ -40,10 +40,6 @@ class LayerData:
     ctx: GenerationContext
 
     @property
-    def name(self) -> str:
-        return self.cfg.name
-
-    @property
     def pixels(self) -> bool:
         """Whether its images are real pixels: only then do image-fed layers train, with their input quantized (a
         data-free stand-in for images trains them for the wrong input, and clipping it to the pixel grid injects
