@@ -25,6 +25,7 @@ from lwcompress.evaluate import size_bits
 from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, activation_ranges
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, learn
+from lwcompress.layerwise.guard import guard
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
@@ -125,10 +126,13 @@ def compress(
     data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
+    starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if config.learned else {}
     results = _learn(closed, data, config, pre, layerwise, make_trainer, shared, ctx.ranks) if config.learned else []
     if not ctx.ranks.is_main:
         return None
-    meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s}
+    guarded = _guard(closed, starts, results, data, layerwise, pre) if config.learned else {}
+    meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
+            "guard": guarded}  # fmt: skip
     return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
 
 
@@ -175,6 +179,28 @@ def _learn(
     store = LayerStore(store_dir / "layers", fingerprint, ranks.rank) if store_dir is not None else None
     learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
     return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre))
+
+
+def _guard(
+    closed: ClosedForm, starts: dict[str, CompressedLayer], results: list[LayerResult], data: LayerData,
+    layerwise: LayerwiseConfig, pre: PreconditionerConfig,
+) -> dict[str, float]:  # fmt: skip
+    """The network-level guard (layerwise/guard.py): layers it puts back to their closed form are marked reverted.
+    Returns the synthetic logit errors it saw ({} when none, or for generators without a domain network)."""
+    if layerwise.guard == "none" or not data.has_domain:
+        return {}
+    domain, _ = data.domain()
+    names = [i.name for i in closed.layers]
+    fed = {i.name for i in closed.layers if any(s.kind == "input" for s in i.sources)}
+    back, errors = guard(names, [closed.model.get_submodule(n) for n in names], [starts[n] for n in names],
+                         [closed.references[n] for n in names], fold(domain, pre).eval(), data.guard_images(),
+                         set() if data.pixels else fed, layerwise.guard, data.cfg.chunk)  # fmt: skip
+    for i, name in enumerate(names):
+        if back[i] and not results[i].reverted:
+            closed.model.get_submodule(name).load_state_dict(starts[name].state_dict())
+            r = results[i]
+            results[i] = dataclasses.replace(r, error=r.rtn_error, real_error=r.real_rtn_error, reverted=True)
+    return {**errors, "reverted": float(sum(back))}
 
 
 def _finished(

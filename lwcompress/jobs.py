@@ -163,7 +163,8 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
 
     config = asdict(job)
     c = job.compressor
-    tags = [job.model.name, c.name, c.label(), *([job.generator.name, job.layerwise.mode] if uses_generator else [])]
+    tags = [job.model.name, c.name, c.label(), *([job.generator.name, job.layerwise.mode] if uses_generator else []),
+            *job.labels.values()]  # fmt: skip
     loggers = build_loggers(job.logger, out_dir, " ".join([*tags, f"seed{job.seed}"]), config, tags)
     trainer = make_trainer(single_device(job.trainer), loggers, plugins=[LightningEnvironment()])
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
@@ -196,7 +197,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
     summary.update(generate_wall_s=compressed.meta["generate_wall_s"], size_bits=compressed.size_bits(),
                    sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, command=command,
-                   config=config)  # fmt: skip
+                   config=config, **{f"guard_{k}": v for k, v in compressed.meta.get("guard", {}).items()})  # fmt: skip
 
     rows = layer_rows(compressed.layers, compressed.results)
     log_results(loggers, summary, rows, compressed.results)

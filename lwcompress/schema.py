@@ -92,6 +92,9 @@ class CompressJob:
     eval_rtn: bool = True  # with a learned compressor, also evaluate its round-to-nearest start
     real_diagnostics: bool = True  # per-layer errors on real activations (diagnostic; never trained on)
     save_model: bool = True
+    # Free-form names of the run for reports and dashboards (benchmark cell, method, ...): `lwcompress-report
+    # --by labels.method` groups by them, and W&B tags the run with each value.
+    labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check(self)

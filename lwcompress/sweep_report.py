@@ -145,11 +145,16 @@ def format_cell(runs: Sequence[Summary], wall: bool = False) -> str:
     return text
 
 
-def group(runs: Iterable[Summary], by: Sequence[str]) -> Cells:
-    """(model, method) -> setting -> the runs of that cell."""
+def column_of(s: Summary, columns: str | None) -> str:
+    """A run's column: the value of the `--columns` key, or its compressor setting."""
+    return setting(s) if columns is None else str(lookup(s, columns))
+
+
+def group(runs: Iterable[Summary], by: Sequence[str], columns: str | None = None) -> Cells:
+    """(model, method) -> column -> the runs of that cell."""
     cells: Cells = defaultdict(lambda: defaultdict(list))
     for s in runs:
-        cells[(str(s["model"]), method(s, by))][setting(s)].append(s)
+        cells[(str(s["model"]), method(s, by))][column_of(s, columns)].append(s)
     return cells
 
 
@@ -184,10 +189,15 @@ def _listed(paths: Sequence[Path]) -> str:
     return ", ".join(str(p) for p in paths[:MAX_LISTED]) + more
 
 
-def markdown(sweep: Sweep, by: Sequence[str], wall: bool = False) -> str:
-    """The report: the split line, one table row per (model, method) with FP32 and one column per setting, notes."""
-    cells = group(sweep.runs, by)
-    cols = sorted({setting(s) for s in sweep.runs}, key=setting_order)
+def markdown(sweep: Sweep, by: Sequence[str], wall: bool = False, columns: str | None = None) -> str:
+    """The report: the split line, one table row per (model, method) with FP32 and one column per setting (or per
+    value of the `columns` key, in the order of the first run dirs that show them: a sweep's job order), notes."""
+    cells = group(sweep.runs, by, columns)
+    if columns is None:
+        cols = sorted({setting(s) for s in sweep.runs}, key=setting_order)
+    else:
+        in_order = sorted(sweep.runs, key=lambda s: natural(str(s.get("run_dir", ""))))
+        cols = list(dict.fromkeys(column_of(s, columns) for s in in_order))
     fp: dict[str, list[float]] = defaultdict(list)
     for s in sweep.runs:
         if s.get("fp_top1") is not None:
@@ -394,6 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KEYS",
         help=f"comma-separated summary or dotted config keys that name a row's method (default: {DEFAULT_BY})",
     )
+    parser.add_argument(
+        "--columns",
+        metavar="KEY",
+        help="a summary or dotted config key whose values make the columns (default: the compressor setting, W4A4); "
+        "the plots then tell methods apart by --by and this key together",
+    )
     parser.add_argument("--wall", action="store_true", help="add each cell's mean compress_wall_s (and generating)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where the report goes (default: the first SWEEP_DIR)")
     args = parser.parse_args(argv)
@@ -414,14 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             why.append(f"{sweep.other} summary.json of other jobs (pretraining)")
         print("; ".join(why), file=sys.stderr)
         return 2
-    text = markdown(sweep, by, args.wall)
+    text = markdown(sweep, by, args.wall, args.columns)
     print(text)
     if sweep.other:
         print(f"left out {sweep.other} summary.json of other jobs (pretraining: no compressed top-1)")
     out = args.out or args.dirs[0]
     print(f"wrote {io.write_text(out / 'report.md', text)}")
     for name, plot in PLOTS.items():
-        skipped = plot(out / name, sweep.runs, by)
+        skipped = plot(out / name, sweep.runs, [*by, args.columns] if args.columns else by)
         print(f"skipped {name}: {skipped}" if skipped else f"wrote {out / name}")
     return 0
 

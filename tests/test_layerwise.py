@@ -199,3 +199,18 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
     again = run()
     assert all(r.wall_s == s.wall_s for r, s in zip(again.results, lw.results, strict=True))  # read, not re-run
     assert torch.equal(again.model(x), lw.model(x))
+
+
+def test_qdrop_skips_input_quantization_only_while_training() -> None:
+    task = conv_task(bits=4)
+    q, x = task.quant, task.inputs.sample(8, torch.Generator().manual_seed(5))
+    q.make_trainable("adaround", drop_prob=1.0)
+    with torch.no_grad():
+        w = q.quantized_weight()
+        assert torch.equal(q.train()(x), q.layer._conv_forward(x, w, q.layer.bias))  # every element dropped
+        assert torch.equal(q.eval()(x), q.layer._conv_forward(q.quantize_input(x), w, q.layer.bias))
+    (result,) = reconstruct([conv_task(bits=4)], LayerwiseConfig(steps=100, batch_size=16, drop_prob=0.5),
+                            layer_trainer, Learned("adaround"))  # fmt: skip
+    assert not result.reverted and result.error < result.rtn_error
+    q.harden()
+    assert q.drop_prob == 0.0

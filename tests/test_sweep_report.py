@@ -169,6 +169,16 @@ def test_by_keys_group_rows(tmp_path: Path) -> None:
     assert not (tmp_path / "s.png").exists()
 
 
+def test_columns_by_a_key_in_job_order(tmp_path: Path) -> None:
+    """--columns pivots: rows by setting, one column per compressor, ordered as the jobs ran (rtn came second)."""
+    runs = find_runs([make_sweep(tmp_path, pruning=False, crashed=False)])
+    header, rows = parse(markdown(runs, ["setting"], columns="compressor.name"))
+    assert header[3:] == ["quant", "rtn"]
+    cell = rows[("mobilenetv2_small", "setting=W4A4")]["rtn"]
+    values = [top1_of(*RTN_W4A4, s) for s in SEEDS]
+    assert cell == f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f} (3)"
+
+
 def test_no_runs_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 2

@@ -60,6 +60,7 @@ class CompressedLayer(nn.Module):
             self.a_scale = nn.Parameter(a_scale, requires_grad=False)
             self.register_buffer("a_zero_point", a_zero)
         self.alpha: nn.Parameter | None = None  # AdaRound's rounding logits while learning to round
+        self.drop_prob = 0.0  # while learning: the fraction of input elements left unquantized (QDrop)
 
     def _weight_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale, zero point) per output channel for the current weight: its grid, or (RMS, 0) for float weights."""
@@ -88,13 +89,16 @@ class CompressedLayer(nn.Module):
 
     def make_trainable(
         self, rounding: str = "ste", learn_weight_scale: bool = True, learn_input_scale: bool = False,
-        train_bias: bool = True,
+        train_bias: bool = True, drop_prob: float = 0.0,
     ) -> None:  # fmt: skip
         """Choose what a layer-wise run may change. "adaround" learns per-weight up/down rounding with the
         weight and its scale fixed (their grid defines the choices); "ste" trains the latent weight itself.
-        Float weights are trained directly whatever the rounding; the mask never changes."""
+        Float weights are trained directly whatever the rounding; the mask never changes. `drop_prob`: in training
+        mode, each input element skips its quantization with this probability (QDrop, Wei et al. 2022: weights
+        that must work with and without the activation error end in a flatter spot)."""
         for p in self.parameters():
             p.requires_grad_(False)
+        self.drop_prob = drop_prob
         if self.wbits is None:
             self.layer.weight.requires_grad_(True)
         elif rounding == "adaround":
@@ -124,6 +128,7 @@ class CompressedLayer(nn.Module):
         """End learning: put the chosen grid values into the latent weight; the layer is round-to-nearest again."""
         self.layer.weight.copy_(self.quantized_weight(hard=True))
         self.alpha = None
+        self.drop_prob = 0.0
         for p in self.parameters():
             p.requires_grad_(False)
 
@@ -169,7 +174,10 @@ class CompressedLayer(nn.Module):
             self.layer.weight.copy_((codes.float() - self.w_zero_point) * self.w_scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.quantize_input(x)
+        if self.training and self.drop_prob > 0:
+            x = torch.where(torch.rand_like(x) < self.drop_prob, x, self.quantize_input(x))
+        else:
+            x = self.quantize_input(x)
         w = self.quantized_weight()
         if isinstance(self.layer, nn.Conv2d):
             return self.layer._conv_forward(x, w, self.layer.bias)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable
 
@@ -28,19 +29,30 @@ def visit_inputs(
             if isinstance(m, _BatchNorm):
                 m.train()  # batch statistics; the running statistics of this throwaway copy do not matter
 
+    seen: set[str] = set()
+
     def hook_for(name: str):
         def hook(_module: nn.Module, args: tuple) -> None:
             visit(name, args[0])
+            seen.add(name)
+            if len(seen) == len(names):
+                raise _Captured  # the rest of the forward pass would compute nothing we keep
 
         return hook
 
     handles = [net.get_submodule(n).register_forward_pre_hook(hook_for(n)) for n in names]
     try:
         for start in range(0, len(images), chunk):
-            net(images[start : start + chunk].to(device))
+            seen.clear()
+            with contextlib.suppress(_Captured):
+                net(images[start : start + chunk].to(device))
     finally:
         for h in handles:
             h.remove()
+
+
+class _Captured(Exception):
+    """Every requested input of this chunk has been handed over."""
 
 
 def capture_inputs(

@@ -17,13 +17,14 @@ from torch import nn
 
 from lwcompress.generate.capture import capture_inputs
 from lwcompress.generate.generators import (
+    SEQUENTIAL_GENERATORS,
     GenerationContext,
     GeneratorConfig,
     build_inputs,
     generator_domain,
     source_images,
 )
-from lwcompress.generate.inputs import LayerInputs
+from lwcompress.generate.inputs import LayerInputs, layer_stream
 from lwcompress.graph import LayerInfo
 
 DIAGNOSTIC_IMAGES = 64
@@ -58,6 +59,19 @@ class LayerData:
     def domain(self) -> tuple[nn.Module, torch.Tensor]:
         """The BN network and images whose forward gives the layer inputs, for sequential runs."""
         return self._timed(generator_domain, self.model, self.cfg, self.ctx)
+
+    @property
+    def has_domain(self) -> bool:
+        """Whether a single network forward gives its layer inputs (sequential runs and the guard need one)."""
+        return self.cfg.name in SEQUENTIAL_GENERATORS
+
+    def guard_images(self) -> torch.Tensor:
+        """Domain images for the network-level guard: fresh noise for propagated (its domain takes any N(0, 1)
+        images, so these are held out), the pool itself otherwise (distilling more would cost as much again)."""
+        images, _ = self.images()
+        if self.cfg.name != "propagated":
+            return images
+        return torch.randn(images.shape, generator=layer_stream(self.cfg.seed, 1 << 21))
 
     def held_out(self) -> dict[str, torch.Tensor]:
         """Real layer inputs of images the runs never train on (diagnostics only); {} without real images."""

@@ -101,7 +101,7 @@ def reconstruct(
             todo.append(i)
     params = [t.params for t in tasks]
     for bucket in buckets(todo, params, cfg.bucket_params):
-        for i, result in zip(bucket, run_bucket([tasks[i] for i in bucket], cfg, make_trainer(), learned), strict=True):
+        for i, result in zip(bucket, run_bucket([tasks[i] for i in bucket], cfg, make_trainer, learned), strict=True):
             results[i] = result
             if store is not None:
                 store.save(tasks[i].name, tasks[i].quant.state_dict(), result)

@@ -32,6 +32,12 @@ class LayerwiseConfig:
     sequential inside itself with its first layer fed by the FP network, so the ranks of a job can run them in
     parallel: 1 is the plain sequential run, one segment per layer is close to the independent run
     (experiments/results/segments.md measures what the cut costs).
+    `guard`: after all runs, check the whole network in the generator's domain (layerwise/guard.py): "model" keeps
+    the learned layers only if together they lower the synthetic logit error, "layer" puts back, in order, each
+    layer whose round-to-nearest version lowers it; generators without a domain network (bn_gaussian, gaussian,
+    hybrid) skip it. compressor.rounding=gptq solves each layer from `refit_samples` drawn inputs with `gptq_damp`
+    damping, columns in `gptq_order`, towards the FP layer's output (`gptq_target=fp`) or, as plain GPTQ, towards
+    the FP weight on the layer's own inputs (`own`).
     """
 
     steps: int = bounded(300, 0)
@@ -54,7 +60,12 @@ class LayerwiseConfig:
     mode: str = choice("sequential", "independent", "sequential")  # see below
     segments: int = bounded(1, 1)  # sequential mode: contiguous segments, each sequential inside, run in parallel
     refit: bool = True  # pruned layers: least-squares survivors before the steps (layerwise/refit.py)
-    refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fit sees
+    refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fits (refit, gptq) see
+    drop_prob: float = bounded(0.0, 0.0, 1.0)  # QDrop: input elements left unquantized while training
+    guard: str = choice("none", "none", "model", "layer")  # network-level check of the learned layers (guard.py)
+    gptq_damp: float = bounded(0.01, 0.0)  # rounding=gptq: Hessian damping, x its mean diagonal
+    gptq_order: str = choice("descending", "descending", "natural")  # rounding=gptq: column order (by H diagonal)
+    gptq_target: str = choice("fp", "fp", "own")  # rounding=gptq: match the FP layer on FP inputs, or on its own
     seed: int = 0
 
     def __post_init__(self) -> None:

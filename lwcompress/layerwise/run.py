@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import LayerInputs, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
+from lwcompress.layerwise.gptq import gptq_layer
 from lwcompress.layerwise.refit import refit_survivors
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
@@ -176,9 +178,10 @@ def held_out_error(task: LayerTask, x: torch.Tensor | tuple[torch.Tensor, torch.
 
 
 def run_bucket(
-    tasks: list[LayerTask], cfg: LayerwiseConfig, trainer: pl.Trainer, learned: Learned
+    tasks: list[LayerTask], cfg: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer], learned: Learned
 ) -> list[LayerResult]:
-    """Reconstruct each layer of the bucket; layers that end worse than round-to-nearest are put back."""
+    """Reconstruct each layer of the bucket (trained by `make_trainer()`'s Trainer, or solved in closed form with
+    rounding="gptq"); layers that end worse than round-to-nearest are put back."""
     held = [draw(t.inputs, cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     rtn = [held_out_error(t, x, metric) for t, x in zip(tasks, held, strict=True)]
@@ -194,15 +197,12 @@ def run_bucket(
             with torch.no_grad():
                 refit_survivors(q, x, tasks[i].reference(x_ref))
             q.fit_grid()
-        q.make_trainable(learned.rounding, learned.weight_scale, learned.input_scale, cfg.train_bias)
-    module = ReconstructionModule([tasks[i] for i in trained], cfg, [output_std[i] for i in trained])
-    if cfg.steps > 0 and trained:
-        with warnings.catch_warnings():
-            # The frozen references and the inputs' path modules stay in eval mode on purpose.
-            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-            trainer.fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
-    wall_s = dict(zip(trained, module.wall_s, strict=True))
-    losses = dict(zip(trained, module.losses, strict=True))
+    chosen = [tasks[i] for i in trained]
+    if learned.rounding == "gptq":
+        walls, curves = _solve(chosen, cfg), [[] for _ in trained]
+    else:
+        walls, curves = _train(chosen, cfg, make_trainer, learned, [output_std[i] for i in trained])
+    wall_s, losses = dict(zip(trained, walls, strict=True)), dict(zip(trained, curves, strict=True))
     results = []
     for i, (t, x) in enumerate(zip(tasks, held, strict=True)):
         t.quant.harden()
@@ -216,3 +216,31 @@ def run_bucket(
         results.append(LayerResult(t.name, rtn[i], error, real_rtn[i], real, reverted, wall_s.get(i, 0.0),
                                    losses=losses.get(i, [])))  # fmt: skip
     return results
+
+
+def _train(
+    tasks: list[LayerTask], cfg: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer], learned: Learned,
+    output_std: list[float],
+) -> tuple[list[float], list[list[float]]]:  # fmt: skip
+    """`cfg.steps` optimizer steps for every layer at once; (wall seconds, loss curve) per layer."""
+    for t in tasks:
+        t.quant.make_trainable(learned.rounding, learned.weight_scale, learned.input_scale, cfg.train_bias,
+                               cfg.drop_prob)  # fmt: skip
+    module = ReconstructionModule(tasks, cfg, output_std)
+    if cfg.steps > 0 and tasks:
+        with warnings.catch_warnings():
+            # The frozen references and the inputs' path modules stay in eval mode on purpose.
+            warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+            make_trainer().fit(module, train_dataloaders=DataLoader(range(cfg.steps), batch_size=None))
+    return module.wall_s, module.losses
+
+
+def _solve(tasks: list[LayerTask], cfg: LayerwiseConfig) -> list[float]:
+    """GPTQ on `cfg.refit_samples` drawn inputs per layer; wall seconds per layer."""
+    wall_s = []
+    for t in tasks:
+        start = time.perf_counter()
+        x, x_ref = draw(t.inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, t.index))
+        gptq_layer(t.quant, x, x_ref, cfg.gptq_damp, cfg.gptq_order, cfg.gptq_target)
+        wall_s.append(time.perf_counter() - start)
+    return wall_s

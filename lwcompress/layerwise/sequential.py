@@ -115,7 +115,7 @@ def reconstruct_sequential(
         inputs = PairedPool(x, cfg.spatial_size, reference=x_ref)
         start_bias = _bias(d)
         run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
-        (result,) = run_bucket([run], cfg, make_trainer(), learned)
+        (result,) = run_bucket([run], cfg, make_trainer, learned)
         transfer(d, t.quant, 1 / ratio, start_bias)
         t.quant.harden()
         real_error = held_out_error(t, real, metric) if real is not None else None

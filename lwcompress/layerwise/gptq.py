@@ -1,0 +1,90 @@
+"""A zero-training layer solver: GPTQ / OBQ-style rounding with error feedback from the layer's input second
+moments, on the layer-wise data (synthetic in the data-free setting).
+
+The layer objective ||W_q X_q - W X||^2 (X: the FP network's inputs for the same samples, X_q: the layer's own,
+already quantized inputs; the same tensor in independent runs up to the layer's input quantization) is, up to a
+constant, ||(W_q - W*) X_q||^2 with W* the least-squares weight that maps X_q to the FP output. Its Hessian
+H = X_q X_q^T is all the solver needs: columns of W* are quantized one at a time (largest H diagonal first with
+`order=descending`) and each column's rounding error is spread over the columns not yet quantized through the
+inverse Hessian's Cholesky factor, so later columns compensate it. Every output channel keeps its grid (scale,
+zero point) from the closed form; pruned weights stay exact zeros (their removal error is compensated the same
+way). Grouped convolutions (depthwise) are solved per group, batched. No optimizer steps: one Gram matrix, one
+Cholesky and one pass over the columns per layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from lwcompress.compress.modules import CompressedLayer
+from lwcompress.compress.quantizer import qrange
+from lwcompress.layerwise.refit import patches
+
+
+def _grouped(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """Input patches per group: (groups, positions, in_features per group)."""
+    groups = getattr(layer, "groups", 1)
+    feats = patches(layer, x)
+    return feats.view(len(feats), groups, -1).transpose(0, 1)
+
+
+def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor of (H + damp * mean diag(H) * I)^-1 per group; the damping grows until H is positive
+    definite (collinear synthetic inputs can make it singular)."""
+    eye = torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
+    scale = h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None]
+    for factor in (1, 10, 100, 1000):
+        chol, info = torch.linalg.cholesky_ex(h + damp * factor * scale * eye)
+        if not info.any():
+            return torch.linalg.cholesky(torch.cholesky_inverse(chol), upper=True)
+    raise FloatingPointError("GPTQ: the layer's input Hessian stays singular after 1000x damping")
+
+
+@torch.no_grad()
+def gptq_layer(
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str, target: str = "fp"
+) -> None:
+    """Set `q`'s weight to GPTQ-rounded values on its grid (hardened), for inputs `x` (the layer's own) and
+    `x_ref` (the FP network's) of the same samples; the bias and grids stay. target="fp" matches the FP layer on
+    `x_ref` (W* above); "own" matches the FP weight on the layer's own inputs (plain GPTQ, W* = W)."""
+    layer = q.layer
+    groups = getattr(layer, "groups", 1)
+    out = layer.weight.shape[0]
+    w = layer.weight.detach().double().flatten(1)  # (out, in per group)
+    w = w.view(groups, out // groups, -1)  # (G, R, K)
+    x, x_ref = x.to(layer.weight.device), x_ref.to(layer.weight.device)
+    xq = _grouped(layer, q.quantize_input(x))
+    # Gram matrices in float32 (the costly part), everything after them in float64.
+    h = (xq.transpose(1, 2) @ xq).double()  # (G, K, K)
+    eye = torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
+    ridge = damp * h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None] * eye
+    if target == "fp":  # W*: the weight that best maps the layer's own inputs to the FP output
+        cross = w @ (_grouped(layer, x_ref).transpose(1, 2) @ xq).double()  # (G, R, K): W X^T X_q
+        w = torch.linalg.solve(h + ridge, cross.transpose(1, 2)).transpose(1, 2)
+    mask = None if q.mask is None else q.mask.flatten(1).view_as(w).double()
+    perm = torch.arange(w.shape[-1], device=w.device).expand(groups, -1)
+    if order == "descending":
+        perm = h.diagonal(dim1=-2, dim2=-1).argsort(dim=-1, descending=True)
+    inv = perm.argsort(dim=-1)
+    w = w.gather(2, perm[:, None].expand_as(w)).clone()
+    h = h.gather(1, perm[:, :, None].expand_as(h)).gather(2, perm[:, None, :].expand_as(h))
+    if mask is not None:
+        mask = mask.gather(2, perm[:, None].expand_as(mask))
+    u = _inverse_factor(h, damp)  # (G, K, K)
+    scale = q.w_scale.detach().double().flatten().view(groups, -1)  # (G, R)
+    zero = q.w_zero_point.double().flatten().view(groups, -1)
+    qmin, qmax = qrange(q.wbits, q.symmetric) if q.wbits is not None else (None, None)
+    for i in range(w.shape[-1]):
+        col = w[:, :, i]
+        if q.wbits is None:
+            chosen = col.clone()
+        else:
+            chosen = (torch.clamp(torch.round(col / scale) + zero, qmin, qmax) - zero) * scale
+        if mask is not None:
+            chosen = chosen * mask[:, :, i]
+        err = (col - chosen) / u[:, i, i][:, None]
+        w[:, :, i:] -= err[:, :, None] * u[:, None, i, i:]
+        w[:, :, i] = chosen
+    w = w.gather(2, inv[:, None].expand_as(w))
+    layer.weight.copy_(w.reshape(layer.weight.shape).to(layer.weight.dtype))

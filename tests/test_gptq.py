@@ -1,0 +1,95 @@
+"""The zero-training solver (rounding=gptq): exact where the answer is known, better than RTN where inputs
+correlate, per group for depthwise convs, masks kept, and through the whole pipeline."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch import nn
+
+from lwcompress.api import compress
+from lwcompress.compress import CompressedLayer, CompressorConfig
+from lwcompress.generate import GeneratorConfig
+from lwcompress.layerwise import LayerwiseConfig, Learned, layer_trainer, reconstruct
+from lwcompress.layerwise.gptq import gptq_layer
+
+from .test_compress import NORM, calibrated, images
+from .test_layerwise import Correlated, conv_task
+
+
+def test_uncorrelated_inputs_give_round_to_nearest() -> None:
+    """With H = X^T X exactly diagonal no rounding error can be compensated: GPTQ is round-to-nearest."""
+    torch.manual_seed(0)
+    x = torch.linalg.qr(torch.randn(64, 12)).Q * 8.0  # orthogonal columns
+    q = CompressedLayer(nn.Linear(12, 5), 3, False)
+    rtn = q.codes()
+    gptq_layer(q, x, x, damp=0.0, order="natural")
+    assert torch.equal(q.codes(), rtn)
+
+
+def test_correlated_inputs_beat_round_to_nearest_and_stay_on_the_grid() -> None:
+    task = conv_task(bits=3)
+    q, ref = task.quant, task.reference
+    x = task.inputs.sample(256, torch.Generator().manual_seed(1))
+    err = lambda: float((q(x) - ref(x)).pow(2).mean() / ref(x).var())  # noqa: E731
+    with torch.no_grad():
+        before = err()
+        gptq_layer(q, x, x, damp=0.01, order="descending")
+        after = err()
+    assert after < 0.7 * before
+    codes = q.codes()
+    q.load_codes(codes)
+    assert torch.equal(q.codes(), codes)
+
+
+def test_depthwise_groups_are_solved_alone() -> None:
+    """A depthwise conv solved in one batched call equals each channel solved as its own 1-channel conv."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    x = Correlated((4, 6, 6)).sample(32, torch.Generator().manual_seed(2))
+    whole = CompressedLayer(copy.deepcopy(conv), 3, False)
+    gptq_layer(whole, x, x, damp=0.01, order="descending")
+    for c in range(4):
+        single = nn.Conv2d(1, 1, 3, padding=1)
+        with torch.no_grad():
+            single.weight.copy_(conv.weight[c : c + 1])
+            single.bias.copy_(conv.bias[c : c + 1])
+        alone = CompressedLayer(single, 3, False)
+        gptq_layer(alone, x[:, c : c + 1], x[:, c : c + 1], damp=0.01, order="descending")
+        assert torch.allclose(alone.layer.weight, whole.layer.weight[c : c + 1], atol=1e-6)
+
+
+def test_pruned_weights_stay_zero() -> None:
+    task = conv_task(bits=4)
+    mask = torch.rand(task.quant.layer.weight.shape, generator=torch.Generator().manual_seed(4)) > 0.5
+    q = CompressedLayer(copy.deepcopy(task.reference), 4, False, "minmax", None, None, mask)
+    x = task.inputs.sample(128, torch.Generator().manual_seed(3))
+    gptq_layer(q, x, x, damp=0.01, order="natural")
+    assert (q.layer.weight[~mask] == 0).all() and (q.quantized_weight()[~mask] == 0).all()
+
+
+def test_solver_in_a_layer_run_takes_no_steps() -> None:
+    task = conv_task(bits=3)
+    (result,) = reconstruct([task], LayerwiseConfig(steps=300), layer_trainer, Learned("gptq"))
+    assert not result.reverted and result.error < 0.7 * result.rtn_error and result.losses == []
+
+
+def test_sequential_gptq_beats_round_to_nearest_in_a_fraction_of_the_training_time() -> None:
+    model = calibrated("resnet8_tiny")
+    x = images(64)
+    ref = model(x)
+    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
+    err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
+    gen = GeneratorConfig(name="real", num_images=64)
+    rtn = compress(model, CompressorConfig(**common), NORM, (1, 28, 28))
+    walls = {}
+    for rounding in ("gptq", "adaround"):
+        start = time.perf_counter()
+        out = compress(model, CompressorConfig(name="quant", rounding=rounding, **common), NORM, (1, 28, 28),
+                       generator=gen, layerwise=LayerwiseConfig(steps=100), real_images=images(128))  # fmt: skip
+        walls[rounding] = time.perf_counter() - start
+        if rounding == "gptq":
+            assert err(out.model) < 0.8 * err(rtn.model)
+    assert walls["gptq"] < walls["adaround"] / 2

@@ -1,0 +1,80 @@
+"""The network-level guard: codes carried into the domain, the harmful layer found and put back, a better network
+kept, and the stage inside compress()."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from lwcompress.api import compress
+from lwcompress.compress import CompressorConfig
+from lwcompress.generate import GeneratorConfig
+from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.layerwise.guard import domain_twin, guard
+from lwcompress.precondition import PreconditionerConfig, fold
+
+from .test_compress import NORM, calibrated, images
+
+COMMON = dict(abits=4, first_layer_wbits=None, last_layer_wbits=None)
+
+
+def layers_of(model: torch.nn.Module, wbits: int) -> tuple[list[str], list, list]:
+    rtn = compress(model, CompressorConfig(wbits=wbits, **COMMON), NORM, (1, 28, 28))
+    names = [r.name for r in rtn.layers]
+    references = [fold(model, PreconditionerConfig()).get_submodule(n) for n in names]
+    return names, [rtn.model.get_submodule(n) for n in names], references
+
+
+def test_a_twin_keeps_the_codes_and_the_bias_change() -> None:
+    model = calibrated("resnet8_tiny")
+    names, quants, refs = layers_of(model, 4)
+    q, ref = quants[3], refs[3]
+    with torch.no_grad():
+        q.layer.bias.add_(0.5)
+    domain_layer = copy.deepcopy(ref)
+    with torch.no_grad():
+        domain_layer.weight.mul_(2.0)
+        domain_layer.bias.sub_(1.0)
+    twin = domain_twin(q, domain_layer, ref, float_input=False)
+    assert torch.equal(twin.codes(), q.codes())
+    assert torch.allclose(twin.layer.bias, domain_layer.bias + 0.5)
+    assert torch.allclose(twin.quantized_weight(), 2 * q.quantized_weight(), atol=1e-6)
+
+
+def test_the_layer_that_hurts_is_put_back_and_only_it() -> None:
+    model = calibrated("resnet8_tiny")
+    names, start, refs = layers_of(model, 4)
+    learned = [copy.deepcopy(q) for q in start]
+    with torch.no_grad():
+        codes = learned[4].codes()
+        learned[4].load_codes(codes.flip(0))  # another layer's output channels: a broken layer
+    domain, x = fold(model, PreconditionerConfig()).eval(), images(64)
+    back, errors = guard(names, learned, start, refs, domain, x, set(), "layer")
+    assert back == [i == 4 for i in range(len(names))]
+    assert errors["learned"] > errors["start"] and errors["kept"] == errors["start"]
+    back, _ = guard(names, learned, start, refs, domain, x, set(), "model")
+    assert all(back)
+
+
+def test_a_better_network_is_kept() -> None:
+    model = calibrated("resnet8_tiny")
+    names, start, refs = layers_of(model, 2)
+    _, learned, _ = layers_of(model, 6)  # "learned": six-bit codes instead of two-bit ones
+    domain, x = fold(model, PreconditionerConfig()).eval(), images(64)
+    for mode in ("model", "layer"):
+        back, errors = guard(names, learned, start, refs, domain, x, set(), mode)
+        assert not any(back) and errors["kept"] == errors["learned"] < errors["start"]
+
+
+def test_the_guard_stage_reports_its_errors() -> None:
+    model = calibrated("resnet8_tiny")
+    cfg = CompressorConfig(name="quant", wbits=3, **COMMON)
+    out = compress(model, cfg, NORM, (1, 28, 28), generator=GeneratorConfig("propagated", num_images=64),
+                   layerwise=LayerwiseConfig(steps=20, guard="layer"))  # fmt: skip
+    g = out.meta["guard"]
+    assert set(g) == {"start", "learned", "kept", "reverted"} and g["kept"] <= min(g["start"], g["learned"]) + 1e-12
+    assert sum(r.reverted for r in out.results) >= g["reverted"]
+    off = compress(model, cfg, NORM, (1, 28, 28), generator=GeneratorConfig("bn_gaussian"),
+                   layerwise=LayerwiseConfig(steps=5, guard="layer", mode="independent"))  # fmt: skip
+    assert off.meta["guard"] == {}  # no domain network to check in
