@@ -2,7 +2,7 @@
 committed checkpoint once per variant and print validation top-1, compress wall time and the guard's errors.
 
 python experiments/solver_probe.py --model resnet20 --bits 4 4 \
-    --variant "rounding=gptq" --variant "rounding=gptq gptq_damp=0.1" --variant "rounding=gptq gptq_target=own"
+    --variant "rounding=gptq" --variant "rounding=gptq gptq_damp=0.1" --variant "rounding=gptq target=own"
 
 A variant is space-separated key=value pairs over CompressorConfig, LayerwiseConfig and GeneratorConfig fields
 (generator fields prefixed `generator.`); values are parsed as Python literals where they can be.
@@ -13,19 +13,26 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import copy
 import dataclasses
+import logging
 import time
+import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
 import lwcompress
-from lwcompress.api import compress
+from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData
+from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.layerwise.guard import guard
 from lwcompress.models import ModelConfig, build_model
+from lwcompress.precondition import PreconditionerConfig, fold
 
 
 def parse(variant: str) -> tuple[dict, dict, dict]:
@@ -53,8 +60,13 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="key=value ... (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--guards", action="store_true", help="also apply guard=model and guard=layer afterwards")
+    parser.add_argument("--guard-generator", help="judge the guard in this generator's domain (default: the run's)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
 
     dm = build_data(DataConfig())
     dm.setup("fit")
@@ -79,15 +91,48 @@ def main() -> None:
     real = dm.train_images(1024)
     for variant in args.variant or ["rounding=adaround"]:
         comp, lw, gen = parse(variant)
+        out_gen, cache = GeneratorConfig(**{"seed": args.seed, **gen}), {}
         start = time.perf_counter()
         out = compress(
             model, CompressorConfig(name="quant", **{**base, **comp}), dm.normalization, (1, 28, 28),
-            generator=GeneratorConfig(**{"seed": args.seed, **gen}),
-            layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}), real_images=real,
+            generator=out_gen, layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}), real_images=real, cache=cache,
         )  # fmt: skip
         wall = time.perf_counter() - start
-        guard = " ".join(f"{k}={v:.4g}" for k, v in out.meta.get("guard", {}).items())
-        print(f"  {variant:60s} top1 {top1(out.model):6.2f}  compress {wall:6.1f} s  {guard}", flush=True)
+        print(f"  {variant:60s} top1 {top1(out.model):6.2f}  compress {wall:6.1f} s", flush=True)
+        if args.guards and out.results:
+            judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
+            for mode in ("model", "layer"):
+                clock = time.perf_counter()
+                guarded, errors = guarded_copy(model, out, rtn, judge, mode, cache, real)
+                errs = " ".join(f"{k}={v:.4g}" for k, v in errors.items())
+                print(f"    guard={mode}: top1 {top1(guarded):6.2f}  ({time.perf_counter() - clock:.1f} s)  {errs}",
+                      flush=True)  # fmt: skip
+
+
+def guarded_copy(
+    model: nn.Module,
+    out: CompressedModel,
+    rtn: CompressedModel,
+    gen: GeneratorConfig,
+    mode: str,
+    cache: dict,
+    real: torch.Tensor,
+) -> tuple[nn.Module, dict]:
+    """`out` with the layers the network-level guard puts back replaced by their RTN versions, and its errors."""
+    example = torch.zeros(1, 1, 28, 28)
+    pre = PreconditionerConfig()
+    data = LayerData(model, analyze(model, example), gen, GenerationContext((1, 28, 28), 8, real, cache))
+    names = [r.name for r in out.layers]
+    fed = {i.name for i in data.layers if any(s.kind == "input" for s in i.sources)}
+    refs = [fold(model, pre).get_submodule(n) for n in names]
+    domain, _ = data.domain()
+    learned, start = ([m.model.get_submodule(n) for n in names] for m in (out, rtn))
+    back, errors = guard(names, learned, start, refs, fold(domain, pre).eval(), data.guard_images(), fed, mode)
+    result = copy.deepcopy(out.model)
+    for name, b in zip(names, back, strict=True):
+        if b:
+            result.set_submodule(name, copy.deepcopy(rtn.model.get_submodule(name)))
+    return result, {**errors, "reverted": sum(back)}
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -13,6 +14,7 @@ from lwcompress.errors import UserError
 from lwcompress.generate import (
     GenerationContext,
     GeneratorConfig,
+    Stepwise,
     bn_statistics_loss,
     build_inputs,
     calibrated_ranges,
@@ -198,3 +200,21 @@ def test_calibrated_ranges_are_the_observed_extremes_except_for_the_image_layer(
     for info in layers[1:]:
         x = captured[info.name]
         assert out[info.name] == pytest.approx((float(x.min()), float(x.max())))
+
+
+def test_stepwise_passes_give_each_layer_its_input_with_the_replacements_before_it() -> None:
+    """One forward pass that stops at each layer equals a full capture through the network with the replaced
+    modules in place; a layer already passed is an error."""
+    model = calibrated("resnet8_tiny")
+    x = images(40)
+    names = [i.name for i in analyze(model, x[:1])]
+    doubled = copy.deepcopy(model.get_submodule(names[1]))
+    with torch.no_grad():
+        doubled.weight.mul_(2)
+    replaced_model = copy.deepcopy(model)
+    replaced_model.set_submodule(names[1], doubled)
+    step = Stepwise(model, x, chunk=16, replaced={names[1]: doubled})
+    for name in names:
+        assert torch.allclose(step.input_of(name), capture_inputs(replaced_model, [name], x, False)[name], atol=1e-6)
+    with pytest.raises(ValueError, match="not called after"):
+        step.input_of(names[0])

@@ -1,6 +1,6 @@
 """Layer-input models: what each layer sees, without data (and, for reference, with it)."""
 
-from lwcompress.generate.capture import capture_inputs
+from lwcompress.generate.capture import Stepwise, capture_inputs
 from lwcompress.generate.data import DIAGNOSTIC_IMAGES, LayerData
 from lwcompress.generate.distill import bn_statistics_loss, distill_images
 from lwcompress.generate.generators import (
@@ -24,6 +24,7 @@ __all__ = [
     "IMAGE_GENERATORS",
     "SEQUENTIAL_GENERATORS",
     "GaussianSources",
+    "Stepwise",
     "GenerationContext",
     "GeneratorConfig",
     "LayerData",

@@ -7,8 +7,10 @@ import copy
 from collections.abc import Callable
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from lwcompress.graph.trace import trace
 
 
 @torch.no_grad()
@@ -65,3 +67,53 @@ def capture_inputs(
     keep = lambda n, x: captured[n].append(x.detach().to("cpu", copy=True))  # noqa: E731
     visit_inputs(model, names, images, batch_stat_bn, chunk, keep, device)
     return {n: torch.cat(v) for n, v in captured.items()}
+
+
+class _Runner(fx.Interpreter):
+    """Runs a traced network node by node, with some of its modules replaced (by qualified name)."""
+
+    def __init__(self, gm: fx.GraphModule, replaced: dict[str, nn.Module], device: torch.device | str) -> None:
+        super().__init__(gm)
+        self.replaced, self.device = replaced, device
+
+    def call_module(self, target, args, kwargs):  # noqa: ANN001, ANN201 (fx's signature)
+        if target in self.replaced:
+            return self.replaced[target].to(self.device)(*args, **kwargs)
+        return super().call_module(target, args, kwargs)
+
+
+class Stepwise:
+    """Forward passes of `images` (in chunks of `chunk`) through `model` that advance only as far as asked: up to
+    the call of one module, whose input (all chunks) they return, so the caller can change that module before the
+    passes go on. A sequential run then costs one forward pass in all instead of one per layer.
+
+    `replaced` maps qualified names to the modules the passes call instead (the compressed layers); they may change
+    between steps, and are moved to `device` as they are called. Values no later node needs are freed."""
+
+    def __init__(
+        self, model: nn.Module, images: torch.Tensor, chunk: int, device: torch.device | str = "cpu",
+        replaced: dict[str, nn.Module] | None = None,
+    ) -> None:  # fmt: skip
+        gm = trace(copy.deepcopy(model).eval().to(device))
+        self.runners = []
+        for start in range(0, len(images), chunk):
+            runner = _Runner(gm, replaced or {}, device)
+            runner.env, runner.args_iter = {}, iter([images[start : start + chunk].to(device)])
+            self.runners.append(runner)
+        self.nodes = list(gm.graph.nodes)
+        self.position = 0
+
+    @torch.no_grad()
+    def input_of(self, name: str) -> torch.Tensor:
+        """Advance every pass to the first call of module `name` (not through it) and return its input, on the CPU;
+        ValueError if the passes are already past it or it is never called."""
+        while self.position < len(self.nodes):
+            node = self.nodes[self.position]
+            if node.op == "call_module" and node.target == name:
+                return torch.cat([r.env[node.args[0]].detach().cpu() for r in self.runners])
+            for r in self.runners:
+                r.env[node] = r.run_node(node)
+                for dead in r.user_to_last_uses.get(node, []):
+                    del r.env[dead]
+            self.position += 1
+        raise ValueError(f"module {name} is not called after the current step")

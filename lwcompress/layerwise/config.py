@@ -35,9 +35,11 @@ class LayerwiseConfig:
     `guard`: after all runs, check the whole network in the generator's domain (layerwise/guard.py): "model" keeps
     the learned layers only if together they lower the synthetic logit error, "layer" puts back, in order, each
     layer whose round-to-nearest version lowers it; generators without a domain network (bn_gaussian, gaussian,
-    hybrid) skip it. compressor.rounding=gptq solves each layer from `refit_samples` drawn inputs with `gptq_damp`
-    damping, columns in `gptq_order`, towards the FP layer's output (`gptq_target=fp`) or, as plain GPTQ, towards
-    the FP weight on the layer's own inputs (`own`).
+    hybrid) skip it. compressor.rounding=gptq solves each layer from its whole captured pool (sampled inputs:
+    `refit_samples` of them) with `gptq_damp` damping, columns in `gptq_order`.
+    `target` (sequential mode): what a layer learns to reproduce: the FP layer's output on the FP network's inputs
+    ("fp": it also undoes the error that reaches it from the compressed layers before it), or the FP layer's output
+    on its own inputs ("own": it only makes up for its own rounding and input grid, as AdaRound does).
     """
 
     steps: int = bounded(300, 0)
@@ -58,6 +60,7 @@ class LayerwiseConfig:
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
     mode: str = choice("sequential", "independent", "sequential")  # see below
+    target: str = choice("fp", "fp", "own")  # sequential mode: the FP layer's output on FP inputs, or on its own
     segments: int = bounded(1, 1)  # sequential mode: contiguous segments, each sequential inside, run in parallel
     refit: bool = True  # pruned layers: least-squares survivors before the steps (layerwise/refit.py)
     refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fits (refit, gptq) see
@@ -65,7 +68,6 @@ class LayerwiseConfig:
     guard: str = choice("none", "none", "model", "layer")  # network-level check of the learned layers (guard.py)
     gptq_damp: float = bounded(0.01, 0.0)  # rounding=gptq: Hessian damping, x its mean diagonal
     gptq_order: str = choice("descending", "descending", "natural")  # rounding=gptq: column order (by H diagonal)
-    gptq_target: str = choice("fp", "fp", "own")  # rounding=gptq: match the FP layer on FP inputs, or on its own
     seed: int = 0
 
     def __post_init__(self) -> None:

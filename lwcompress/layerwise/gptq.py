@@ -1,9 +1,10 @@
 """A zero-training layer solver: GPTQ / OBQ-style rounding with error feedback from the layer's input second
 moments, on the layer-wise data (synthetic in the data-free setting).
 
-The layer objective ||W_q X_q - W X||^2 (X: the FP network's inputs for the same samples, X_q: the layer's own,
-already quantized inputs; the same tensor in independent runs up to the layer's input quantization) is, up to a
-constant, ||(W_q - W*) X_q||^2 with W* the least-squares weight that maps X_q to the FP output. Its Hessian
+The layer objective ||W_q X_q - W X||^2 (X_q: the layer's own, quantized inputs; X: where the target comes from,
+the FP network's inputs for the same samples with layerwise.target=fp, the layer's own unquantized ones with
+target=own or in independent runs) is, up to a constant, ||(W_q - W*) X_q||^2 with W* the least-squares weight
+that maps X_q to the target. Its Hessian
 H = X_q X_q^T is all the solver needs: columns of W* are quantized one at a time (largest H diagonal first with
 `order=descending`) and each column's rounding error is spread over the columns not yet quantized through the
 inverse Hessian's Cholesky factor, so later columns compensate it. Every output channel keeps its grid (scale,
@@ -29,6 +30,18 @@ def _grouped(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return feats.view(len(feats), groups, -1).transpose(0, 1)
 
 
+def _moments(q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, ...]:
+    """H = X_q^T X_q and X_ref^T X_q per group, summed over chunks of samples (float32 products, float64 sums):
+    what the solver needs of the inputs, whatever their number."""
+    layer, device = q.layer, q.layer.weight.device
+    h = cross = 0
+    for i in range(0, len(x), chunk):
+        xq = _grouped(layer, q.quantize_input(x[i : i + chunk].to(device)))
+        h = h + (xq.transpose(1, 2) @ xq).double()
+        cross = cross + (_grouped(layer, x_ref[i : i + chunk].to(device)).transpose(1, 2) @ xq).double()
+    return h, cross
+
+
 def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
     """Upper Cholesky factor of (H + damp * mean diag(H) * I)^-1 per group; the damping grows until H is positive
     definite (collinear synthetic inputs can make it singular)."""
@@ -42,26 +55,19 @@ def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def gptq_layer(
-    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str, target: str = "fp"
-) -> None:
+def gptq_layer(q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str) -> None:
     """Set `q`'s weight to GPTQ-rounded values on its grid (hardened), for inputs `x` (the layer's own) and
-    `x_ref` (the FP network's) of the same samples; the bias and grids stay. target="fp" matches the FP layer on
-    `x_ref` (W* above); "own" matches the FP weight on the layer's own inputs (plain GPTQ, W* = W)."""
+    `x_ref` (where the FP layer's target output comes from) of the same samples; the bias and grids stay."""
     layer = q.layer
     groups = getattr(layer, "groups", 1)
     out = layer.weight.shape[0]
     w = layer.weight.detach().double().flatten(1)  # (out, in per group)
     w = w.view(groups, out // groups, -1)  # (G, R, K)
-    x, x_ref = x.to(layer.weight.device), x_ref.to(layer.weight.device)
-    xq = _grouped(layer, q.quantize_input(x))
-    # Gram matrices in float32 (the costly part), everything after them in float64.
-    h = (xq.transpose(1, 2) @ xq).double()  # (G, K, K)
+    h, cross = _moments(q, x, x_ref)
     eye = torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
     ridge = damp * h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None] * eye
-    if target == "fp":  # W*: the weight that best maps the layer's own inputs to the FP output
-        cross = w @ (_grouped(layer, x_ref).transpose(1, 2) @ xq).double()  # (G, R, K): W X^T X_q
-        w = torch.linalg.solve(h + ridge, cross.transpose(1, 2)).transpose(1, 2)
+    # W*: the weight that best maps the layer's own (quantized) inputs to the target output.
+    w = torch.linalg.solve(h + ridge, (w @ cross).transpose(1, 2)).transpose(1, 2)
     mask = None if q.mask is None else q.mask.flatten(1).view_as(w).double()
     perm = torch.arange(w.shape[-1], device=w.device).expand(groups, -1)
     if order == "descending":

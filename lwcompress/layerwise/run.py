@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lwcompress.compress.modules import CompressedLayer
-from lwcompress.generate.inputs import LayerInputs, layer_stream
+from lwcompress.generate.inputs import LayerInputs, PairedPool, Pool, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.gptq import gptq_layer
 from lwcompress.layerwise.refit import refit_survivors
@@ -236,11 +236,16 @@ def _train(
 
 
 def _solve(tasks: list[LayerTask], cfg: LayerwiseConfig) -> list[float]:
-    """GPTQ on `cfg.refit_samples` drawn inputs per layer; wall seconds per layer."""
+    """GPTQ per layer on the whole captured pool (every position of every image: no crop borders), or on
+    `cfg.refit_samples` drawn inputs where the inputs are sampled; wall seconds per layer."""
     wall_s = []
     for t in tasks:
         start = time.perf_counter()
-        x, x_ref = draw(t.inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, t.index))
-        gptq_layer(t.quant, x, x_ref, cfg.gptq_damp, cfg.gptq_order, cfg.gptq_target)
+        if isinstance(t.inputs, Pool):
+            ref = t.inputs.reference if isinstance(t.inputs, PairedPool) else None
+            x, x_ref = t.inputs.data, t.inputs.data if ref is None else ref
+        else:
+            x, x_ref = draw(t.inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, t.index))
+        gptq_layer(t.quant, x, x_ref, cfg.gptq_damp, cfg.gptq_order)
         wall_s.append(time.perf_counter() - start)
     return wall_s

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from lwcompress.compress.modules import CompressedLayer
-from lwcompress.generate import PairedPool, capture_inputs
+from lwcompress.generate import PairedPool, Stepwise
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, held_out_error, run_bucket
 from lwcompress.layerwise.store import LayerStore
@@ -89,14 +89,12 @@ def reconstruct_sequential(
     network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs; the forward passes that capture
     them run on `device`."""
     learned = learned or Learned()
-    compressed = copy.deepcopy(domain).eval()
     # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
     ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.reference.weight) for t in tasks}
-    doms = {}
-    for t in tasks:
-        d = into_domain(t.quant, domain.get_submodule(t.name), ratios[t.name], t.name in float_inputs)
-        compressed.set_submodule(t.name, d)
-        doms[t.name] = d
+    doms = {t.name: into_domain(t.quant, domain.get_submodule(t.name), ratios[t.name], t.name in float_inputs)
+            for t in tasks}  # fmt: skip
+    compressed = Stepwise(domain, images, chunk, device, replaced=doms)  # the compressed network, one layer a step
+    fp = Stepwise(domain, images, chunk, device) if cfg.target == "fp" else None
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     results = []
     for t in tasks:
@@ -110,8 +108,8 @@ def reconstruct_sequential(
             results.append(result)
             continue
         real_rtn = held_out_error(t, real, metric) if real is not None else None
-        x = capture_inputs(compressed, [t.name], images, False, chunk, device)[t.name]
-        x_ref = capture_inputs(domain, [t.name], images, False, chunk, device)[t.name]
+        x = compressed.input_of(t.name)
+        x_ref = fp.input_of(t.name) if fp is not None else x
         inputs = PairedPool(x, cfg.spatial_size, reference=x_ref)
         start_bias = _bias(d)
         run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
