@@ -16,29 +16,41 @@ Cholesky and one pass over the columns per layer.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.compress.quantizer import qrange
-from lwcompress.layerwise.refit import patches
 
 
-def _grouped(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """Input patches per group: (groups, positions, in_features per group)."""
+def _columns(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """What each output position sees, per group: (samples, groups, in_features per group, positions)."""
     groups = getattr(layer, "groups", 1)
-    feats = patches(layer, x)
-    return feats.view(len(feats), groups, -1).transpose(0, 1)
+    if isinstance(layer, nn.Linear):
+        return x.reshape(len(x), 1, -1, 1)
+    cols = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # (N, C*kh*kw, L)
+    return cols.view(len(x), groups, -1, cols.shape[-1])
 
 
-def _moments(q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, chunk: int = 64) -> tuple[torch.Tensor, ...]:
+def _moments(
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, rows_per_feature: int, chunk: int = 64
+) -> tuple[torch.Tensor, ...]:
     """H = X_q^T X_q and X_ref^T X_q per group, summed over chunks of samples (float32 products, float64 sums):
-    what the solver needs of the inputs, whatever their number."""
+    what the solver needs of the inputs, whatever their number. Neighbouring output positions see nearly the same
+    patch, so where the pool offers more than `rows_per_feature` rows per input feature, every k-th position is
+    used (a different offset per chunk): the early, high-resolution layers would otherwise cost ~10x more."""
     layer, device = q.layer, q.layer.weight.device
     h = cross = 0
-    for i in range(0, len(x), chunk):
-        xq = _grouped(layer, q.quantize_input(x[i : i + chunk].to(device)))
-        h = h + (xq.transpose(1, 2) @ xq).double()
-        cross = cross + (_grouped(layer, x_ref[i : i + chunk].to(device)).transpose(1, 2) @ xq).double()
+    stride = None
+    for n, i in enumerate(range(0, len(x), chunk)):
+        xq = _columns(layer, q.quantize_input(x[i : i + chunk].to(device)))
+        xr = _columns(layer, x_ref[i : i + chunk].to(device))
+        if stride is None:
+            stride = max(1, len(x) * xq.shape[-1] // (rows_per_feature * xq.shape[1] * xq.shape[2]))
+        keep = torch.arange(n % stride, xq.shape[-1], stride, device=device)
+        xq, xr = (t.index_select(-1, keep).permute(1, 2, 0, 3).flatten(2) for t in (xq, xr))  # (G, K, rows)
+        h = h + (xq @ xq.transpose(1, 2)).double()
+        cross = cross + (xr @ xq.transpose(1, 2)).double()
     return h, cross
 
 
@@ -55,7 +67,9 @@ def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def gptq_layer(q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str) -> None:
+def gptq_layer(
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str, rows_per_feature: int = 128
+) -> None:
     """Set `q`'s weight to GPTQ-rounded values on its grid (hardened), for inputs `x` (the layer's own) and
     `x_ref` (where the FP layer's target output comes from) of the same samples; the bias and grids stay."""
     layer = q.layer
@@ -63,7 +77,7 @@ def gptq_layer(q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: f
     out = layer.weight.shape[0]
     w = layer.weight.detach().double().flatten(1)  # (out, in per group)
     w = w.view(groups, out // groups, -1)  # (G, R, K)
-    h, cross = _moments(q, x, x_ref)
+    h, cross = _moments(q, x, x_ref, rows_per_feature)
     eye = torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
     ridge = damp * h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None] * eye
     # W*: the weight that best maps the layer's own (quantized) inputs to the target output.

@@ -246,6 +246,6 @@ def _solve(tasks: list[LayerTask], cfg: LayerwiseConfig) -> list[float]:
             x, x_ref = t.inputs.data, t.inputs.data if ref is None else ref
         else:
             x, x_ref = draw(t.inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, t.index))
-        gptq_layer(t.quant, x, x_ref, cfg.gptq_damp, cfg.gptq_order)
+        gptq_layer(t.quant, x, x_ref, cfg.gptq_damp, cfg.gptq_order, cfg.gptq_rows)
         wall_s.append(time.perf_counter() - start)
     return wall_s
