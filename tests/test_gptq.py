@@ -93,3 +93,15 @@ def test_sequential_gptq_beats_round_to_nearest_in_a_fraction_of_the_training_ti
         if rounding == "gptq":
             assert err(out.model) < 0.8 * err(rtn.model)
     assert walls["gptq"] < walls["adaround"] / 2
+
+
+def test_sub_lattice_columns_are_the_full_columns_at_those_positions() -> None:
+    from lwcompress.layerwise.gptq import _columns
+
+    conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    x = torch.randn(2, 3, 13, 13)
+    full = _columns(conv, x).view(2, 1, 27, 7, 7)
+    for shift in range(4):
+        part = _columns(conv, x, every=2, shift=shift)
+        dy, dx = shift // 2 % 2, shift % 2
+        assert torch.equal(part, full[..., dy::2, dx::2].flatten(-2))

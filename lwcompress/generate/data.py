@@ -22,6 +22,7 @@ from lwcompress.generate.generators import (
     GeneratorConfig,
     build_inputs,
     generator_domain,
+    smoothed,
     source_images,
 )
 from lwcompress.generate.inputs import LayerInputs, layer_stream
@@ -71,7 +72,8 @@ class LayerData:
         images, _ = self.images()
         if self.cfg.name != "propagated":
             return images
-        return torch.randn(images.shape, generator=layer_stream(self.cfg.seed, 1 << 21))
+        noise = torch.randn(images.shape, generator=layer_stream(self.cfg.seed, 1 << 21))
+        return smoothed(noise, self.cfg.smoothing) if self.cfg.smoothing > 0 else noise
 
     def held_out(self) -> dict[str, torch.Tensor]:
         """Real layer inputs of images the runs never train on (diagnostics only); {} without real images."""

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -56,6 +58,7 @@ class GeneratorConfig:
     l2_weight: float = bounded(0.0, 0.0)
     distilled_fraction: float = bounded(0.5, 0.0, 1.0)
     partner: str = choice("bn_gaussian", "bn_gaussian", "propagated")
+    smoothing: float = bounded(0.0, 0.0, 16.0)  # noise images (propagated, distilled start): Gaussian blur, pixels
 
     def __post_init__(self) -> None:
         check(self)
@@ -140,7 +143,23 @@ def _pools(
 
 
 def _noise_images(cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
-    return torch.randn((cfg.num_images, *ctx.input_shape), generator=layer_stream(cfg.seed, 1 << 20))
+    noise = torch.randn((cfg.num_images, *ctx.input_shape), generator=layer_stream(cfg.seed, 1 << 20))
+    return smoothed(noise, cfg.smoothing) if cfg.smoothing > 0 else noise
+
+
+def smoothed(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """`images` blurred by a Gaussian of `sigma` pixels (reflected borders) and scaled back to unit variance per
+    image: noise with the short-range spatial correlation of natural images, which white noise lacks."""
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    kernel = torch.exp(-0.5 * (t / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    x = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    x = x - x.mean(dim=(1, 2, 3), keepdim=True)
+    return x / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
 
 
 @GENERATORS.register("propagated")
@@ -180,7 +199,7 @@ def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext
     if cfg.name not in IMAGE_GENERATORS:
         raise UserError(f"generator={cfg.name} makes no images; use one of {', '.join(IMAGE_GENERATORS)}")
     key = (cfg.name if cfg.name != "hybrid" else "distilled", weights_digest(model), cfg.num_images, cfg.seed,
-           cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight, cfg.chunk)  # fmt: skip
+           cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight, cfg.chunk, cfg.smoothing)  # fmt: skip
     if key not in ctx.cache:
         if cfg.name == "real":
             if ctx.real_images is None:

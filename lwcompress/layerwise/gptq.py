@@ -23,12 +23,15 @@ from lwcompress.compress.modules import CompressedLayer
 from lwcompress.compress.quantizer import qrange
 
 
-def _columns(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """What each output position sees, per group: (samples, groups, in_features per group, positions)."""
+def _columns(layer: nn.Conv2d | nn.Linear, x: torch.Tensor, every: int = 1, shift: int = 0) -> torch.Tensor:
+    """What each output position sees, per group: (samples, groups, in_features per group, positions). every > 1:
+    only the positions of every `every`-th row and column, from the `shift`-th (a sub-lattice of the output)."""
     groups = getattr(layer, "groups", 1)
     if isinstance(layer, nn.Linear):
         return x.reshape(len(x), 1, -1, 1)
-    cols = F.unfold(x, layer.kernel_size, layer.dilation, layer.padding, layer.stride)  # (N, C*kh*kw, L)
+    (ph, pw), (sh, sw) = layer.padding, layer.stride
+    x = F.pad(x, (pw, pw, ph, ph))[..., (shift // every) % every * sh :, shift % every * sw :]
+    cols = F.unfold(x, layer.kernel_size, layer.dilation, 0, (sh * every, sw * every))  # (N, C*kh*kw, L)
     return cols.view(len(x), groups, -1, cols.shape[-1])
 
 
@@ -37,18 +40,19 @@ def _moments(
 ) -> tuple[torch.Tensor, ...]:
     """H = X_q^T X_q and X_ref^T X_q per group, summed over chunks of samples (float32 products, float64 sums):
     what the solver needs of the inputs, whatever their number. Neighbouring output positions see nearly the same
-    patch, so where the pool offers more than `rows_per_feature` rows per input feature, every k-th position is
-    used (a different offset per chunk): the early, high-resolution layers would otherwise cost ~10x more."""
+    patch, so where the pool offers more than `rows_per_feature` rows per input feature, only a sub-lattice of the
+    positions is used (shifted from chunk to chunk): the high-resolution layers would otherwise cost ~10x more."""
     layer, device = q.layer, q.layer.weight.device
+    every = 1
+    if isinstance(layer, nn.Conv2d):
+        positions = _columns(layer, x[:1]).shape[-1]
+        features = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+        every = max(1, int((len(x) * positions / (rows_per_feature * features)) ** 0.5))
     h = cross = 0
-    stride = None
     for n, i in enumerate(range(0, len(x), chunk)):
-        xq = _columns(layer, q.quantize_input(x[i : i + chunk].to(device)))
-        xr = _columns(layer, x_ref[i : i + chunk].to(device))
-        if stride is None:
-            stride = max(1, len(x) * xq.shape[-1] // (rows_per_feature * xq.shape[1] * xq.shape[2]))
-        keep = torch.arange(n % stride, xq.shape[-1], stride, device=device)
-        xq, xr = (t.index_select(-1, keep).permute(1, 2, 0, 3).flatten(2) for t in (xq, xr))  # (G, K, rows)
+        xq = _columns(layer, q.quantize_input(x[i : i + chunk].to(device)), every, n)
+        xr = _columns(layer, x_ref[i : i + chunk].to(device), every, n)
+        xq, xr = (t.permute(1, 2, 0, 3).flatten(2) for t in (xq, xr))  # (G, K, rows)
         h = h + (xq @ xq.transpose(1, 2)).double()
         cross = cross + (xr @ xq.transpose(1, 2)).double()
     return h, cross

@@ -1,0 +1,109 @@
+"""Which data-free criterion tells when learned layers hurt? Compress a checkpoint with RTN and with a layer-wise
+solver, then compare the two networks by validation top-1 (the truth; never used by a run) and by data-free
+criteria on synthetic images: the relative logit MSE, the KL divergence from the FP softmax and the top-1
+agreement with the FP network, each on the propagated domain (fresh noise through the batch-statistics network)
+and on distilled images through the deployed network (both as the guard sees them: image-fed layers take their
+synthetic input unquantized). A criterion agrees when it prefers the network that
+validation prefers.
+
+python experiments/guard_criteria.py --model mobilenetv2_small --bits 4 4 --rounding gptq
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import lwcompress
+from lwcompress.api import CompressedModel, compress
+from lwcompress.compress import CompressorConfig
+from lwcompress.data import DataConfig, build_data
+from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData
+from lwcompress.graph import analyze
+from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.layerwise.guard import domain_twin
+from lwcompress.models import ModelConfig, build_model
+from lwcompress.precondition import PreconditionerConfig, fold
+
+
+@torch.no_grad()
+def criteria(net: nn.Module, fp: nn.Module, images: torch.Tensor) -> dict[str, float]:
+    out, ref = net(images), fp(images)
+    return {
+        "mse": float((out - ref).pow(2).mean() / ref.var()),
+        "kl": float(F.kl_div(out.log_softmax(1), ref.log_softmax(1), log_target=True, reduction="batchmean")),
+        "agree": float((out.argmax(1) == ref.argmax(1)).float().mean() * 100),
+    }
+
+
+def in_domain(model: nn.Module, compressed: CompressedModel, data: LayerData) -> tuple[nn.Module, nn.Module]:
+    """(the compressed network in the generator's domain, the FP domain network)."""
+    pre = PreconditionerConfig()
+    domain, _ = data.domain()
+    domain = fold(domain, pre).eval()
+    net = fold(domain, pre).eval()
+    deployed = fold(model, pre)
+    fed = {i.name for i in data.layers if any(s.kind == "input" for s in i.sources)}
+    for r in compressed.layers:
+        q = compressed.model.get_submodule(r.name)
+        net.set_submodule(r.name, domain_twin(q, domain.get_submodule(r.name), deployed.get_submodule(r.name),
+                                              r.name in fed and not data.pixels))  # fmt: skip
+    return net, domain
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="mobilenetv2_small")
+    parser.add_argument("--bits", nargs=2, type=int, default=[4, 4])
+    parser.add_argument("--rounding", default="gptq")
+    parser.add_argument("--distilled", type=int, default=128, help="distilled images for the deployed-network check")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    dm = build_data(DataConfig())
+    dm.setup("fit")
+    x, y = (torch.stack(t) for t in zip(*[dm.val[i] for i in range(len(dm.val))], strict=True))
+    y = torch.as_tensor(y)
+    weights = Path(lwcompress.__file__).parent / "checkpoints" / "fashion_mnist" / f"{args.model}.pt"
+    model, _ = build_model(ModelConfig(args.model, weights=str(weights)), 10, 1)
+    example = torch.zeros(1, 1, 28, 28)
+    bits = dict(wbits=args.bits[0], abits=args.bits[1])
+    nets = {
+        "rtn": compress(model, CompressorConfig(**bits), dm.normalization, (1, 28, 28)),
+        args.rounding: compress(
+            model,
+            CompressorConfig(name="quant", rounding=args.rounding, **bits),
+            dm.normalization,
+            (1, 28, 28),
+            layerwise=LayerwiseConfig(),
+        ),  # fmt: skip
+    }
+    cache: dict = {}
+    propagated = LayerData(model, analyze(model, example), GeneratorConfig(), GenerationContext((1, 28, 28), 8))
+    distilled = LayerData(model, analyze(model, example), GeneratorConfig("distilled", num_images=args.distilled),
+                          GenerationContext((1, 28, 28), 8, cache=cache))  # fmt: skip
+    noise = propagated.guard_images()
+    images, _ = distilled.images()
+    print(f"{args.model} W{args.bits[0]}A{args.bits[1]}, {args.rounding} vs RTN (validation top-1 is the truth)")
+    print("| network | val top-1 | propagated mse | kl | agree % | distilled mse | kl | agree % |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, c in nets.items():
+        with torch.no_grad():
+            top1 = sum(int((c.model(x[i : i + 500]).argmax(1) == y[i : i + 500]).sum()) for i in range(0, len(x), 500))
+        net, domain = in_domain(model, c, propagated)
+        p = criteria(net, domain, noise)
+        d = criteria(*in_domain(model, c, distilled), images)
+        print(f"| {name} | {100 * top1 / len(x):.2f} | {p['mse']:.4f} | {p['kl']:.4f} | {p['agree']:.1f} | "
+              f"{d['mse']:.4f} | {d['kl']:.4f} | {d['agree']:.1f} |", flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
