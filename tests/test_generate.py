@@ -218,3 +218,18 @@ def test_stepwise_passes_give_each_layer_its_input_with_the_replacements_before_
         assert torch.allclose(step.input_of(name), capture_inputs(replaced_model, [name], x, False)[name], atol=1e-6)
     with pytest.raises(ValueError, match="not called after"):
         step.input_of(names[0])
+
+
+def test_smoothed_noise_is_correlated_and_keeps_unit_variance() -> None:
+    from lwcompress.generate.generators import smoothed
+
+    white = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    blurred = smoothed(white, 1.5)
+    neighbours = lambda x: float((x[..., 1:] * x[..., :-1]).mean())  # noqa: E731
+    assert abs(neighbours(white)) < 0.05 and neighbours(blurred) > 0.7
+    assert torch.allclose(blurred.std(dim=(1, 2, 3)), torch.ones(8), atol=1e-4)
+    ctx = GenerationContext((1, 28, 28), 8)
+    model = calibrated("resnet8_tiny")
+    plain, _ = source_images(model, GeneratorConfig(num_images=8), ctx)
+    smooth, _ = source_images(model, GeneratorConfig(num_images=8, smoothing=1.5), ctx)
+    assert not torch.equal(plain, smooth)  # its own cache entry
