@@ -125,3 +125,18 @@ def test_help_lists_groups_and_cfg_prints_config() -> None:
 def test_experiment_overrides_top_level_values() -> None:
     job = load_config(["experiment=rtn_act_range"])
     assert job.task_name == "rtn_act_range" and job.eval_split == "val" and not job.save_model
+
+
+@pytest.mark.parametrize("option", [f"cell={c}" for c in options("benchmark/cell")]
+                         + [f"method={m}" for m in options("benchmark/method")])  # fmt: skip
+def test_round2_benchmark_pieces_compose_and_label_the_run(option: str) -> None:
+    """Each benchmark cell and method composes on top of experiment=round2 (checked configs) and names itself."""
+    kind, name = option.split("=")
+    job = load_config(["experiment=round2", f"+benchmark/{option}"])
+    assert job.task_name == "round2" and job.labels[kind]
+    if name == "w4a4_all":
+        assert job.compressor.bits_for(True, False) == (4, 8) and job.compressor.bits_for(False, True) == (4, 4)
+    if name == "zeroq":
+        assert job.compressor.act_range == "calibrated" and job.generator.name == "distilled"
+    if name == "gptq":
+        assert job.compressor.rounding == "gptq" and job.compressor.learned
