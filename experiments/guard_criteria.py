@@ -90,7 +90,7 @@ def main() -> None:
     propagated = LayerData(model, analyze(model, example), GeneratorConfig(), GenerationContext((1, 28, 28), 8))
     distilled = LayerData(model, analyze(model, example), GeneratorConfig("distilled", num_images=args.distilled),
                           GenerationContext((1, 28, 28), 8, cache=cache))  # fmt: skip
-    noise = propagated.guard_images()
+    noise = propagated.guard_images(128)
     images, _ = distilled.images()
     print(f"{args.model} W{args.bits[0]}A{args.bits[1]}, {args.rounding} vs RTN (validation top-1 is the truth)")
     print("| network | val top-1 | propagated mse | kl | agree % | distilled mse | kl | agree % |")

@@ -127,7 +127,7 @@ def guarded_copy(
     refs = [fold(model, pre).get_submodule(n) for n in names]
     domain, _ = data.domain()
     learned, start = ([m.model.get_submodule(n) for n in names] for m in (out, rtn))
-    back, errors = guard(names, learned, start, refs, fold(domain, pre).eval(), data.guard_images(), fed, mode)
+    back, errors = guard(names, learned, start, refs, fold(domain, pre).eval(), data.guard_images(128), fed, mode)
     result = copy.deepcopy(out.model)
     for name, b in zip(names, back, strict=True):
         if b:

@@ -192,8 +192,9 @@ def _guard(
     domain, _ = data.domain()
     names = [i.name for i in closed.layers]
     fed = {i.name for i in closed.layers if any(s.kind == "input" for s in i.sources)}
+    images = data.guard_images(layerwise.guard_images)
     back, errors = guard(names, [closed.model.get_submodule(n) for n in names], [starts[n] for n in names],
-                         [closed.references[n] for n in names], fold(domain, pre).eval(), data.guard_images(),
+                         [closed.references[n] for n in names], fold(domain, pre).eval(), images,
                          set() if data.pixels else fed, layerwise.guard, data.cfg.chunk)  # fmt: skip
     for i, name in enumerate(names):
         if back[i] and not results[i].reverted:

@@ -66,13 +66,14 @@ class LayerData:
         """Whether a single network forward gives its layer inputs (sequential runs and the guard need one)."""
         return self.cfg.name in SEQUENTIAL_GENERATORS
 
-    def guard_images(self) -> torch.Tensor:
-        """Domain images for the network-level guard: fresh noise for propagated (its domain takes any N(0, 1)
-        images, so these are held out), the pool itself otherwise (distilling more would cost as much again)."""
+    def guard_images(self, n: int) -> torch.Tensor:
+        """`n` domain images for the network-level guard: fresh noise for propagated (its domain takes any N(0, 1)
+        images, so these are held out), the first of the pool otherwise (distilling more would cost as much
+        again)."""
         images, _ = self.images()
         if self.cfg.name != "propagated":
-            return images
-        noise = torch.randn(images.shape, generator=layer_stream(self.cfg.seed, 1 << 21))
+            return images[:n]
+        noise = torch.randn((n, *images.shape[1:]), generator=layer_stream(self.cfg.seed, 1 << 21))
         return smoothed(noise, self.cfg.smoothing) if self.cfg.smoothing > 0 else noise
 
     def held_out(self) -> dict[str, torch.Tensor]:
