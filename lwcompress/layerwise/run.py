@@ -140,7 +140,6 @@ class ReconstructionModule(pl.LightningModule):
         opt = self.optimizers()
         opt.zero_grad()
         beta = self._beta(batch_idx / max(1, self.cfg.steps))
-        total = 0.0
         for i, task in enumerate(self.tasks):
             start = time.perf_counter()
             x, x_ref = (t.to(self.device) for t in draw(task.inputs, self.cfg.batch_size, self.streams[i]))
@@ -148,7 +147,6 @@ class ReconstructionModule(pl.LightningModule):
                 target = task.reference(x_ref)
             loss = relative_error(task.quant(x), target, self.cfg.loss, task.activation)
             self.losses[i].append(float(loss.detach()))
-            total += self.losses[i][-1]
             if task.quant.alpha is not None and beta is not None:
                 reg = task.quant.rounding_regularizer(beta) / task.quant.alpha.numel()
                 loss = loss + self.cfg.reg_weight * reg
@@ -158,7 +156,8 @@ class ReconstructionModule(pl.LightningModule):
         sched = self.lr_schedulers()
         if sched is not None:
             sched.step()
-        self.log("layerwise/loss", total / len(self.tasks), prog_bar=True)
+        # No self.log: its per-step result collection cost more than the steps themselves (~1.7 ms of ~11 ms on
+        # resnet20); the loss curves are kept in self.losses and reach the loggers with the results.
 
 
 def layer_trainer(accelerator: str = "cpu", precision: str = "32-true", device: int = 0) -> pl.Trainer:
