@@ -12,23 +12,18 @@ python experiments/guard_criteria.py --model mobilenetv2_small --bits 4 4 --roun
 from __future__ import annotations
 
 import argparse
-import logging
-import warnings
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from probe_data import load, top1
 from torch import nn
 
-import lwcompress
 from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import domain_twin
-from lwcompress.models import ModelConfig, build_model
 from lwcompress.precondition import PreconditionerConfig, fold
 
 
@@ -64,16 +59,7 @@ def main() -> None:
     parser.add_argument("--rounding", default="gptq")
     parser.add_argument("--distilled", type=int, default=128, help="distilled images for the deployed-network check")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-    dm = build_data(DataConfig())
-    dm.setup("fit")
-    x, y = (torch.stack(t) for t in zip(*[dm.val[i] for i in range(len(dm.val))], strict=True))
-    y = torch.as_tensor(y)
-    weights = Path(lwcompress.__file__).parent / "checkpoints" / "fashion_mnist" / f"{args.model}.pt"
-    model, _ = build_model(ModelConfig(args.model, weights=str(weights)), 10, 1)
+    model, dm, x, y = load(args.model, 1)
     example = torch.zeros(1, 1, 28, 28)
     bits = dict(wbits=args.bits[0], abits=args.bits[1])
     nets = {
@@ -96,12 +82,10 @@ def main() -> None:
     print("| network | val top-1 | propagated mse | kl | agree % | distilled mse | kl | agree % |")
     print("|---|---|---|---|---|---|---|---|")
     for name, c in nets.items():
-        with torch.no_grad():
-            top1 = sum(int((c.model(x[i : i + 500]).argmax(1) == y[i : i + 500]).sum()) for i in range(0, len(x), 500))
         net, domain = in_domain(model, c, propagated)
         p = criteria(net, domain, noise)
         d = criteria(*in_domain(model, c, distilled), images)
-        print(f"| {name} | {100 * top1 / len(x):.2f} | {p['mse']:.4f} | {p['kl']:.4f} | {p['agree']:.1f} | "
+        print(f"| {name} | {top1(c.model, x, y):.2f} | {p['mse']:.4f} | {p['kl']:.4f} | {p['agree']:.1f} | "
               f"{d['mse']:.4f} | {d['kl']:.4f} | {d['agree']:.1f} |", flush=True)  # fmt: skip
 
 

@@ -15,23 +15,18 @@ import ast
 import contextlib
 import copy
 import dataclasses
-import logging
 import time
-import warnings
-from pathlib import Path
 
 import torch
+from probe_data import load, top1
 from torch import nn
 
-import lwcompress
 from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import guard
-from lwcompress.models import ModelConfig, build_model
 from lwcompress.precondition import PreconditionerConfig, fold
 
 
@@ -63,31 +58,15 @@ def main() -> None:
     parser.add_argument("--guards", action="store_true", help="also apply guard=model and guard=layer afterwards")
     parser.add_argument("--guard-generator", help="judge the guard in this generator's domain (default: the run's)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-
-    dm = build_data(DataConfig())
-    dm.setup("fit")
-    x, y = (torch.stack(t) for t in zip(*[dm.val[i] for i in range(len(dm.val))], strict=True))
-    y = torch.as_tensor(y)
-    weights = Path(lwcompress.__file__).parent / "checkpoints" / "fashion_mnist" / f"{args.model}.pt"
-    model, _ = build_model(ModelConfig(args.model, weights=str(weights)), 10, 1)
+    model, dm, x, y = load(args.model, args.threads)
     wbits, abits = (None if b == "none" else int(b) for b in args.bits)
     base = dict(wbits=wbits, abits=abits)
     if args.all_layers:
         base.update(first_layer_wbits=wbits, last_layer_wbits=wbits, last_layer_abits=abits)
 
-    @torch.no_grad()
-    def top1(m: torch.nn.Module) -> float:
-        m.eval()
-        hits = sum(int((m(x[i : i + 500]).argmax(1) == y[i : i + 500]).sum()) for i in range(0, len(x), 500))
-        return 100 * hits / len(x)
-
     rtn = compress(model, CompressorConfig(**base), dm.normalization, (1, 28, 28))
     print(f"{args.model} W{args.bits[0]}A{args.bits[1]}{' all layers' if args.all_layers else ''} seed {args.seed}: "
-          f"fp {top1(model):.2f}  rtn {top1(rtn.model):.2f}", flush=True)  # fmt: skip
+          f"fp {top1(model, x, y):.2f}  rtn {top1(rtn.model, x, y):.2f}", flush=True)  # fmt: skip
     real = dm.train_images(1024)
     for variant in args.variant or ["rounding=adaround"]:
         comp, lw, gen = parse(variant)
@@ -98,15 +77,15 @@ def main() -> None:
             generator=out_gen, layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}), real_images=real, cache=cache,
         )  # fmt: skip
         wall = time.perf_counter() - start
-        print(f"  {variant:60s} top1 {top1(out.model):6.2f}  compress {wall:6.1f} s", flush=True)
+        print(f"  {variant:60s} top1 {top1(out.model, x, y):6.2f}  compress {wall:6.1f} s", flush=True)
         if args.guards and out.results:
             judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
             for mode in ("model", "layer"):
                 clock = time.perf_counter()
                 guarded, errors = guarded_copy(model, out, rtn, judge, mode, cache, real)
                 errs = " ".join(f"{k}={v:.4g}" for k, v in errors.items())
-                print(f"    guard={mode}: top1 {top1(guarded):6.2f}  ({time.perf_counter() - clock:.1f} s)  {errs}",
-                      flush=True)  # fmt: skip
+                took = time.perf_counter() - clock
+                print(f"    guard={mode}: top1 {top1(guarded, x, y):6.2f}  ({took:.1f} s)  {errs}", flush=True)
 
 
 def guarded_copy(

@@ -126,13 +126,14 @@ def compress(
     data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
-    starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if config.learned else {}
+    guarded = config.learned and layerwise.guard != "none"
+    starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if guarded else {}
     results = _learn(closed, data, config, pre, layerwise, make_trainer, shared, ctx.ranks) if config.learned else []
     if not ctx.ranks.is_main:
         return None
-    guarded = _guard(closed, starts, results, data, layerwise, pre) if config.learned else {}
+    checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
-            "guard": guarded}  # fmt: skip
+            "guard": checked}  # fmt: skip
     return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
 
 
@@ -186,8 +187,8 @@ def _guard(
     layerwise: LayerwiseConfig, pre: PreconditionerConfig,
 ) -> dict[str, float]:  # fmt: skip
     """The network-level guard (layerwise/guard.py): layers it puts back to their closed form are marked reverted.
-    Returns the synthetic logit errors it saw ({} when none, or for generators without a domain network)."""
-    if layerwise.guard == "none" or not data.has_domain:
+    Returns the synthetic logit errors it saw ({} for generators without a domain network)."""
+    if not data.has_domain:
         return {}
     domain, _ = data.domain()
     names = [i.name for i in closed.layers]

@@ -16,7 +16,7 @@ from torch import nn
 from lwcompress.compress.modules import CompressedLayer
 
 
-def patches(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
+def _patches(layer: nn.Conv2d | nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """The layer's input as rows of what one output position sees: (positions, in_features)."""
     if isinstance(layer, nn.Linear):
         return x.reshape(-1, layer.in_features)
@@ -34,7 +34,7 @@ def refit_survivors(q: CompressedLayer, x: torch.Tensor, target: torch.Tensor, d
     layer = q.layer
     weight, mask = layer.weight.flatten(1), q.mask.flatten(1)  # views: (out, in_features per group)
     out = len(weight)
-    feats = patches(layer, x).double()
+    feats = _patches(layer, x).double()
     y = (target.movedim(1, -1) if target.ndim > 2 else target).reshape(-1, out).double()
     if layer.bias is not None:
         y = y - layer.bias.double()

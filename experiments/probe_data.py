@@ -1,0 +1,38 @@
+"""What the in-process probes share: a committed checkpoint with its data module and the whole validation split
+(never the test set), Lightning's chatter silenced, and validation top-1."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import lwcompress
+from lwcompress.data import DataConfig, build_data
+from lwcompress.data.base import ImageClassificationData
+from lwcompress.models import ModelConfig, build_model
+
+
+def load(model_name: str, threads: int) -> tuple[nn.Module, ImageClassificationData, torch.Tensor, torch.Tensor]:
+    """(the committed Fashion-MNIST checkpoint of `model_name`, its data module, validation images, labels)."""
+    torch.set_num_threads(threads)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    dm = build_data(DataConfig())
+    dm.setup("fit")
+    x, y = (torch.stack(t) for t in zip(*[dm.val[i] for i in range(len(dm.val))], strict=True))
+    weights = Path(lwcompress.__file__).parent / "checkpoints" / "fashion_mnist" / f"{model_name}.pt"
+    model, _ = build_model(ModelConfig(model_name, weights=str(weights)), 10, 1)
+    return model, dm, x, torch.as_tensor(y)
+
+
+@torch.no_grad()
+def top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Top-1 % of `model` (put in eval mode) on `x`, `y`."""
+    model.eval()
+    hits = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
+    return 100 * hits / len(x)
