@@ -44,11 +44,10 @@ def in_domain(model: nn.Module, compressed: CompressedModel, data: LayerData) ->
     domain = fold(domain, pre).eval()
     net = fold(domain, pre).eval()
     deployed = fold(model, pre)
-    fed = {i.name for i in data.layers if any(s.kind == "input" for s in i.sources)}
     for r in compressed.layers:
         q = compressed.model.get_submodule(r.name)
         net.set_submodule(r.name, domain_twin(q, domain.get_submodule(r.name), deployed.get_submodule(r.name),
-                                              r.name in fed and not data.pixels))  # fmt: skip
+                                              r.name in data.float_inputs))  # fmt: skip
     return net, domain
 
 

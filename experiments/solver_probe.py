@@ -102,11 +102,12 @@ def guarded_copy(
     pre = PreconditionerConfig()
     data = LayerData(model, analyze(model, example), gen, GenerationContext((1, 28, 28), 8, real, cache))
     names = [r.name for r in out.layers]
-    fed = {i.name for i in data.layers if any(s.kind == "input" for s in i.sources)}
     refs = [fold(model, pre).get_submodule(n) for n in names]
     domain, _ = data.domain()
     learned, start = ([m.model.get_submodule(n) for n in names] for m in (out, rtn))
-    back, errors = guard(names, learned, start, refs, fold(domain, pre).eval(), data.guard_images(128), fed, mode)
+    back, errors = guard(
+        names, learned, start, refs, fold(domain, pre).eval(), data.guard_images(128), data.float_inputs, mode
+    )
     result = copy.deepcopy(out.model)
     for name, b in zip(names, back, strict=True):
         if b:

@@ -169,11 +169,11 @@ def _learn(
     """The layer-wise stage: one task per layer, started from its closed form, run in `layerwise.mode`."""
     held = data.held_out()
     tasks = []
+    float_inputs = data.float_inputs  # image-fed layers stay at round-to-nearest unless the images are real
     for index, info in enumerate(closed.layers):
-        fed = any(s.kind == "input" for s in info.sources)
         tasks.append(LayerTask(info.name, index, closed.model.get_submodule(info.name), closed.references[info.name],
-                               None, info.activation, held.get(info.name), image_fed=fed,
-                               train=layerwise.train_input_layers or data.pixels or not fed))  # fmt: skip
+                               None, info.activation, held.get(info.name),
+                               train=layerwise.train_input_layers or info.name not in float_inputs))  # fmt: skip
     fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(data.cfg),
                    "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
                    "weights": weights_digest(data.model)}  # fmt: skip
@@ -192,11 +192,10 @@ def _guard(
         return {}
     domain, _ = data.domain()
     names = [i.name for i in closed.layers]
-    fed = {i.name for i in closed.layers if any(s.kind == "input" for s in i.sources)}
     images = data.guard_images(layerwise.guard_images)
     back, errors = guard(names, [closed.model.get_submodule(n) for n in names], [starts[n] for n in names],
                          [closed.references[n] for n in names], fold(domain, pre).eval(), images,
-                         set() if data.pixels else fed, layerwise.guard, data.cfg.chunk)  # fmt: skip
+                         data.float_inputs, layerwise.guard, data.cfg.chunk)  # fmt: skip
     for i, name in enumerate(names):
         if back[i] and not results[i].reverted:
             closed.model.get_submodule(name).load_state_dict(starts[name].state_dict())

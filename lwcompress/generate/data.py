@@ -62,6 +62,14 @@ class LayerData:
         return self._timed(generator_domain, self.model, self.cfg, self.ctx)
 
     @property
+    def float_inputs(self) -> set[str]:
+        """Layers whose input stays unquantized in this data's domain: the image-fed ones, unless the images are
+        real pixels (noise or distilled images lie far outside the pixel grid)."""
+        if self.pixels:
+            return set()
+        return {i.name for i in self.layers if any(s.kind == "input" for s in i.sources)}
+
+    @property
     def has_domain(self) -> bool:
         """Whether a single network forward gives its layer inputs (sequential runs and the guard need one)."""
         return self.cfg.name in SEQUENTIAL_GENERATORS

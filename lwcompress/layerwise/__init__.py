@@ -52,13 +52,12 @@ def learn(
     if cfg.mode == "sequential":
         domain, images = data.domain()
         domain = (prepare(domain) if prepare is not None else domain).eval()
-        float_inputs = set() if data.pixels else {t.name for t in tasks if t.image_fed}
         units = segments(costs, cfg.segments)
 
         def run(chosen: list[list[int]]) -> list[LayerResult]:
             return [result for unit in chosen
                     for result in reconstruct_sequential([tasks[i] for i in unit], cfg, make_trainer, domain, images,
-                                                         float_inputs, learned, store, data.cfg.chunk,
+                                                         data.float_inputs, learned, store, data.cfg.chunk,
                                                          data.ctx.device)]  # fmt: skip
     else:
         inputs = data.inputs()

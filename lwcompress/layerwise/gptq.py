@@ -4,13 +4,12 @@ moments, on the layer-wise data (synthetic in the data-free setting).
 The layer objective ||W_q X_q - W X||^2 (X_q: the layer's own, quantized inputs; X: where the target comes from,
 the FP network's inputs for the same samples with layerwise.target=fp, the layer's own unquantized ones with
 target=own or in independent runs) is, up to a constant, ||(W_q - W*) X_q||^2 with W* the least-squares weight
-that maps X_q to the target. Its Hessian
-H = X_q X_q^T is all the solver needs: columns of W* are quantized one at a time (largest H diagonal first with
-`order=descending`) and each column's rounding error is spread over the columns not yet quantized through the
-inverse Hessian's Cholesky factor, so later columns compensate it. Every output channel keeps its grid (scale,
-zero point) from the closed form; pruned weights stay exact zeros (their removal error is compensated the same
-way). Grouped convolutions (depthwise) are solved per group, batched. No optimizer steps: one Gram matrix, one
-Cholesky and one pass over the columns per layer.
+that maps X_q to the target. Its Hessian H = X_q X_q^T is all the solver needs: columns of W* are quantized one at
+a time (largest H diagonal first with `order=descending`) and each column's rounding error is spread over the
+columns not yet quantized through the inverse Hessian's Cholesky factor, so later columns compensate it. Every
+output channel keeps its grid (scale, zero point) from the closed form; pruned weights stay exact zeros (their
+removal error is compensated the same way). Grouped convolutions (depthwise) are solved per group, batched. No
+optimizer steps: one Gram matrix, one Cholesky and one pass over the columns per layer.
 """
 
 from __future__ import annotations
@@ -58,13 +57,17 @@ def _moments(
     return h, cross
 
 
-def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
-    """Upper Cholesky factor of (H + damp * mean diag(H) * I)^-1 per group; the damping grows until H is positive
-    definite (collinear synthetic inputs can make it singular)."""
+def _ridge(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """damp x mean diag(H) x I per group: the damping, relative to each group's input energy."""
     eye = torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
-    scale = h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None]
+    return damp * h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None] * eye
+
+
+def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
+    """Upper Cholesky factor of (H + ridge)^-1 per group; the damping grows until H is positive definite
+    (collinear synthetic inputs can make it singular)."""
     for factor in (1, 10, 100, 1000):
-        chol, info = torch.linalg.cholesky_ex(h + damp * factor * scale * eye)
+        chol, info = torch.linalg.cholesky_ex(h + _ridge(h, damp * factor))
         if not info.any():
             return torch.linalg.cholesky(torch.cholesky_inverse(chol), upper=True)
     raise FloatingPointError("GPTQ: the layer's input Hessian stays singular after 1000x damping")
@@ -82,10 +85,8 @@ def gptq_layer(
     w = layer.weight.detach().double().flatten(1)  # (out, in per group)
     w = w.view(groups, out // groups, -1)  # (G, R, K)
     h, cross = _moments(q, x, x_ref, rows_per_feature)
-    eye = torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
-    ridge = damp * h.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)[:, None, None] * eye
     # W*: the weight that best maps the layer's own (quantized) inputs to the target output.
-    w = torch.linalg.solve(h + ridge, (w @ cross).transpose(1, 2)).transpose(1, 2)
+    w = torch.linalg.solve(h + _ridge(h, damp), (w @ cross).transpose(1, 2)).transpose(1, 2)
     mask = None if q.mask is None else q.mask.flatten(1).view_as(w).double()
     perm = torch.arange(w.shape[-1], device=w.device).expand(groups, -1)
     if order == "descending":

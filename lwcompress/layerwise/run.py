@@ -43,7 +43,6 @@ class LayerTask:
     activation: str | None = None  # applied to output and target for loss=mse_post_act
     real_inputs: torch.Tensor | None = None  # held-out real layer inputs, for diagnostics only
     train: bool = True  # False: keep round-to-nearest, only measure
-    image_fed: bool = False  # its input is the model's input image
 
     @property
     def params(self) -> int:
