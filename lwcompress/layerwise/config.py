@@ -67,7 +67,7 @@ class LayerwiseConfig:
     drop_prob: float = bounded(0.0, 0.0, 1.0)  # QDrop: input elements left unquantized while training
     guard: str = choice("none", "none", "model", "layer")  # network-level check of the learned layers (guard.py)
     guard_images: int = bounded(128, 1)  # synthetic images the guard judges on
-    gptq_damp: float = bounded(0.01, 0.0)  # rounding=gptq: Hessian damping, x its mean diagonal
+    gptq_damp: float = bounded(0.001, 0.0)  # rounding=gptq: Hessian damping, x its mean diagonal (round2_tuning.md)
     gptq_rows: int = bounded(128, 1)  # rounding=gptq: pool rows per input feature the Hessian is summed over
     gptq_order: str = choice("descending", "descending", "natural")  # rounding=gptq: column order (by H diagonal)
     seed: int = 0
