@@ -4,23 +4,25 @@
 #   bash experiments/round2_table.sh [models] [cells] [methods]     # defaults: everything below
 #   lwcompress-report logs/round2/multiruns --by labels.cell --columns labels.method --wall \
 #       --out experiments/results/round2
-# Closed forms are deterministic (one seed); learned methods run seeds 0, 1, 2. One job at a time, 2 threads.
+# Closed forms are deterministic (one seed); learned methods run seeds 0, 1, 2. One job at a time on THREADS threads
+# (default 1, so that the machine's other core stays usable; the wall-time columns are 1-thread times).
 set -euo pipefail
 models=${1:-"resnet20 mobilenetv2_small"}
 cells=${2:-"w8a8 w4a4 w3a8 w4a4_all w3a4 w3a3 w2a8 w2a4"}
 methods=${3:-"rtn rtn_mse rtn_bc rtn_mse_bc default gptq distilled zeroq real"}
 root=${ROUND2_DIR:-logs/round2/multiruns}
-for model in $models; do
-  for cell in $cells; do
+threads=${THREADS:-1}
+for cell in $cells; do  # cell by cell, so that a partial run has whole rows
+  for model in $models; do
     for method in $methods; do
       case $method in rtn*) seeds=0 ;; *) seeds=0,1,2 ;; esac
       dir=$root/${model}_${cell}_${method}
       want=$(( $(tr -cd , <<<"$seeds" | wc -c) + 1 ))
-      have=$(find "$dir" -name summary.json 2>/dev/null | wc -l)
+      have=$( (find "$dir" -name summary.json 2>/dev/null || true) | wc -l)
       if [ "$have" -ge "$want" ]; then continue; fi
       rm -rf "$dir"
       echo "== $model $cell $method (seeds $seeds)"
-      lwcompress -m experiment=round2 threads=2 model="$model" +benchmark/cell="$cell" +benchmark/method="$method" \
+      lwcompress -m experiment=round2 threads="$threads" model="$model" +benchmark/cell="$cell" +benchmark/method="$method" \
         seed="$seeds" hydra.sweep.dir="$dir"
     done
   done
