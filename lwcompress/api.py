@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from lwcompress import io
+from lwcompress import __version__, io
 from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
@@ -29,7 +31,7 @@ from lwcompress.layerwise.guard import guard
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
 
-__all__ = ["ClosedForm", "CompressedModel", "closed_form", "compress", "load_compressed"]
+__all__ = ["ClosedForm", "CompressedModel", "closed_form", "compress", "export_onnx", "load_compressed"]
 
 
 @dataclass
@@ -249,3 +251,28 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
             q.load_codes(codes[name])
     result.meta = meta
     return result
+
+
+def export_onnx(result: CompressedModel, path: str | Path, config: dict[str, Any] | None = None,
+                int4: bool = True, bias: str = "auto") -> Path:  # fmt: skip
+    """Atomically write `result` as an ONNX model that stock onnxruntime runs (format: lwcompress/export/onnx_graph.py),
+    with the lwcompress version, a digest of `config` (the run's config; default: the compressor's and
+    preconditioner's), each layer's bits and storage type, the input normalization and the storage format in its
+    metadata. `int4` stores weights of 4 bit and below as int4/uint4, else as int8/uint8 holding the k-bit codes;
+    `bias`: auto, int32 or float (see `lwcompress.export.to_onnx`)."""
+    from lwcompress.export import to_onnx, weight_storage
+
+    config = config or {"compressor": dataclasses.asdict(result.config),
+                        "preconditioner": dataclasses.asdict(result.preconditioner)}  # fmt: skip
+    layers = {name: {"wbits": q.wbits, "abits": q.abits, "sparsity": round(q.sparsity, 6),
+                     "weight_storage": weight_storage(q.wbits, q.symmetric, int4)}
+              for name, q in result.compressed_layers().items()}  # fmt: skip
+    metadata = {
+        "lwcompress_version": __version__,
+        "config_digest": hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16],
+        "layers": json.dumps(layers),
+        "normalization": json.dumps(result.meta["normalization"]),
+        "input_shape": json.dumps(result.meta["input_shape"]),
+    }
+    example = torch.zeros(1, *result.meta["input_shape"])
+    return io.write_bytes(path, to_onnx(result.model, example, metadata, int4, bias).SerializeToString())

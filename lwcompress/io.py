@@ -35,6 +35,10 @@ def write_text(path: str | Path, text: str) -> Path:
     return _atomic(path, lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic(path, lambda f: f.write(data))
+
+
 def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
