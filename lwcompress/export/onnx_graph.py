@@ -2,11 +2,12 @@
 
 Quantized weights are integer initializers behind a per-channel DequantizeLinear (axis 0): int4/uint4 (two codes
 per byte) for widths up to 4 bit when `int4` is on, int8/uint8 otherwise; float weights (`wbits=None`) stay float32.
-Every quantized layer input gets its own per-tensor QuantizeLinear -> DequantizeLinear pair on the exact grid the
-PyTorch layer uses: uint8 for 8 bit, uint4 for 4 bit, and for other widths k a Clip to the k-bit grid's ends
-[(0 - z) s, (2^k - 1 - z) s] before a uint8 pair with the same scale s and zero point z. The two are the same
-function: round(x / s) + z saturated to [0, 2^k - 1] equals round(clip(x) / s) + z, since rounding is monotone and
-the clip bounds map onto the integer ends of the range. Biases (BN folded in) stay float32.
+Every quantized layer input gets its own per-tensor QuantizeLinear -> DequantizeLinear pair (uint8) on the exact grid
+the PyTorch layer uses; below 8 bit, a Clip to the k-bit grid's ends [(0 - z) s, (2^k - 1 - z) s] comes first, with
+the same scale s and zero point z. The two are the same function: round(x / s) + z saturated to [0, 2^k - 1] equals
+round(clip(x) / s) + z, since rounding is monotone and the clip bounds map onto the integer ends of the range.
+(uint4 QDQ would say A4 without the Clip, but onnxruntime 1.32 cannot load it behind a Clip such as ReLU6: its
+Clip/QuantizeLinear fusion rejects a uint4 zero point at session start.) Biases: see `to_onnx`.
 
 Only the operations the supported networks use are translated (`_MODULES`, `_FUNCTIONS`, `_METHODS`); anything
 else is an `ExportError` naming the node, so an export never silently drops or approximates an operation.
@@ -78,15 +79,15 @@ def _qdq(b: _Builder, x: str, base: str, scale: float, zero_point: int, dtype: A
 
 
 def _input_qdq(b: _Builder, x: str, name: str, q: CompressedLayer) -> str:
-    """The layer's input quantization (see the module docstring for the Clip + uint8 form of other widths)."""
+    """The layer's input quantization: uint8 QDQ, behind a Clip to the k-bit grid's ends below 8 bit."""
     scale, zero_point, bits = float(q.a_scale), int(q.a_zero_point), q.abits
-    if bits == 8 or (bits == 4 and b.int4):
-        return _qdq(b, x, f"{name}.input", scale, zero_point, np.uint8 if bits == 8 else ml_dtypes.uint4)
-    lo, hi = (0 - zero_point) * scale, (2**bits - 1 - zero_point) * scale
-    clipped = b.op(
-        "Clip", [x, b.const(f"{name}.input.lo", _f32(lo)), b.const(f"{name}.input.hi", _f32(hi))], f"{name}.input.clip"
-    )
-    return _qdq(b, clipped, f"{name}.input", scale, zero_point, np.uint8)
+    if bits != 8:
+        lo, hi = (0 - zero_point) * scale, (2**bits - 1 - zero_point) * scale
+        bounds = [b.const(f"{name}.input.lo", _f32(lo)), b.const(f"{name}.input.hi", _f32(hi))]
+        x = b.op("Clip", [x, *bounds], f"{name}.input.clip")
+    s = b.const(f"{name}.input.scale", _f32(scale))
+    z = b.const(f"{name}.input.zero_point", np.asarray(zero_point, dtype=np.uint8))
+    return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, z], f"{name}.input.q"), s, z], f"{name}.input.dq")
 
 
 def weight_storage(bits: int | None, symmetric: bool, int4: bool) -> str:
@@ -311,8 +312,8 @@ def _format(int32_bias: bool) -> dict[str, str]:
     """How the file stores what, for whoever reads it without this code."""
     return {
         "weights": "integer codes x per-channel scale (DequantizeLinear, axis 0); int4/uint4 hold two codes per byte",
-        "activations": "per-tensor QuantizeLinear/DequantizeLinear before each quantized layer: uint8 for A8, uint4 "
-        "for A4, other widths k as Clip to the k-bit grid's ends then uint8 (the same function)",
+        "activations": "per-tensor uint8 QuantizeLinear/DequantizeLinear before each quantized layer; below 8 bit a "
+        "Clip to the k-bit grid's ends comes first (the same function as the k-bit grid)",
         "biases": "int32 codes x (input scale x weight scale) through DequantizeLinear"
         if int32_bias
         else "float32; where input and weight are quantized, a separate Add after the layer",
