@@ -46,7 +46,6 @@ class _Builder:
         self.int4, self.int32_bias = int4, int32_bias
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
-        self.quantized: dict[str, CompressedLayer] = {}
         self._names: set[str] = set()
 
     def name(self, base: str) -> str:
@@ -69,13 +68,6 @@ class _Builder:
 
 def _f32(t: torch.Tensor | float) -> np.ndarray:
     return np.asarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float32)
-
-
-def _qdq(b: _Builder, x: str, base: str, scale: float, zero_point: int, dtype: Any) -> str:
-    s = b.const(f"{base}.scale", _f32(scale))
-    z = b.const(f"{base}.zero_point", np.asarray(zero_point, dtype=dtype))
-    q = b.op("QuantizeLinear", [x, s, z], f"{base}.q")
-    return b.op("DequantizeLinear", [q, s, z], f"{base}.dq")
 
 
 def _input_qdq(b: _Builder, x: str, name: str, q: CompressedLayer) -> str:
@@ -112,53 +104,43 @@ def _quantized_weight(b: _Builder, name: str, q: CompressedLayer) -> str:
     return b.op("DequantizeLinear", [codes, scale, zero_point], f"{name}.weight", axis=0)
 
 
-def _layer(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear, x: str, weight: str, bias: str = "float") -> str:
-    """Conv / Gemm. `bias`: "float" (a float32 input of the op), "int32" (codes on the input-scale x weight-scale
-    grid behind DequantizeLinear: the form onnxruntime fuses into integer kernels) or "add" (a separate Add after
-    the op, which keeps the float bias exact where onnxruntime would otherwise round it to that grid)."""
-    inputs = [x, weight]
-    if layer.bias is not None and bias == "float":
-        inputs.append(b.const(f"{name}.bias", _f32(layer.bias)))
-    elif layer.bias is not None and bias == "int32":
-        inputs.append(_int32_bias(b, name, layer))
+def _float_bias(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear) -> str | None:
+    return None if layer.bias is None else b.const(f"{name}.bias", _f32(layer.bias))
+
+
+def _layer(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear, x: str, weight: str, bias: str | None,
+           add_bias: bool = False) -> str:  # fmt: skip
+    """Conv / Gemm with `bias` as its third input, or with the float bias in a separate Add after it (`add_bias`)."""
+    inputs = [x, weight] + ([bias] if bias else [])
     if isinstance(layer, nn.Linear):
         out = b.op("Gemm", inputs, name, transB=1)
     else:
         if layer.padding_mode != "zeros":
             raise ExportError(f"layer {name}: padding_mode='{layer.padding_mode}' has no ONNX Conv equivalent")
-        attrs: dict[str, Any] = {
-            "kernel_shape": list(layer.kernel_size),
-            "strides": list(layer.stride),
-            "dilations": list(layer.dilation),
-            "group": layer.groups,
-        }
+        attrs: dict[str, Any] = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
+                                 "dilations": list(layer.dilation), "group": layer.groups}  # fmt: skip
         if layer.padding == "same":
             attrs["auto_pad"] = "SAME_UPPER"  # PyTorch puts the odd extra pixel at the end, as SAME_UPPER does
         else:
             pad = [0, 0] if layer.padding == "valid" else list(layer.padding)
             attrs["pads"] = pad + pad
         out = b.op("Conv", inputs, name, **attrs)
-    if layer.bias is None or bias != "add":
+    if not add_bias or layer.bias is None:
         return out
     shape = [1, -1] + [1] * (layer.weight.ndim - 2)
     return b.op("Add", [out, b.const(f"{name}.bias", _f32(layer.bias).reshape(shape))], f"{name}.add_bias")
 
 
-def _int32_bias(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear) -> str:
-    q = b.quantized[name]
+def _int32_bias(b: _Builder, name: str, q: CompressedLayer) -> str | None:
+    """The bias as int32 codes on the input-scale x weight-scale grid: the form integer kernels take."""
+    layer = q.layer
+    if layer.bias is None:
+        return None
     scale = np.float32(float(q.a_scale)) * _f32(q.w_scale.flatten())
     codes = np.round(_f32(layer.bias) / scale).astype(np.int32)
-    zero = np.zeros_like(codes)
-    return b.op(
-        "DequantizeLinear",
-        [
-            b.const(f"{name}.bias_codes", codes),
-            b.const(f"{name}.bias_scale", scale),
-            b.const(f"{name}.bias_zero_point", zero),
-        ],
-        f"{name}.bias",
-        axis=0,
-    )
+    inputs = [b.const(f"{name}.bias_codes", codes), b.const(f"{name}.bias_scale", scale),
+              b.const(f"{name}.bias_zero_point", np.zeros_like(codes))]  # fmt: skip
+    return b.op("DequantizeLinear", inputs, f"{name}.bias", axis=0)
 
 
 def integer_kernel(q: CompressedLayer, int4: bool) -> bool:
@@ -173,11 +155,12 @@ def _compressed(b: _Builder, name: str, q: CompressedLayer, x: str) -> str:
     if q.alpha is not None:
         raise ExportError(f"layer {name} is still learning its rounding: harden() it before exporting")
     x = _input_qdq(b, x, name, q) if q.abits is not None else x
-    both = q.abits is not None and q.wbits is not None
-    b.quantized[name] = q
-    return _layer(
-        b, name, q.layer, x, _quantized_weight(b, name, q), ("int32" if b.int32_bias else "add") if both else "float"
-    )
+    weight = _quantized_weight(b, name, q)
+    if q.abits is None or q.wbits is None:
+        return _layer(b, name, q.layer, x, weight, _float_bias(b, name, q.layer))
+    if b.int32_bias:
+        return _layer(b, name, q.layer, x, weight, _int32_bias(b, name, q))
+    return _layer(b, name, q.layer, x, weight, None, add_bias=True)
 
 
 def _clip(b: _Builder, x: str, name: str, lo: float, hi: float) -> str:
@@ -231,8 +214,8 @@ def _batch_norm(b: _Builder, name: str, m: nn.BatchNorm2d, x: str) -> str:
 # Each handler: (builder, name, module or None, *resolved fx args) -> output name.
 _MODULES: dict[type[nn.Module], Callable[..., str]] = {
     CompressedLayer: _compressed,
-    nn.Conv2d: lambda b, n, m, x: _layer(b, n, m, x, b.const(f"{n}.weight", _f32(m.weight))),
-    nn.Linear: lambda b, n, m, x: _layer(b, n, m, x, b.const(f"{n}.weight", _f32(m.weight))),
+    nn.Conv2d: lambda b, n, m, x: _layer(b, n, m, x, b.const(f"{n}.weight", _f32(m.weight)), _float_bias(b, n, m)),
+    nn.Linear: lambda b, n, m, x: _layer(b, n, m, x, b.const(f"{n}.weight", _f32(m.weight)), _float_bias(b, n, m)),
     nn.ReLU: lambda b, n, m, x: b.op("Relu", [x], n),
     nn.ReLU6: lambda b, n, m, x: _clip(b, x, n, 0.0, 6.0),
     nn.Hardtanh: lambda b, n, m, x: _clip(b, x, n, m.min_val, m.max_val),
