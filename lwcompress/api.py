@@ -254,12 +254,12 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
 
 
 def export_onnx(result: CompressedModel, path: str | Path, config: dict[str, Any] | None = None,
-                int4: bool = True, bias: str = "auto") -> Path:  # fmt: skip
+                int4: bool = True, bias: str = "float") -> Path:  # fmt: skip
     """Atomically write `result` as an ONNX model that stock onnxruntime runs (format: lwcompress/export/onnx_graph.py),
     with the lwcompress version, a digest of `config` (the run's config; default: the compressor's and
     preconditioner's), each layer's bits and storage type, the input normalization and the storage format in its
     metadata. `int4` stores weights of 4 bit and below as int4/uint4, else as int8/uint8 holding the k-bit codes;
-    `bias`: auto, int32 or float (see `lwcompress.export.to_onnx`)."""
+    `bias`: float (exact) or int32 (integer kernels; see `lwcompress.export.to_onnx`)."""
     from lwcompress.export import to_onnx, weight_storage
 
     config = config or {"compressor": dataclasses.asdict(result.config),

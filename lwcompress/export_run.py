@@ -150,7 +150,8 @@ def render(run: Run, out: Path, report: dict) -> str:
     ops = ", ".join(f"{k} {v}" for k, v in report["runtime_ops"].items())
     return "\n".join(
         [
-            f"# {out.name}: {run.config['model']['name']} {c.label()} ({c.name}), from {run.dir}",
+            f"# {out.name}: {run.config['model']['name']} {c.label()} ({c.name}), from {run.dir}; "
+            f"{report['biases']} biases, {'int4' if report['int4'] else 'int8'} codes below 5 bit",
             "",
             f"onnxruntime vs PyTorch on the {a['images']} test images: top-1 agreement {a['agree']:.2f} %, "
             f"top-1 {a['onnx_top1']:.2f} vs {a['torch_top1']:.2f} %, "
@@ -189,7 +190,8 @@ def export_run(args: argparse.Namespace) -> Path:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export.") as tmp:
         staged = export_onnx(run.compressed, Path(tmp) / out.name, run.config, not args.int8_weights, args.bias)
         if args.check:
-            report = check(run, staged, Path(tmp), args.threads, args.repeats, args.min_agreement)
+            report = {"biases": args.bias, "int4": not args.int8_weights,
+                      **check(run, staged, Path(tmp), args.threads, args.repeats, args.min_agreement)}  # fmt: skip
             text = render(run, out, report)
             io.write_json(out.with_suffix(".check.json"), report)
             io.write_text(out.with_suffix(".check.md"), text)
@@ -219,16 +221,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--int8-weights",
         action="store_true",
-        help="store weights of 4 bit and below as int8 codes "
-        "instead of int4 (a bigger file that onnxruntime can fuse into integer kernels at A8)",
+        help="store weights of 4 bit and below as int8 codes instead of int4 (a bigger file; with --bias int32 "
+        "onnxruntime can then fuse their A8 layers into integer kernels)",
     )
     parser.add_argument(
         "--bias",
-        choices=["auto", "int32", "float"],
-        default="auto",
-        help="biases of quantized "
-        "layers: int32 (what integer kernels need), float (exact), auto: int32 when every quantized "
-        "layer can run as an integer kernel (8-bit input, 8-bit weight codes), else float",
+        choices=["float", "int32"],
+        default="float",
+        help="biases of layers with quantized input and weight: float (exact; default) or int32 codes, which "
+        "onnxruntime fuses into integer kernels at A8 with 8-bit weight codes (faster, not exact)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default 50)")
