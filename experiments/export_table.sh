@@ -15,4 +15,4 @@ for model in resnet20 mobilenetv2_small; do
     fi
   done
 done
-python experiments/export_table.py $root/*/compressed*.check.json > experiments/results/export.md
+python experiments/export_table.py $root/*/compressed*.check.json  # the table of experiments/results/export.md

@@ -123,6 +123,7 @@ def compress(
     ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache,
                             shared, ranks or Ranks(), device)  # fmt: skip
 
+    _check_statistics(model, config, generator)
     model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)
     data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
@@ -137,6 +138,17 @@ def compress(
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
             "guard": checked}  # fmt: skip
     return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
+
+
+def _check_statistics(model: nn.Module, config: CompressorConfig, generator: GeneratorConfig | None) -> None:
+    """Data-free activation ranges and synthetic layer inputs come from BatchNorm statistics: a model without any
+    BatchNorm has none, and would silently keep float activations."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        return
+    if config.abits is not None or (config.learned and (generator is None or generator.name != "real")):
+        raise UserError(f"model {type(model).__name__} has no BatchNorm layer: lwcompress takes activation ranges "
+                        "and synthetic layer inputs from BN statistics (weight-only compressor=rtn "
+                        "compressor.abits=null needs none)")  # fmt: skip
 
 
 @dataclass

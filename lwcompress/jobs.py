@@ -22,11 +22,13 @@ from lwcompress.api import compress
 from lwcompress.data import build_data
 from lwcompress.distributed import Ranks, launch
 from lwcompress.errors import UserError
+from lwcompress.eval_cache import FPCache, fp_key
 from lwcompress.evaluate import evaluate, size_bits
 from lwcompress.generate import DIAGNOSTIC_IMAGES
 from lwcompress.layerwise import layer_trainer
 from lwcompress.loggers import build_loggers, finish, log_results
 from lwcompress.models import build_model, save_checkpoint
+from lwcompress.models.checkpoint import weights_digest
 from lwcompress.pretrain import PretrainModule
 from lwcompress.report import layer_rows, plot_layer_errors, table, write_csv
 from lwcompress.schema import CompressJob, PretrainJob, TrainerConfig
@@ -185,7 +187,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
         job_id = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ["SLURM_JOB_ID"]
         summary.update(slurm_job_id=job_id, slurm_restarts=int(os.environ.get("SLURM_RESTART_COUNT", 0)))
     if job.eval_fp:
-        summary["fp_top1"], summary["fp_eval_wall_s"] = _timed(evaluate, model, loader, trainer, "fp/", job.eval_split)
+        summary["fp_top1"], summary["fp_eval_wall_s"], summary["fp_cached"] = _fp_top1(job, model, dm, loader, trainer)
     else:
         summary["fp_top1"] = None
     if job.compressor.learned and job.eval_rtn:
@@ -211,6 +213,23 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     finish(loggers)
     print_summary(summary, job)
     return summary
+
+
+def _fp_top1(
+    job: CompressJob, model: torch.nn.Module, dm: Any, loader: Any, trainer: pl.Trainer
+) -> tuple[float, float, bool]:
+    """(top-1, evaluation seconds, from the cache?) of the FP model: evaluated once per weights, data and split."""
+    cache = FPCache(job.paths.data_dir) if job.fp_cache else None
+    key = fp_key(weights_digest(model), asdict(job.data), job.eval_split, dm.normalization)
+    hit = cache.get(key) if cache else None
+    if hit is not None:
+        return float(hit["top1"]), 0.0, True
+    top1, wall_s = _timed(evaluate, model, loader, trainer, "fp/", job.eval_split)
+    if cache:
+        entry = {"top1": top1, "model": job.model.name, "weights": job.model.weights, "data": job.data.name,
+                 "split": job.eval_split, "images": len(loader.dataset), "eval_wall_s": round(wall_s, 2)}  # fmt: skip
+        cache.put(key, entry)
+    return top1, wall_s, False
 
 
 def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
@@ -239,7 +258,7 @@ def print_summary(s: dict[str, Any], job: CompressJob) -> None:
 
     rows = []
     if fp is not None:
-        rows.append(["FP32", fp, 0.0, s["fp_size_bits"] / 8 / 1024, "-"])
+        rows.append(["FP32 (cached)" if s.get("fp_cached") else "FP32", fp, 0.0, s["fp_size_bits"] / 8 / 1024, "-"])
     if "rtn_top1" in s:
         rows.append([f"{c.closed_form} {bits}", s["rtn_top1"], delta(s["rtn_top1"]), kib, f"{s['rtn_wall_s']:.2f}"])
     name = f"{c.name} {bits}" + (f" ({job.generator.name})" if s["generator"] else "")

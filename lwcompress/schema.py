@@ -89,6 +89,7 @@ class CompressJob:
     threads: int = bounded(0, 0)  # torch intra-op threads; 0 = one per available core
     eval_split: str = choice("test", "test", "val")
     eval_fp: bool = True
+    fp_cache: bool = True  # FP top-1 cached per (weights, data, split) under paths.data_dir/cache/fp_top1
     eval_rtn: bool = True  # with a learned compressor, also evaluate its round-to-nearest start
     real_diagnostics: bool = True  # per-layer errors on real activations (diagnostic; never trained on)
     save_model: bool = True
@@ -98,6 +99,9 @@ class CompressJob:
 
     def __post_init__(self) -> None:
         check(self)
+        if self.model.name == "custom" and not self.model.weights:
+            raise UserError("model=custom needs model.weights: the checkpoint to compress (without it the model would "
+                            "be compressed with random weights)")  # fmt: skip
         learned = isinstance(self.compressor, CompressorConfig) and self.compressor.learned
         if learned and self.generator.name == "none":
             raise UserError(

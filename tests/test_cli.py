@@ -15,6 +15,21 @@ from .conftest import run_cli
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
 
 
+def test_fp_accuracy_is_evaluated_once_per_weights_and_data(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """The FP top-1 is cached under paths.data_dir: a second run with another compressor reuses it."""
+    common = [*TINY, f"model.weights={tiny_checkpoint}", "compressor=rtn", f"paths.data_dir={tmp_path / 'data'}",
+              "save_model=false"]  # fmt: skip
+    summaries, out = [], []
+    for i, extra in enumerate([["compressor.wbits=4"], ["compressor.wbits=8"], ["fp_cache=false"]]):
+        out.append(run_cli("lwcompress", *common, *extra, f"hydra.run.dir={tmp_path / str(i)}").stdout)
+        summaries.append(json.loads((tmp_path / str(i) / "summary.json").read_text()))
+    assert [s["fp_cached"] for s in summaries] == [False, True, False]
+    assert summaries[0]["fp_top1"] == summaries[1]["fp_top1"] == summaries[2]["fp_top1"]
+    assert summaries[1]["fp_eval_wall_s"] == 0 < summaries[0]["fp_eval_wall_s"]
+    assert len(list((tmp_path / "data" / "cache" / "fp_top1").glob("*.json"))) == 1
+    assert ["FP32 (cached)" in o for o in out] == [False, True, False]
+
+
 def test_pretrain_writes_checkpoint_with_meta(tiny_checkpoint: Path) -> None:
     ckpt = torch.load(tiny_checkpoint, weights_only=True)
     meta = ckpt["meta"]

@@ -11,6 +11,7 @@ from torch import nn
 
 from lwcompress.api import compress, load_compressed
 from lwcompress.compress import CompressedLayer, CompressorConfig
+from lwcompress.errors import UserError
 from lwcompress.generate import input_ranges, mse_ranges
 from lwcompress.generate.ranges import mse_clip
 from lwcompress.graph import analyze
@@ -161,3 +162,20 @@ def test_save_and_load_compressed_round_trip(tmp_path: Path, preconditioner: str
     assert torch.allclose(reloaded.model(x), result.model(x), atol=1e-5)
     has_bn = any(isinstance(m, nn.BatchNorm2d) for m in result.model.modules())
     assert has_bn == (preconditioner == "none")
+
+
+class NoBatchNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(1, 4, 3), nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+def test_model_without_batchnorm_needs_weight_only_quantization() -> None:
+    """Without BN statistics there are no data-free activation ranges: refuse rather than keep float inputs."""
+    with pytest.raises(UserError, match=r"^model NoBatchNorm has no BatchNorm layer: .*compressor.abits=null"):
+        compress(NoBatchNorm(), CompressorConfig(name="rtn", wbits=4, abits=4), NORM, (1, 28, 28))
+    result = compress(NoBatchNorm(), CompressorConfig(name="rtn", wbits=4, abits=None), NORM, (1, 28, 28))
+    assert all(q.wbits == 4 or q.wbits == 8 for q in result.compressed_layers().values())

@@ -93,6 +93,8 @@ def test_pretrain_config_starts_from_random_weights() -> None:
             "compressor.act_range=calibrated measures activation ranges on a generator's images",
         ),
         ("generator.partner=gaussian", "generator.partner='gaussian': must be one of bn_gaussian, propagated"),
+        ("model=custom", "model.target is required with model=custom"),
+        ("model=custom model.target=torch.nn.Identity", "model=custom needs model.weights"),
     ],
 )
 def test_bad_values_fail_at_compose_with_one_line(override: str, expected: str) -> None:

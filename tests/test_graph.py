@@ -331,6 +331,33 @@ def test_shared_layer_is_a_user_error() -> None:
         analyze(SharedConv())
 
 
+class WithLayer(nn.Module):
+    """conv-BN-ReLU, then `extra`, then a classifier."""
+
+    def __init__(self, extra: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.bn, self.extra, self.fc = nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), extra, nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.extra(torch.relu(self.bn(self.conv(x)))).mean((2, 3)))
+
+
+def test_weight_matrix_outside_conv_and_linear_is_named() -> None:
+    with pytest.raises(UserError, match=r"^layer extra: ConvTranspose2d has a weight matrix that lwcompress cannot"):
+        analyze(WithLayer(nn.ConvTranspose2d(4, 4, 2, stride=2)))
+
+
+def test_norms_and_activations_with_parameters_are_fine() -> None:
+    assert [i.name for i in analyze(WithLayer(nn.Sequential(nn.GroupNorm(2, 4), nn.PReLU(4))))] == ["conv", "fc"]
+
+
+def test_non_finite_weights_are_named() -> None:
+    model = WithLayer(nn.Identity())
+    model.bn.running_var[1] = float("inf")
+    with pytest.raises(UserError, match=r"^bn.running_var holds 1 non-finite value\(s\) \(NaN/inf\) of 4"):
+        analyze(model)
+
+
 def test_layerinfo_repr_is_short() -> None:
     model, _ = build("resnet8_tiny")
     info: LayerInfo = analyze(model)[-1]

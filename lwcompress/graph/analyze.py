@@ -400,13 +400,31 @@ def _build_path(
     return fx.GraphModule({k: path_modules[k] for k in used}, graph, "LayerInputPath").eval()
 
 
+def check_weights(model: nn.Module) -> None:
+    """A parameter or buffer with NaN/inf values is a broken checkpoint: say which, before anything runs on it."""
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            bad = int((~torch.isfinite(t)).sum())
+            raise UserError(f"{name} holds {bad} non-finite value(s) (NaN/inf) of {t.numel()}: the weights are broken")
+
+
+def _check_supported(name: str, module: nn.Module) -> None:
+    """A module with a weight matrix that is not a Conv2d / Linear would silently stay uncompressed: refuse it."""
+    matrices = [p for p in module.parameters(recurse=False) if p.ndim >= 2]
+    if matrices:
+        raise UserError(f"layer {name}: {type(module).__name__} has a weight matrix that lwcompress cannot compress "
+                        "(only Conv2d and Linear layers are) and would leave in float")  # fmt: skip
+
+
 def analyze(model: nn.Module, example_input: torch.Tensor | None = None) -> list[LayerInfo]:
     """Compressible layers of `model` in execution order, each with the elementwise path feeding it.
 
     The model is traced as in eval mode (its own train/eval flags are left as they were). With
     `example_input` (a batch), one forward pass fills in per-sample shapes of every source and layer input.
-    Raises UserError for a model fx cannot trace, or where a conv/linear module is called more than once.
+    Raises UserError for a model fx cannot trace, with non-finite weights, with weight matrices in other modules
+    than Conv2d / Linear, or where a conv/linear module is called more than once.
     """
+    check_weights(model)
     gm = trace(model)
     if example_input is not None:
         with eval_mode(gm), torch.no_grad():
@@ -414,6 +432,9 @@ def analyze(model: nn.Module, example_input: torch.Tensor | None = None) -> list
 
     modules = dict(gm.named_modules())
     nodes = list(gm.graph.nodes)
+    for n in nodes:
+        if n.op == "call_module" and _layer_kind(modules[n.target]) is None:
+            _check_supported(str(n.target), modules[n.target])
     order = {n: i for i, n in enumerate(nodes)}
     layer_nodes = [n for n in nodes if n.op == "call_module" and _layer_kind(modules[n.target]) is not None]
     calls = Counter(n.target for n in layer_nodes)

@@ -32,6 +32,11 @@ class ModelConfig:
     target: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.name == "custom" and not self.target:
+            # checked config nodes name their group in front: "model.target is required ..."
+            raise UserError("target is required with model=custom: the model class to build (pkg.module.Class)")
+
 
 @MODELS.register("resnet20")
 def resnet20(num_classes: int, in_channels: int) -> nn.Module:
