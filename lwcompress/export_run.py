@@ -27,7 +27,7 @@ from lwcompress.models import ModelConfig, build_model
 from lwcompress.report import table
 
 BATCHES = (1, 256)
-HEADER = ["model", "FP32 param bytes", "packed bytes (+ masks)", "ONNX file bytes", "latency b=1 ms", "latency b=256 ms"]
+HEADER = ["model", "FP32 param bytes", "packed bytes (+ masks)", "ONNX file bytes", "latency b=1 ms", "b=256 ms"]
 
 
 class Mismatch(Exception):
@@ -219,8 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bias",
         choices=["float", "int32"],
         default="float",
-        help="biases of layers with quantized input and weight: float (exact; default) or int32 codes, which "
-        "onnxruntime fuses into integer kernels at A8 with 8-bit weight codes (faster, not exact)",
+        help="biases of layers with quantized input and weight: float (exact; default) or int32 codes, the form "
+        "onnxruntime fuses into integer kernels at A8 with 8-bit weight codes (not exact; --check times both)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default 50)")

@@ -210,7 +210,7 @@ def test_export_cli_checks_and_reports(run_dir: Path, tmp_path: Path) -> None:
     assert report["bytes"]["compressed_onnx"] == out.stat().st_size < report["bytes"]["fp32_onnx"]
     assert all(report["latency_ms"][k][b] > 0 for k in ("fp32", "compressed") for b in ("1", "256"))
     md = out.with_suffix(".check.md").read_text()
-    assert "FP32 export" in md and "compressed export" in md and "latency b=256 ms" in md
+    assert "FP32 export" in md and "compressed export" in md and "b=256 ms" in md and "```text" in md
     assert "top-1 agreement" in proc.stdout and f"wrote {out}" in proc.stdout
 
 
