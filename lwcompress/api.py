@@ -103,6 +103,7 @@ def compress(
     cache: dict | None = None,
     ranks: Ranks | None = None,
     device: torch.device | str = "cpu",
+    image_cache_dir: str | Path | None = None,
 ) -> CompressedModel | None:
     """Compress a trained model; `model` itself is left untouched.
 
@@ -111,17 +112,20 @@ def compress(
     inputs from `generator` under `layerwise`; `real_images` (normalized, never needed by the data-free
     generators) feed generator=real and the per-layer diagnostics on real activations. With `store_dir`, each
     finished layer (and each chunk of generated images) is saved there and a rerun resumes from them. `cache`
-    keeps generated images across calls (pass the same dict to reuse distilled images); `meta["generate_wall_s"]`
-    is the time spent generating. Under a job of several processes (`ranks`), every rank calls this with the same
-    arguments and a shared `store_dir`; rank 0 gets the model, the others None. Generation and the forward passes
-    that capture layer inputs run on `device` (the layer runs on `make_trainer`'s).
+    keeps generated images across calls (pass the same dict to reuse distilled images); `image_cache_dir` keeps
+    distilled images across processes and runs (same weights and generator settings: made once);
+    `meta["generate_wall_s"]` is the time spent generating, `meta["generate_reused_s"]` what reused images once
+    cost. Under a job of several processes (`ranks`), every rank calls this with the same arguments and a shared
+    `store_dir`; rank 0 gets the model, the others None. Generation and the forward passes that capture layer
+    inputs run on `device` (the layer runs on `make_trainer`'s).
     """
     start = time.perf_counter()
     pre, layerwise = preconditioner or PreconditionerConfig(), layerwise or LayerwiseConfig()
     example = torch.zeros(1, *input_shape)
     shared = Path(store_dir) if store_dir is not None else None
+    kept = Path(image_cache_dir) if image_cache_dir is not None else None
     ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache,
-                            shared, ranks or Ranks(), device)  # fmt: skip
+                            shared, ranks or Ranks(), device, kept)  # fmt: skip
 
     _check_statistics(model, config, generator)
     model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
@@ -136,7 +140,7 @@ def compress(
         return None
     checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
-            "guard": checked}  # fmt: skip
+            "generate_reused_s": ctx.reused_wall_s, "guard": checked}  # fmt: skip
     return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
 
 

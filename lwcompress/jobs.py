@@ -158,8 +158,9 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     def layer_runs() -> pl.Trainer:
         return layer_trainer(job.trainer.accelerator, job.trainer.precision, ranks.local_rank)
 
+    kept = Path(job.paths.data_dir) / "cache" / "images" if job.cache else None  # distilled images, across runs
     compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
-                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device)  # fmt: skip
+                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device, kept)  # fmt: skip
     if compressed is None:  # not rank 0: its layers are in the run dir
         return None
 
@@ -193,11 +194,12 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     if job.compressor.learned and job.eval_rtn:
         start = replace(job.compressor, name=job.compressor.closed_form)
         rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
-                       real_images, cache=cache, device=device)  # fmt: skip
+                       real_images, cache=cache, device=device, image_cache_dir=kept)  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
-    summary.update(generate_wall_s=compressed.meta["generate_wall_s"], size_bits=compressed.size_bits(),
+    summary.update(generate_wall_s=compressed.meta["generate_wall_s"],
+                   generate_reused_s=compressed.meta["generate_reused_s"], size_bits=compressed.size_bits(),
                    sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, command=command,
                    config=config, **{f"guard_{k}": v for k, v in compressed.meta.get("guard", {}).items()})  # fmt: skip
 
@@ -219,7 +221,7 @@ def _fp_top1(
     job: CompressJob, model: torch.nn.Module, dm: Any, loader: Any, trainer: pl.Trainer
 ) -> tuple[float, float, bool]:
     """(top-1, evaluation seconds, from the cache?) of the FP model: evaluated once per weights, data and split."""
-    cache = FPCache(job.paths.data_dir) if job.fp_cache else None
+    cache = FPCache(job.paths.data_dir) if job.cache else None
     key = fp_key(weights_digest(model), asdict(job.data), job.eval_split, dm.normalization)
     hit = cache.get(key) if cache else None
     if hit is not None:

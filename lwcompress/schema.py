@@ -89,7 +89,9 @@ class CompressJob:
     threads: int = bounded(0, 0)  # torch intra-op threads; 0 = one per available core
     eval_split: str = choice("test", "test", "val")
     eval_fp: bool = True
-    fp_cache: bool = True  # FP top-1 cached per (weights, data, split) under paths.data_dir/cache/fp_top1
+    # Reuse across runs, under paths.data_dir/cache: the FP top-1 per (weights, data, split), distilled images per
+    # (weights, generator settings).
+    cache: bool = True
     eval_rtn: bool = True  # with a learned compressor, also evaluate its round-to-nearest start
     real_diagnostics: bool = True  # per-layer errors on real activations (diagnostic; never trained on)
     save_model: bool = True

@@ -20,7 +20,7 @@ def test_fp_accuracy_is_evaluated_once_per_weights_and_data(tiny_checkpoint: Pat
     common = [*TINY, f"model.weights={tiny_checkpoint}", "compressor=rtn", f"paths.data_dir={tmp_path / 'data'}",
               "save_model=false"]  # fmt: skip
     summaries, out = [], []
-    for i, extra in enumerate([["compressor.wbits=4"], ["compressor.wbits=8"], ["fp_cache=false"]]):
+    for i, extra in enumerate([["compressor.wbits=4"], ["compressor.wbits=8"], ["cache=false"]]):
         out.append(run_cli("lwcompress", *common, *extra, f"hydra.run.dir={tmp_path / str(i)}").stdout)
         summaries.append(json.loads((tmp_path / str(i) / "summary.json").read_text()))
     assert [s["fp_cached"] for s in summaries] == [False, True, False]

@@ -175,6 +175,32 @@ def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:
     assert again is imgs and not batch_stat_bn  # cached: distillation runs once per context
 
 
+def test_distilled_images_are_kept_across_runs(tmp_path, monkeypatch) -> None:
+    """With a cache_dir a later context (another run) reuses the images and reports what they cost once; another
+    setting or an unreadable file makes them again."""
+    from lwcompress.generate import generators
+
+    model = calibrated("resnet8_tiny")
+    cfg = GeneratorConfig(name="distilled", num_images=8, chunk=8, steps=3)
+    first = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path)
+    made = source_images(model, cfg, first)[0]
+    assert first.wall_s > 0 and first.reused_wall_s == 0 and len(list(tmp_path.glob("*.pt"))) == 1
+
+    def no_distilling(*args, **kwargs):
+        raise AssertionError("distilled again")
+
+    with monkeypatch.context() as m:
+        m.setattr(generators, "distill_images", no_distilling)
+        later = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path)
+        assert torch.equal(source_images(model, cfg, later)[0], made)
+        assert later.wall_s == 0 and later.reused_wall_s == pytest.approx(first.wall_s)
+        with pytest.raises(AssertionError, match="distilled again"):
+            source_images(model, dataclasses.replace(cfg, steps=4), later)
+    next(tmp_path.glob("*.pt")).write_bytes(b"truncated")
+    again = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path)
+    assert torch.equal(source_images(model, cfg, again)[0], made) and again.wall_s > 0
+
+
 @pytest.mark.parametrize("fraction", [0.25, 0.5, 1.0])
 def test_hybrid_batches_mix_distilled_and_partner_inputs_at_the_ratio(fraction: float) -> None:
     model = HandSet().eval()

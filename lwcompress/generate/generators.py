@@ -70,7 +70,10 @@ class GenerationContext:
     images a generator made (distillation is costly; the closed-form start and the layer runs share them).
 
     `shared_dir`: where generated images are kept on disk, chunk by chunk, so that the ranks of a job each make
-    their share of them once and a restarted job makes none again. `wall_s` adds up the time spent generating.
+    their share of them once and a restarted job makes none again. `cache_dir`: kept across runs; distilled images
+    are left there under their key (weights and generator settings) and reused by any later run that asks for the
+    same ones, e.g. every bit width of a sweep. `wall_s` adds up the time spent generating; `reused_wall_s` what
+    the reused images once cost.
     """
 
     input_shape: tuple[int, ...]
@@ -80,7 +83,9 @@ class GenerationContext:
     shared_dir: Path | None = None
     ranks: Ranks = field(default_factory=Ranks)
     device: torch.device | str = "cpu"  # where forward passes and distillation run; what is kept stays on the CPU
+    cache_dir: Path | None = None
     wall_s: float = 0.0
+    reused_wall_s: float = 0.0
 
 
 Builder = Callable[[nn.Module, list[LayerInfo], GeneratorConfig, GenerationContext], dict[str, LayerInputs]]
@@ -209,10 +214,29 @@ def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext
         elif cfg.name == "propagated":
             ctx.cache[key] = _noise_images(cfg, ctx)
         else:
-            clock = time.perf_counter()
-            ctx.cache[key] = _distilled(model, cfg, ctx, hashlib.sha256(repr(key).encode()).hexdigest()[:16])
-            ctx.wall_s += time.perf_counter() - clock
+            digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+            ctx.cache[key] = _reused(ctx, digest, lambda: _distilled(model, cfg, ctx, digest))
     return ctx.cache[key], cfg.name == "propagated"
+
+
+def _reused(ctx: GenerationContext, digest: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Images from `ctx.cache_dir` if an earlier run made them (an unreadable file is made again), else made and
+    left there; the time spent goes to `ctx.wall_s`, what reused images once cost to `ctx.reused_wall_s`."""
+    path = ctx.cache_dir / f"{digest}.pt" if ctx.cache_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            entry = io.torch_load(path)
+            ctx.reused_wall_s += float(entry["wall_s"])
+            return entry["images"]
+        except (UserError, KeyError, TypeError):
+            pass
+    clock = time.perf_counter()
+    images = make()
+    wall_s = time.perf_counter() - clock
+    ctx.wall_s += wall_s
+    if path is not None and ctx.ranks.is_main:
+        io.torch_save(path, {"images": images, "wall_s": torch.tensor(wall_s)})
+    return images
 
 
 def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, key: str) -> torch.Tensor:
