@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lwcompress.sweep_report import find_runs, main, markdown, plot_sparsity
+from lwcompress.sweep_report import find_runs, format_cell, main, markdown, plot_sparsity
 
 BIN = Path(sys.executable).parent
 FP = {"resnet20": 92.38, "mobilenetv2_small": 92.10}
@@ -191,3 +191,10 @@ def test_no_runs_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     (tmp_path / "crashed" / "0" / ".hydra").mkdir(parents=True)
     assert main([str(tmp_path / "crashed")]) == 2
     assert "1 run without summary.json" in capsys.readouterr().err
+
+
+def test_reused_images_count_what_they_once_cost() -> None:
+    """A run that took its distilled images from the cache shows the same wall time as one that made them."""
+    made = {"top1": 90.0, "compress_wall_s": 8.0, "generate_wall_s": 3.0}
+    reused = {"top1": 90.0, "compress_wall_s": 5.0, "generate_wall_s": 0.0, "generate_reused_s": 3.0}
+    assert format_cell([made], wall=True) == format_cell([reused], wall=True) == "90.00 (8.0 s, 3.0 generating)"
