@@ -74,6 +74,9 @@ def check(run: Run, onnx_path: Path, workdir: Path, threads: int, repeats: int, 
     dm = run.data()
     dm.prepare_data()
     dm.setup()
+    norm = run.compressed.meta["normalization"]  # what the model was compressed (and trained) with
+    if norm != dm.normalization:
+        dm.renormalize(norm)
     agree = agreement(run.compressed.model, onnx_path, dm.test_dataloader(), threads)
     if agree.agree < min_agreement:
         raise Mismatch(

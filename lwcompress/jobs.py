@@ -19,7 +19,7 @@ from lightning_fabric.plugins.environments import LightningEnvironment
 
 from lwcompress import io
 from lwcompress.api import compress
-from lwcompress.data import build_data
+from lwcompress.data import DataConfig, build_data
 from lwcompress.distributed import Ranks, launch
 from lwcompress.errors import UserError
 from lwcompress.eval_cache import FPCache, fp_key
@@ -27,8 +27,9 @@ from lwcompress.evaluate import evaluate, size_bits
 from lwcompress.generate import DIAGNOSTIC_IMAGES
 from lwcompress.layerwise import layer_trainer
 from lwcompress.loggers import build_loggers, finish, log_results
-from lwcompress.models import build_model, save_checkpoint
+from lwcompress.models import ModelConfig, build_model, save_checkpoint
 from lwcompress.models.checkpoint import weights_digest
+from lwcompress.models.inputs import check_input_size, resolve_normalization
 from lwcompress.pretrain import PretrainModule
 from lwcompress.report import layer_rows, plot_layer_errors, table, write_csv
 from lwcompress.schema import CompressJob, PretrainJob, TrainerConfig
@@ -88,8 +89,7 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
         raise UserError("lwcompress-pretrain trains on one device (trainer.devices=1, trainer.num_nodes=1); the small "
                         "reference models take minutes there")  # fmt: skip
     setup_process(job.seed, job.threads)
-    dm = build_data(job.data)
-    model, _ = build_model(job.model, dm.num_classes, dm.in_channels)
+    dm, model, _ = model_and_data(job.model, job.data)
     config = asdict(job)
     loggers = build_loggers(job.logger, out_dir, f"pretrain-{job.model.name}", config)
     ckpt_dir = out_dir / "checkpoints"
@@ -143,9 +143,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     """One rank of the main job: every rank compresses (its share of the layer runs); rank 0 then evaluates and
     writes the outputs."""
     setup_process(job.seed, job.threads)
-    dm = build_data(job.data)
-    model, model_meta = build_model(job.model, dm.num_classes, dm.in_channels)
-    check_normalization(model_meta, dm.normalization, job.model.weights)
+    dm, model, model_meta = model_and_data(job.model, job.data)
     input_shape = (dm.in_channels, dm.image_size, dm.image_size)
     uses_generator = job.compressor.learned or job.compressor.act_range == "calibrated"
     # Real images feed generator=real and the per-layer diagnostics of layer-wise runs; nothing else.
@@ -239,13 +237,17 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
     return fn(*args), time.perf_counter() - start
 
 
-def check_normalization(meta: dict[str, Any], expected: dict[str, list[float]], weights: str | None) -> None:
-    """A checkpoint trained with other input normalization than the data module's would silently be wrong."""
-    recorded = meta.get("normalization")
-    if recorded and any(
-        abs(a - b) > 1e-6 for k in ("mean", "std") for a, b in zip(recorded[k], expected[k], strict=False)
-    ):
-        raise UserError(f"checkpoint {weights} was trained with normalization {recorded}, the data uses {expected}")
+def model_and_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> tuple[Any, torch.nn.Module, dict[str, Any]]:
+    """The data module, the model with its weights and checkpoint meta; the images normalized as the model was
+    trained (`lwcompress.models.inputs`: declared, recorded, or the data set's) and of the size it takes."""
+    dm = build_data(data_cfg)
+    model, meta = build_model(model_cfg, dm.num_classes, dm.in_channels)
+    check_input_size(model_cfg.input_size, meta, dm.image_size, data_cfg.name)
+    norm = resolve_normalization(model_cfg.normalization, meta, dm.normalization, data_cfg.name, dm.in_channels,
+                                 model_cfg.weights)  # fmt: skip
+    if norm != dm.normalization:
+        dm.renormalize(norm)
+    return dm, model, meta
 
 
 def print_summary(s: dict[str, Any], job: CompressJob) -> None:

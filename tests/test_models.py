@@ -76,6 +76,19 @@ def test_pickled_code_is_refused(tmp_path: Path) -> None:
         load_checkpoint(tmp_path / "evil.pt")
 
 
+def test_pickled_module_and_text_file_say_what_to_do(tmp_path: Path) -> None:
+    """torch.save(model) is refused with the reason and the fix, and never with torch's advice to load unsafely."""
+    torch.save(MODELS.get("resnet8_tiny")(10, 1), tmp_path / "full.pt")
+    with pytest.raises(UserError) as e:
+        load_checkpoint(tmp_path / "full.pt")
+    message = str(e.value)
+    assert "pickled object (lwcompress.models.small.CifarResNet)" in message and "model.state_dict()" in message
+    assert "weights_only=False" not in message and "\n" not in message
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    with pytest.raises(UserError, match=r"^cannot read checkpoint .*notes.pt: corrupt or not a torch file \(\w+\)$"):
+        load_checkpoint(tmp_path / "notes.pt")
+
+
 def test_state_dict_that_does_not_fit_is_one_line_error(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "m.pt", MODELS.get("resnet8_tiny")(10, 1), {})
     with pytest.raises(UserError, match="does not fit CifarResNet: .*missing.*unexpected|wrong shape") as e:

@@ -76,6 +76,21 @@ class ImageClassificationData(pl.LightningDataModule):
             "normalization": self.normalization,
         }
 
+    def renormalize(self, normalization: dict[str, list[float]]) -> None:
+        """After `setup`: normalize the images with `normalization` (what the model was trained with) in place of the
+        data set's own values."""
+        if self.train_full is None:
+            raise RuntimeError("renormalize() needs setup() first")
+        self._renormalize(torch.tensor(normalization["mean"]), torch.tensor(normalization["std"]))
+        self.mean, self.std = tuple(normalization["mean"]), tuple(normalization["std"])
+
+    def _renormalize(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Images kept as normalized tensors: x' = (x * std_old + mean_old - mean) / std per channel, in place."""
+        scale = (torch.tensor(self.std) / std).view(-1, 1, 1)
+        shift = ((torch.tensor(self.mean) - mean) / std).view(-1, 1, 1)
+        for ds in {id(d): d for d in (self.train_full, self.test)}.values():
+            ds.tensors[0].mul_(scale).add_(shift)
+
     def _split(self, eval_view: Dataset | None = None) -> None:
         """Hold out `val_size` (at most a fifth) of `train_full`, the same images for the same seed.
         `eval_view`: the same samples under evaluation transforms (no random crops), used for val if given."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import torch
 from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
@@ -43,6 +44,13 @@ class ImageNetData(ImageClassificationData):
         self.eval_transform = transforms.Compose(
             [transforms.Resize(self.resize_size), transforms.CenterCrop(self.image_size), *normalize]
         )
+
+    def _renormalize(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Images are normalized by the transforms as they load: their Normalize takes the new values."""
+        for pipeline in (self.train_transform, self.eval_transform):
+            for t in pipeline.transforms:
+                if isinstance(t, transforms.Normalize):
+                    t.mean, t.std = mean.tolist(), std.tolist()
 
     def folders(self) -> tuple[Path, Path]:
         """The train and val folders, or a UserError naming the first one missing."""

@@ -11,6 +11,7 @@ from torch import nn
 
 from lwcompress.errors import UserError
 from lwcompress.models.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from lwcompress.models.inputs import declared_normalization
 from lwcompress.models.small import TINY_SETTINGS, CifarResNet, SmallMobileNetV2
 from lwcompress.registry import Registry
 
@@ -25,14 +26,23 @@ class ModelConfig:
 
     `weights`: None (random init), "DEFAULT" (torchvision's pretrained weights; needs internet) or the path
     of a checkpoint. `target` builds any user model class by import path ("pkg.module.Class") with `kwargs`.
+    `normalization`: the input normalization the model was trained with, {"mean": [...], "std": [...]} per
+    channel, or "from_checkpoint" (its meta must record it); None: the checkpoint's record, else the data set's
+    (with a warning). `input_size`: the side of the square images the model takes (None: the checkpoint's record,
+    else anything). See `lwcompress.models.inputs`.
     """
 
     name: str = "resnet20"
     weights: str | None = None
     target: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    normalization: Any = None
+    input_size: int | None = None
 
     def __post_init__(self) -> None:
+        self.normalization = declared_normalization(self.normalization)
+        if self.input_size is not None and self.input_size < 1:
+            raise UserError(f"input_size={self.input_size}: must be a positive image side in pixels")
         if self.name == "custom" and not self.target:
             # checked config nodes name their group in front: "model.target is required ..."
             raise UserError("target is required with model=custom: the model class to build (pkg.module.Class)")

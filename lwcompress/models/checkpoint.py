@@ -8,6 +8,7 @@ written by `torch.save(model.state_dict())`, is accepted too.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated / foreign / unsafe files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(
-            f"cannot read checkpoint {path} (corrupt, or not a torch file: {type(e).__name__}: {first})"
-        ) from None
+        raise UserError(_unreadable(path, e)) from None
     if isinstance(obj, dict) and "state_dict" in obj:
         state, meta = obj["state_dict"], obj.get("meta", {})
     else:
@@ -41,6 +39,16 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"checkpoint {path} holds no state dict of tensors")
     return state, meta
+
+
+def _unreadable(path: Path, e: Exception) -> str:
+    """Why a checkpoint cannot be read, in one line, without torch's advice to load it unsafely."""
+    pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+    if pickled:
+        return (f"checkpoint {path} holds a pickled object ({pickled.group(1)}); safe loading (weights_only=True) "
+                "refuses it because unpickling could run code: save the weights instead, "
+                "torch.save(model.state_dict(), path) or {'state_dict': ..., 'meta': {...}}")  # fmt: skip
+    return f"cannot read checkpoint {path}: corrupt or not a torch file ({type(e).__name__})"
 
 
 def load_weights(model: nn.Module, path: str | Path) -> dict[str, Any]:
