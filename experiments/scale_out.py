@@ -43,7 +43,7 @@ def timed(run_dir: Path, args: list[str], *extra: str) -> tuple[float, dict]:
 
 def codes(run_dir: Path) -> dict[str, torch.Tensor]:
     state = torch.load(run_dir / "compressed.pt", weights_only=True)["state_dict"]
-    return {k: v for k, v in state.items() if k.endswith("weight_codes")}
+    return {k: v for k, v in state.items() if k == "packed.codes"}  # all layers' weight codes, packed
 
 
 def finished_layers(run_dir: Path) -> int:

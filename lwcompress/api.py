@@ -21,6 +21,7 @@ from torch import nn
 
 from lwcompress import __version__, io
 from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
+from lwcompress.compress.packing import pack_state, unpack_state
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
@@ -69,21 +70,18 @@ class CompressedModel:
         return pruned / max(1, sum(q.layer.weight.numel() for q in layers))
 
     def save(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
-        """Atomically write integer weight codes (int8/uint8), grids, masks and the remaining float tensors; pruned
-        weights are exact zeros (float weights are stored as they are)."""
-        state = self.model.state_dict()
-        for name, q in self.compressed_layers().items():
-            if q.wbits is None:
-                continue
-            del state[f"{name}.layer.weight"]
-            state[f"{name}.weight_codes"] = q.codes()
+        """Atomically write the model at its real size (`lwcompress.compress.packing`): weight codes packed at their
+        bit width, masks at 1 bit, pruned weights not at all, the rest as float32; the file is `size_bits` plus a
+        small header."""
+        tensors, layout = pack_state(self.model.state_dict(), self.compressed_layers())
         payload = {
-            "state_dict": state,
+            "state_dict": tensors,
             "meta": {
                 **self.meta,
                 **(meta or {}),
                 "compressor": dataclasses.asdict(self.config),
                 "preconditioner": dataclasses.asdict(self.preconditioner),
+                "packing": layout,
             },
         }
         return io.torch_save(path, payload)
@@ -255,6 +253,11 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
         tuple(meta["input_shape"]), pre,
     )  # fmt: skip
     result.config = config
+    if "packing" in meta:  # files before packing hold `<layer>.weight_codes` tensors directly
+        try:
+            state = unpack_state(state, meta["packing"], result.compressed_layers())
+        except (KeyError, ValueError, RuntimeError) as e:
+            raise UserError(f"compressed checkpoint {path} does not fit the model: {type(e).__name__}: {e}") from None
     codes = {k.removesuffix(".weight_codes"): state.pop(k) for k in list(state) if k.endswith(".weight_codes")}
     for name, q in result.compressed_layers().items():
         state.setdefault(f"{name}.layer.weight", q.layer.weight.detach().clone())

@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from lwcompress.api import load_compressed
+from lwcompress.models import MODELS
+
 from .conftest import run_cli
 
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
@@ -153,9 +156,9 @@ def test_prune_job_reports_sparsity_and_saves_masks(tiny_checkpoint: Path, tmp_p
     params = [int(r["params"]) for r in rows]
     total = sum(float(r["sparsity"]) * p for r, p in zip(rows, params, strict=True)) / sum(params)
     assert summary["sparsity"] == pytest.approx(total) and isinstance(summary["generate_wall_s"], float)
-    state = torch.load(tmp_path / "compressed.pt", weights_only=True)["state_dict"]
-    masks = {k.removesuffix(".mask"): v for k, v in state.items() if k.endswith(".mask")}
-    assert len(masks) == 9 and all((state[f"{n}.layer.weight"][~m] == 0).all() for n, m in masks.items())
+    saved = load_compressed(tmp_path / "compressed.pt", MODELS.get("resnet8_tiny")(10, 1))
+    pruned = [q for q in saved.compressed_layers().values() if q.mask is not None]
+    assert len(pruned) == 9 and not any(q.layer.weight[~q.mask].any() for q in pruned)
     assert (
         "prune_magnitude W32A32 60% uniform" in proc.stdout and "prune W32A32 60% uniform (propagated)" in proc.stdout
     )

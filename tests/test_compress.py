@@ -154,12 +154,13 @@ def test_save_and_load_compressed_round_trip(tmp_path: Path, preconditioner: str
     model = calibrated("mobilenetv2_tiny")
     result = compress(model, CompressorConfig(wbits=4, abits=6), NORM, (1, 28, 28), PRESETS[preconditioner])
     path = result.save(tmp_path / "c.pt", {"model": "mobilenetv2_tiny"})
-    state = torch.load(path, weights_only=True)["state_dict"]
-    codes = [v for k, v in state.items() if k.endswith("weight_codes")]
-    assert len(codes) == 14 and all(c.dtype == torch.uint8 for c in codes)
+    saved = torch.load(path, weights_only=True)
+    assert len(saved["meta"]["packing"]["codes"]) == 14 and saved["state_dict"]["packed.codes"].dtype == torch.uint8
     reloaded = load_compressed(path, MODELS.get("mobilenetv2_tiny")(10, 1))
     x = images(4)
     assert torch.allclose(reloaded.model(x), result.model(x), atol=1e-5)
+    for name, q in reloaded.compressed_layers().items():
+        assert torch.equal(q.codes(), result.compressed_layers()[name].codes())
     has_bn = any(isinstance(m, nn.BatchNorm2d) for m in result.model.modules())
     assert has_bn == (preconditioner == "none")
 
@@ -179,3 +180,38 @@ def test_model_without_batchnorm_needs_weight_only_quantization() -> None:
         compress(NoBatchNorm(), CompressorConfig(name="rtn", wbits=4, abits=4), NORM, (1, 28, 28))
     result = compress(NoBatchNorm(), CompressorConfig(name="rtn", wbits=4, abits=None), NORM, (1, 28, 28))
     assert all(q.wbits == 4 or q.wbits == 8 for q in result.compressed_layers().values())
+
+
+HEADER = 8000  # bytes of a checkpoint that are not the model: the meta (configs, packing layout), zip entries
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_saved_file_is_as_large_as_size_bits(tmp_path: Path, pruned: bool) -> None:
+    """compressed.pt holds codes at their width and masks at 1 bit: its size is size_bits / 8 plus a small header,
+    a W4 file about half a W8 file; a pruned float model reloads with exact zeros."""
+    model = calibrated("resnet8_tiny")
+    files = {}
+    for wbits in (8, 4):
+        cfg = CompressorConfig(name="prune_magnitude", sparsity=0.7, wbits=wbits) if pruned else CompressorConfig(
+            wbits=wbits, abits=8)  # fmt: skip
+        result = compress(model, cfg, NORM, (1, 28, 28))
+        files[wbits] = path = result.save(tmp_path / f"w{wbits}.pt")
+        assert path.stat().st_size - result.size_bits() / 8 < HEADER
+        reloaded = load_compressed(path, MODELS.get("resnet8_tiny")(10, 1))
+        x = images(4)
+        assert torch.equal(reloaded.model(x), result.model(x))
+        for name, q in reloaded.compressed_layers().items():
+            original = result.compressed_layers()[name]
+            assert torch.equal(q.quantized_weight(), original.quantized_weight())
+            if q.mask is not None:
+                assert torch.equal(q.mask, original.mask) and not q.quantized_weight()[~q.mask].any()
+    weights = sum(q.layer.weight.numel() for q in result.compressed_layers().values())
+    assert files[8].stat().st_size - files[4].stat().st_size >= 0.9 * 4 * weights * (0.3 if pruned else 1) / 8
+    float_pruned = compress(
+        model, CompressorConfig(name="prune_magnitude", sparsity=0.7, wbits=None), NORM, (1, 28, 28)
+    )
+    path = float_pruned.save(tmp_path / "float.pt")
+    assert path.stat().st_size - float_pruned.size_bits() / 8 < HEADER
+    back = load_compressed(path, MODELS.get("resnet8_tiny")(10, 1))
+    for name, q in back.compressed_layers().items():
+        assert torch.equal(q.quantized_weight(), float_pruned.compressed_layers()[name].quantized_weight())

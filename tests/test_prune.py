@@ -69,19 +69,17 @@ def test_pruned_weights_are_true_zeros_saved_with_their_masks(tmp_path: Path, wb
         assert (q.quantized_weight()[~q.mask] == 0).all() and (q.layer.weight[~q.mask] == 0).all()
     assert abs(result.sparsity() - 0.6) < 0.01
     path = result.save(tmp_path / "c.pt")
-    state = torch.load(path, weights_only=True)["state_dict"]
-    masks = {k: v for k, v in state.items() if k.endswith(".mask")}
-    assert len(masks) == len(layers) and all(v.dtype == torch.bool for v in masks.values())
-    for name, q in layers.items():
-        if wbits is None:
-            assert (state[f"{name}.layer.weight"][~masks[f"{name}.mask"]] == 0).all()
-        else:  # the pruned weights' codes are the zero point: they dequantize to exactly 0
-            codes = state[f"{name}.weight_codes"].float()
-            assert (codes[~masks[f"{name}.mask"]] == q.w_zero_point.expand_as(codes)[~masks[f"{name}.mask"]]).all()
+    packing = torch.load(path, weights_only=True)["meta"]["packing"]
+    assert [name for name, _ in packing["masks"]] == list(layers)  # every mask saved (1 bit per weight)
+    # only the survivors are stored: codes at their width, float weights as floats
+    assert sum(count for *_, count in packing["codes"]) == sum(int(q.mask.sum()) for q in layers.values() if q.wbits)
     reloaded = load_compressed(path, MODELS.get("mobilenetv2_tiny")(10, 1))
     x = images(4)
     assert torch.allclose(reloaded.model(x), result.model(x), atol=1e-5)
     assert reloaded.sparsity() == result.sparsity()
+    for name, q in reloaded.compressed_layers().items():  # pruned weights reload as exact zeros
+        assert torch.equal(q.mask, layers[name].mask) and not q.quantized_weight()[~q.mask].any()
+        assert not q.layer.weight[~q.mask].any()
     # Storage: the survivors at their width plus a 1-bit mask per weight, instead of every weight at its width.
     dense = compress(model, CompressorConfig(wbits=wbits, abits=4), NORM, (1, 28, 28))
     saved = sum((q.wbits or 32) * int((~q.mask).sum()) - q.mask.numel() for q in layers.values())
