@@ -43,11 +43,16 @@ class Run:
     compressed: CompressedModel
 
     def data(self) -> Any:
-        return DATA.get(self.config["data"]["name"])(DataConfig(**self.config["data"]))
+        return data_module(self.config)
 
     def fp_model(self) -> torch.nn.Module:
         dm = self.data()
         return build_model(ModelConfig(**self.config["model"]), dm.num_classes, dm.in_channels)[0]
+
+
+def data_module(config: dict[str, Any]) -> Any:
+    """The run's data module, not yet set up (its class count and channels are known without loading)."""
+    return DATA.get(config["data"]["name"])(DataConfig(**config["data"]))
 
 
 def load_run(run_dir: Path) -> Run:
@@ -61,7 +66,7 @@ def load_run(run_dir: Path) -> Run:
         raise UserError(f"{run_dir} has no summary.json: the run did not finish")
     try:
         config = json.loads(summary.read_text())["config"]
-        dm = DATA.get(config["data"]["name"])(DataConfig(**config["data"]))
+        dm = data_module(config)
         structure = ModelConfig(**{**config["model"], "weights": None})  # the stored state replaces every weight
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{summary} holds no usable run config ({type(e).__name__}: {e})") from None

@@ -51,8 +51,6 @@ def pack_state(state: dict[str, torch.Tensor], layers: dict[str, CompressedLayer
         layout["floats"].append([key, list(t.shape)])
     tensors = {**state, "packed.codes": _cat(codes, torch.uint8), "packed.masks": _cat(masks, torch.uint8),
                "packed.floats": _cat(floats, torch.float32)}  # fmt: skip
-    layout["code_bytes"] = [len(c) for c in codes]
-    layout["mask_bytes"] = [len(m) for m in masks]
     return tensors, layout
 
 
@@ -64,7 +62,7 @@ def unpack_state(tensors: dict[str, torch.Tensor], layout: dict[str, Any],
     floats = iter(_split(tensors["packed.floats"], [torch.Size(s).numel() for _, s in layout["floats"]]))
     for key, shape in layout["floats"]:
         state[key] = next(floats).view(shape).clone()
-    masks = _split(tensors["packed.masks"], layout["mask_bytes"])
+    masks = _split(tensors["packed.masks"], [_bytes(torch.Size(shape).numel(), 1) for _, shape in layout["masks"]])
     for (name, shape), packed in zip(layout["masks"], masks, strict=True):
         state[f"{name}.mask"] = unpack_bits(packed, 1, torch.Size(shape).numel()).bool().view(shape)
     for name, q in layers.items():
@@ -72,7 +70,7 @@ def unpack_state(tensors: dict[str, torch.Tensor], layout: dict[str, Any],
             weight = torch.zeros_like(q.layer.weight)
             weight.view(-1)[_kept(state, name)] = state.pop(f"{name}.layer.weight_kept")
             state[f"{name}.layer.weight"] = weight
-    codes = _split(tensors["packed.codes"], layout["code_bytes"])
+    codes = _split(tensors["packed.codes"], [_bytes(count, bits) for _, bits, _, count in layout["codes"]])
     for (name, bits, qmin, count), packed in zip(layout["codes"], codes, strict=True):
         shape = layers[name].layer.weight.shape
         full = state[f"{name}.w_zero_point"].expand(shape).long().clone()  # pruned codes: the zero point
@@ -84,6 +82,11 @@ def unpack_state(tensors: dict[str, torch.Tensor], layout: dict[str, Any],
 def _kept(state: dict[str, torch.Tensor], name: str) -> torch.Tensor | slice:
     mask = state.get(f"{name}.mask")
     return mask.flatten() if mask is not None else slice(None)
+
+
+def _bytes(count: int, bits: int) -> int:
+    """Bytes `pack_bits` writes for `count` values of `bits` bits."""
+    return -(-count * bits // 8)
 
 
 def _split(blob: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
