@@ -27,7 +27,16 @@ from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
 from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, activation_ranges
 from lwcompress.graph import LayerInfo, analyze
-from lwcompress.layerwise import LayerResult, LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, learn
+from lwcompress.layerwise import (
+    LayerProgress,
+    LayerResult,
+    LayerStore,
+    LayerTask,
+    LayerwiseConfig,
+    Learned,
+    layer_trainer,
+    learn,
+)
 from lwcompress.layerwise.guard import guard
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
@@ -102,6 +111,7 @@ def compress(
     ranks: Ranks | None = None,
     device: torch.device | str = "cpu",
     image_cache_dir: str | Path | None = None,
+    progress: LayerProgress | None = None,
 ) -> CompressedModel | None:
     """Compress a trained model; `model` itself is left untouched.
 
@@ -115,7 +125,8 @@ def compress(
     `meta["generate_wall_s"]` is the time spent generating, `meta["generate_reused_s"]` what reused images once
     cost. Under a job of several processes (`ranks`), every rank calls this with the same arguments and a shared
     `store_dir`; rank 0 gets the model, the others None. Generation and the forward passes that capture layer
-    inputs run on `device` (the layer runs on `make_trainer`'s).
+    inputs run on `device` (the layer runs on `make_trainer`'s). `progress` hears of the layer runs as they finish
+    (`lwcompress.progress.LayerDisplay`: a bar and a log line per layer).
     """
     start = time.perf_counter()
     pre, layerwise = preconditioner or PreconditionerConfig(), layerwise or LayerwiseConfig()
@@ -129,11 +140,14 @@ def compress(
     model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)
     data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
+    # Opened before anything is generated: a run dir of another configuration fails at once.
+    store = _layer_store(shared, data, config, pre, layerwise, ctx.ranks) if config.learned else None
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
     guarded = config.learned and layerwise.guard != "none"
     starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if guarded else {}
-    results = _learn(closed, data, config, pre, layerwise, make_trainer, shared, ctx.ranks) if config.learned else []
+    results = (_learn(closed, data, config, pre, layerwise, make_trainer, store, ctx.ranks, progress)
+               if config.learned else [])  # fmt: skip
     if not ctx.ranks.is_main:
         return None
     checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
@@ -178,9 +192,23 @@ def closed_form(
     return ClosedForm(prepared, records, layers, references)
 
 
+def _layer_store(
+    store_dir: Path | None, data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
+    layerwise: LayerwiseConfig, ranks: Ranks,
+) -> LayerStore | None:  # fmt: skip
+    """The run's finished layers under `store_dir/layers`, stamped with everything that decides them."""
+    if store_dir is None:
+        return None
+    fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(data.cfg),
+                   "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
+                   "weights": weights_digest(data.model)}  # fmt: skip
+    return LayerStore(store_dir / "layers", fingerprint, ranks.rank)
+
+
 def _learn(
     closed: ClosedForm, data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
-    layerwise: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer] | None, store_dir: Path | None, ranks: Ranks,
+    layerwise: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer] | None, store: LayerStore | None, ranks: Ranks,
+    progress: LayerProgress | None,
 ) -> list[LayerResult]:  # fmt: skip
     """The layer-wise stage: one task per layer, started from its closed form, run in `layerwise.mode`."""
     held = data.held_out()
@@ -190,12 +218,9 @@ def _learn(
         tasks.append(LayerTask(info.name, index, closed.model.get_submodule(info.name), closed.references[info.name],
                                None, info.activation, held.get(info.name),
                                train=layerwise.train_input_layers or info.name not in float_inputs))  # fmt: skip
-    fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(data.cfg),
-                   "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
-                   "weights": weights_digest(data.model)}  # fmt: skip
-    store = LayerStore(store_dir / "layers", fingerprint, ranks.rank) if store_dir is not None else None
     learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
-    return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre))
+    return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre),
+                 progress)  # fmt: skip
 
 
 def _guard(

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 # Lightning warns about a torch pytree deprecation on import; nothing a user can act on.
@@ -25,6 +28,7 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*
 from lwcompress import schema  # noqa: E402
 from lwcompress.errors import UserError  # noqa: E402
 from lwcompress.fields import allowed_for  # noqa: E402
+from lwcompress.rundir import check_run_dir  # noqa: E402
 
 CONF_DIR = str(Path(__file__).parent / "conf")
 PACKAGE_DIR = str(Path(__file__).parent)
@@ -113,36 +117,69 @@ def _variants(overrides: list[str]) -> list[list[str]]:
 JOB_SCHEMAS: dict[str, type] = {"config": schema.CompressJob, "pretrain": schema.PretrainJob}
 
 
+def _composed(overrides: Sequence[str], config_name: str) -> DictConfig:
+    """The config as Hydra would compose it for a job, hydra node included; call inside `_hydra_context`."""
+    try:
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    except Exception as e:
+        raise UserError(_compose_error(e, JOB_SCHEMAS[config_name])) from None
+    HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} interpolations resolve
+    return cfg
+
+
+@contextmanager
+def _hydra_context() -> Iterator[None]:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def load_config(overrides: Sequence[str] = (), config_name: str = "config", output_dir: str = ".") -> Any:
     """Compose a job config exactly as the CLI would and return its checked dataclasses.
 
     For notebooks and tests: `load_config(["compressor.wbits=4"])` -> CompressJob. Raises UserError (one line).
     """
-    job_schema = JOB_SCHEMAS[config_name]
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            try:
-                cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
-            except Exception as e:
-                raise UserError(_compose_error(e, job_schema)) from None
-            HydraConfig.instance().set_config(cfg)  # so that ${hydra:...} interpolations resolve
-            with open_dict(cfg):
-                del cfg["hydra"]
-                cfg.paths.output_dir = output_dir  # only known once Hydra starts a job
-            return schema.to_objects(cfg, job_schema)
-    finally:
-        GlobalHydra.instance().clear()
+    with _hydra_context():
+        cfg = _composed(overrides, config_name)
+        with open_dict(cfg):
+            del cfg["hydra"]
+            cfg.paths.output_dir = output_dir  # only known once Hydra starts a job
+        return schema.to_objects(cfg, JOB_SCHEMAS[config_name])
 
 
 def preflight(config_name: str, argv: list[str]) -> None:
-    """Compose and check every config a command line asks for (each sweep value once); UserError if bad."""
+    """Compose and check every config a command line asks for (each sweep value once), and refuse run dirs that
+    hold a run of another configuration; UserError if bad. Nothing is written."""
+    overrides = _overrides(argv)
     try:
-        variants = _variants(_overrides(argv))
+        variants = _variants(overrides)
     except Exception as e:
         raise UserError(_one_line(e)) from None
-    for overrides in variants:
-        load_config(overrides, config_name)
+    for variant in variants:
+        load_config(variant, config_name)
+    with _hydra_context():
+        if any(a in ("-m", "--multirun") for a in argv):
+            _check_sweep_dirs(overrides, variants[0], config_name)
+        else:
+            cfg = _composed(overrides, config_name)
+            check_run_dir(str(cfg.hydra.run.dir), cfg, config_name)
+
+
+def _check_sweep_dirs(overrides: list[str], first: list[str], config_name: str) -> None:
+    """Each job of a sweep into an existing sweep dir against the run its job dir holds, in the sweeper's order
+    (hydra.sweeper.params first, then the command line; the product as Hydra's basic sweeper forms it). `first`:
+    the sweep's first job's overrides, which name the sweep dir and the sweeper's params."""
+    cfg = _composed(first, config_name)
+    if not Path(str(cfg.hydra.sweep.dir)).is_dir():
+        return
+    params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides([*params, *overrides]), None)
+    for num, job in enumerate(jobs):
+        cfg = _composed([*job, f"hydra.job.num={num}"], config_name)
+        check_run_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), cfg, config_name)
 
 
 def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str], object]) -> Callable[[], None]:
@@ -151,6 +188,8 @@ def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str
         try:
             job = schema.to_objects(cfg, job_schema)
             hc = HydraConfig.get()
+            if hc.mode == RunMode.MULTIRUN and job.trainer.enable_progress_bar is None:
+                job.trainer.enable_progress_bar = False  # auto: a sweep's jobs share one console; quiet
             command = " ".join([Path(sys.argv[0]).name, *hc.overrides.task])
             task(job, Path(hc.runtime.output_dir), command)
         except UserError as e:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import torch
 from lightning_fabric import Fabric
 from lightning_fabric.plugins.environments import LightningEnvironment, SLURMEnvironment, TorchElasticEnvironment
 from lightning_fabric.strategies import DDPStrategy
@@ -94,7 +95,8 @@ def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices
     CPU, nccl on CUDA) and runs `fn`. Otherwise `devices` processes are spawned here (never a re-run of the command
     line, which under a Hydra multirun would re-run the sweep).
     """
-    _quiet()
+    quiet_srun_hint()
+    check_devices(accelerator, devices if external_launcher() is None else 1)
     external = external_launcher()
     if external is not None and external[1] != devices * num_nodes:
         raise UserError(f"{external[0]} started {external[1]} processes for trainer.devices={devices} x "
@@ -115,11 +117,27 @@ def launch(fn: Callable[..., Any], *args: Any, accelerator: str = "cpu", devices
 def _as_rank(fabric: Fabric, spawned: bool, fn: Callable[..., Any], *args: Any) -> Any:
     if spawned:
         _die_with_parent()
-    _quiet()
+    quiet_srun_hint()
     return _terminable(fn, Ranks(fabric.global_rank, fabric.world_size, fabric.local_rank, fabric), *args)
 
 
-def _quiet() -> None:
+def check_devices(accelerator: str, devices: int) -> None:
+    """One line, before any work, when this machine lacks the asked-for accelerator or its count of devices
+    (`devices`: those this process must see; 1 when a launcher started one process per device)."""
+    if accelerator in ("gpu", "cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            build = "built without CUDA" if torch.version.cuda is None else "no CUDA device found"
+            raise UserError(f"trainer.accelerator={accelerator}: no CUDA device on this machine (torch "
+                            f"{torch.__version__}, {build}); use trainer=cpu, or run where there is a GPU "
+                            "(e.g. hydra/launcher=slurm with a GPU partition)")  # fmt: skip
+        if devices > count:
+            raise UserError(f"trainer.devices={devices}: this machine has {count} CUDA device(s)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UserError("trainer.accelerator=mps: MPS is not available on this machine; use trainer=cpu")
+
+
+def quiet_srun_hint() -> None:
     """Lightning suggests `srun` whenever it exists, even to a job that spawns its own processes on purpose and to
     the single-device Trainers of its layer runs."""
     warnings.filterwarnings("ignore", message=r".*`srun` command is available on your system.*")

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -20,7 +21,7 @@ from lightning_fabric.plugins.environments import LightningEnvironment
 from lwcompress import io
 from lwcompress.api import compress
 from lwcompress.data import DataConfig, build_data
-from lwcompress.distributed import Ranks, launch
+from lwcompress.distributed import Ranks, check_devices, launch, quiet_srun_hint
 from lwcompress.errors import UserError
 from lwcompress.eval_cache import FPCache, fp_key
 from lwcompress.evaluate import evaluate, size_bits
@@ -31,8 +32,11 @@ from lwcompress.models import ModelConfig, build_model, save_checkpoint
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.models.inputs import check_input_size, resolve_normalization
 from lwcompress.pretrain import PretrainModule
+from lwcompress.progress import LayerDisplay
 from lwcompress.report import layer_rows, plot_layer_errors, table, write_csv
 from lwcompress.schema import CompressJob, PretrainJob, TrainerConfig
+
+log = logging.getLogger("lwcompress")
 
 
 def setup_process(seed: int, threads: int) -> None:
@@ -41,6 +45,11 @@ def setup_process(seed: int, threads: int) -> None:
     # Lightning's info lines (GPU available, tips) drown the summary; real warnings still show.
     logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
     pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def show_bars(cfg: TrainerConfig) -> bool:
+    """Progress bars as asked, or (enable_progress_bar=null) when stderr is a terminal."""
+    return cfg.enable_progress_bar if cfg.enable_progress_bar is not None else sys.stderr.isatty()
 
 
 def make_trainer(cfg: TrainerConfig, loggers: list, **kwargs: Any) -> pl.Trainer:
@@ -52,7 +61,7 @@ def make_trainer(cfg: TrainerConfig, loggers: list, **kwargs: Any) -> pl.Trainer
         limit_train_batches=cfg.limit_train_batches,
         limit_val_batches=cfg.limit_val_batches,
         limit_test_batches=cfg.limit_test_batches,
-        enable_progress_bar=cfg.enable_progress_bar,
+        enable_progress_bar=show_bars(cfg),
         deterministic=cfg.deterministic,
         logger=loggers or False,
         enable_model_summary=False,
@@ -88,6 +97,8 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     if job.trainer.devices * job.trainer.num_nodes > 1:
         raise UserError("lwcompress-pretrain trains on one device (trainer.devices=1, trainer.num_nodes=1); the small "
                         "reference models take minutes there")  # fmt: skip
+    quiet_srun_hint()
+    check_devices(job.trainer.accelerator, job.trainer.devices)
     setup_process(job.seed, job.threads)
     dm, model, _ = model_and_data(job.model, job.data)
     config = asdict(job)
@@ -121,10 +132,10 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     summary = {**entry, "checkpoint": str(path), "config": config}
     io.write_json(out_dir / "summary.json", summary)
     finish(loggers)
-    print(
-        f"{job.model.name} on {job.data.name}: val top-1 {val_top1:.2f}  test top-1 {test_top1:.2f}  "
-        f"({train_wall_s:.0f} s)  -> {path}"
-    )
+    line = (f"{job.model.name} on {job.data.name}: val top-1 {val_top1:.2f}  test top-1 {test_top1:.2f}  "
+            f"({train_wall_s:.0f} s)  -> {path}")  # fmt: skip
+    print(line)
+    log.info(line)
     return summary
 
 
@@ -157,10 +168,17 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
         return layer_trainer(job.trainer.accelerator, job.trainer.precision, ranks.local_rank)
 
     kept = Path(job.paths.data_dir) / "cache" / "images" if job.cache else None  # distilled images, across runs
+    if ranks.is_main:
+        log.info(f"{command}: {job.model.name} {job.compressor.name} {job.compressor.label()}, generator "
+                 f"{job.generator.name}, {ranks.world_size} process(es) x {torch.get_num_threads()} thread(s); "
+                 f"run dir {out_dir}")  # fmt: skip
+    display = LayerDisplay(show_bars(job.trainer), str(out_dir / "layers")) if ranks.is_main else None
     compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
-                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device, kept)  # fmt: skip
+                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device, kept,
+                          display)  # fmt: skip
     if compressed is None:  # not rank 0: its layers are in the run dir
         return None
+    log.info(f"compressed in {compressed.wall_s:.1f} s (generating inputs {compressed.meta['generate_wall_s']:.1f} s)")
 
     config = asdict(job)
     c = job.compressor
@@ -212,6 +230,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     io.write_json(out_dir / "summary.json", summary)
     finish(loggers)
     print_summary(summary, job)
+    log.info(f"wrote {out_dir / 'summary.json'}")
     return summary
 
 
@@ -220,7 +239,8 @@ def _fp_top1(
 ) -> tuple[float, float, bool]:
     """(top-1, evaluation seconds, from the cache?) of the FP model: evaluated once per weights, data and split."""
     cache = FPCache(job.paths.data_dir) if job.cache else None
-    key = fp_key(weights_digest(model), asdict(job.data), job.eval_split, dm.normalization)
+    limit = job.trainer.limit_test_batches if job.eval_split == "test" else job.trainer.limit_val_batches
+    key = fp_key(weights_digest(model), asdict(job.data), job.eval_split, dm.normalization, limit)
     hit = cache.get(key) if cache else None
     if hit is not None:
         return float(hit["top1"]), 0.0, True
@@ -267,5 +287,7 @@ def print_summary(s: dict[str, Any], job: CompressJob) -> None:
         rows.append([f"{c.closed_form} {bits}", s["rtn_top1"], delta(s["rtn_top1"]), kib, f"{s['rtn_wall_s']:.2f}"])
     name = f"{c.name} {bits}" + (f" ({job.generator.name})" if s["generator"] else "")
     rows.append([name, s["top1"], delta(s["top1"]), kib, f"{s['compress_wall_s']:.2f}"])
-    print(f"\n{job.model.name} on {job.data.name} ({s['eval_split']} split), preconditioner {job.preconditioner.name}")
-    print(table(["method", "top1 %", "delta", "size KiB", "compress s"], rows))
+    text = (f"{job.model.name} on {job.data.name} ({s['eval_split']} split), preconditioner {job.preconditioner.name}\n"
+            + table(["method", "top1 %", "delta", "size KiB", "compress s"], rows))  # fmt: skip
+    print(f"\n{text}")
+    log.info(f"results:\n{text}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ def build_loggers(
     besides `logger.tags`, so that a dashboard can filter and group the runs of a sweep."""
     if cfg.name == "none":
         return []
+    # A rerun into a run dir (only with the same configuration: lwcompress.rundir) logs every metric again, so the
+    # old metrics.csv is meant to go; Lightning's warning about it would only alarm.
+    warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
     loggers: list[Logger] = [CSVLogger(str(out_dir), name="csv", version="")]
     if cfg.name == "wandb":
         from pytorch_lightning.loggers import WandbLogger

@@ -38,7 +38,8 @@ class TrainerConfig:
     """Lightning settings shared by evaluation, the layer runs and pretraining.
 
     A compression job runs as `devices` x `num_nodes` processes, one per device (GPU, or a CPU process over gloo);
-    `precision` applies to the layer runs and evaluation (e.g. bf16-mixed on GPUs).
+    `precision` applies to the layer runs and evaluation (e.g. bf16-mixed on GPUs). `enable_progress_bar`: the
+    bars of the layer phase and the evaluations; null (auto) shows them on a terminal outside multirun.
     """
 
     accelerator: str = choice("cpu", "cpu", "gpu", "cuda", "mps", "auto")
@@ -49,7 +50,7 @@ class TrainerConfig:
     limit_train_batches: float = bounded(1.0, 0.0)
     limit_val_batches: float = bounded(1.0, 0.0)
     limit_test_batches: float = bounded(1.0, 0.0)
-    enable_progress_bar: bool = True
+    enable_progress_bar: bool | None = None
     deterministic: bool = False
 
     def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ import torch
 from lwcompress.api import load_compressed
 from lwcompress.models import MODELS
 
-from .conftest import run_cli
+from .conftest import run_cli, run_cli_tty
 
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
 
@@ -121,15 +121,48 @@ def test_multirun_sweep_with_wandb_offline_and_report(tiny_checkpoint: Path, tmp
     report = run_cli("lwcompress-report", str(tmp_path), "--by", "compressor.name")
     assert "| resnet8_tiny | compressor=quant |" in report.stdout
     assert (tmp_path / "report.md").is_file() and (tmp_path / "top1_vs_bits.png").stat().st_size > 1000
+    # The same sweep dir with another value in the sweep: job 1's dir holds W3, so nothing starts or is rewritten.
+    kept = {p: p.read_bytes() for p in [tmp_path / "multirun.yaml", *(tmp_path / "1" / ".hydra").iterdir()]}
+    refused = run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", "compressor.wbits=8,2",
+                      "logger=wandb", "layerwise.steps=10", "generator.num_images=32", "save_model=false",
+                      f"hydra.sweep.dir={tmp_path}", check=False)  # fmt: skip
+    assert refused.returncode == 2 and f"{tmp_path / '1'} holds a run of another configuration" in refused.stderr
+    assert "compressor.wbits: 3 -> 2" in refused.stderr
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["lwcompress", "data=fashion_mnist", "data.root=/nonexistent/fmnist", "data.download=false"],
+         "Fashion-MNIST not found in /nonexistent/fmnist (data.download=false)"),
+        (["lwcompress", "model=resnet8_tiny", "data=synthetic", "trainer=gpu"], "trainer.accelerator=gpu: no CUDA"),
+        (["lwcompress-pretrain", "model=resnet8_tiny", "data=synthetic", "trainer.accelerator=cuda"],
+         "trainer.accelerator=cuda: no CUDA"),
+    ],
+)  # fmt: skip
+def test_inputs_the_machine_cannot_honour_fail_in_one_line(argv: list[str], expected: str, tmp_path: Path) -> None:
+    """An explicit data.root is used or refused (never swapped for the system copy); an accelerator the machine
+    lacks is one line and exit 2, not Lightning's traceback."""
+    if "no CUDA" in expected and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    proc = run_cli(*argv, "threads=1", f"hydra.run.dir={tmp_path}", check=False)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and expected in lines[0], proc.stderr
 
 
 def test_layerwise_job_end_to_end_and_resume(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    """compressor=quant through the CLI: RTN beside it, per-layer metrics (synthetic and real), the plot, and a
-    rerun in the same run dir that reuses the stored layers and gives the same model."""
-    args = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", "compressor=quant", "generator=propagated",
-            "compressor.wbits=4", "compressor.abits=4", "layerwise.steps=20", "generator.num_images=32",
-            f"hydra.run.dir={tmp_path}"]  # fmt: skip
-    proc = run_cli(*args)
+    """compressor=quant through the CLI: RTN beside it, per-layer metrics (synthetic and real), the plot, the layer
+    phase's bar on a terminal and its log lines in cli.log; a rerun in the same run dir reuses the stored layers
+    (and says so) and gives the same model; a rerun with another configuration is refused, nothing overwritten."""
+    args = ["lwcompress", "model=resnet8_tiny", "data=synthetic", "threads=1", f"model.weights={tiny_checkpoint}",
+            "compressor=quant", "generator=propagated", "compressor.wbits=4", "compressor.abits=4",
+            "layerwise.steps=20", "generator.num_images=32", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    rc, shown = run_cli_tty(*args)  # enable_progress_bar=null: bars on a terminal
+    assert rc == 0, shown
+    frames = shown.replace("\r", "\n")
+    assert "layer 0/10 |" in frames and "layer 10/10 |" in frames and "ETA" in frames
+    assert "layers.2.conv2: error" in frames and "Testing DataLoader" in frames
     first = json.loads((tmp_path / "summary.json").read_text())
     assert first["generator"] == "propagated" and isinstance(first["rtn_top1"], float)
     rows = list(csv.DictReader((tmp_path / "layers.csv").open()))
@@ -137,10 +170,20 @@ def test_layerwise_job_end_to_end_and_resume(tiny_checkpoint: Path, tmp_path: Pa
     assert float(rows[0]["wall_s"]) == 0  # the image-fed conv stays at round-to-nearest (data-free)
     assert (tmp_path / "layers.png").stat().st_size > 0
     assert len(list((tmp_path / "layers").iterdir())) >= 10
-    assert "quant W4A4 (propagated)" in proc.stdout and "rtn W4A4" in proc.stdout
-    run_cli(*args)
+    assert "quant W4A4 (propagated)" in shown and "rtn W4A4" in shown
+    log = (tmp_path / "cli.log").read_text()
+    assert sum(f"] - layer {i}/10 " in log for i in range(1, 11)) == 10 and "quant W4A4 (propagated)" in log
+
+    proc = run_cli(*args)  # not a terminal: no bars, one line about the reused layers
+    assert f"resuming: 10 of 10 layers reused from {tmp_path / 'layers'}" in proc.stderr
+    assert "layer 0/10 |" not in proc.stderr and "Testing DataLoader" not in proc.stderr
     second = json.loads((tmp_path / "summary.json").read_text())
     assert second["top1"] == first["top1"] and second["compress_wall_s"] < first["compress_wall_s"]
+
+    kept = {p: p.read_bytes() for p in [*(tmp_path / ".hydra").iterdir(), tmp_path / "csv" / "metrics.csv"]}
+    refused = run_cli(*args, "compressor.wbits=3", check=False)
+    assert refused.returncode == 2 and "compressor.wbits: 4 -> 3" in refused.stderr
+    assert {p: p.read_bytes() for p in kept} == kept
 
 
 def test_prune_job_reports_sparsity_and_saves_masks(tiny_checkpoint: Path, tmp_path: Path) -> None:

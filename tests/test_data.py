@@ -62,20 +62,35 @@ def test_read_idx_rejects_bad_files(tmp_path: Path, content: bytes, message: str
 def test_locate_without_files_tells_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")
     with pytest.raises(UserError, match="apt-get install dataset-fashion-mnist"):
-        locate(tmp_path / "root", download=False)
+        locate(None, download=False, default_root=tmp_path / "default")
+
+
+def fake_idx_files(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for stems in fashion_mnist.FILES.values():
+        for stem in stems:
+            (folder / f"{stem}.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(2))))
+    return folder
 
 
 def test_locate_finds_gz_files_in_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "system")
-    for stems in fashion_mnist.FILES.values():
-        for stem in stems:
-            (tmp_path / f"{stem}.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(2))))
-    assert locate(tmp_path, download=False) == tmp_path
+    assert locate(fake_idx_files(tmp_path / "mine"), download=False) == tmp_path / "mine"
+    assert locate(None, download=False, default_root=fake_idx_files(tmp_path / "default")) == tmp_path / "default"
+
+
+def test_explicit_root_is_honoured_over_the_system_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """data.root=DIR means DIR: never silently the system copy, and a DIR without the files is one clear error."""
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", fake_idx_files(tmp_path / "system"))
+    assert locate(None, download=False, default_root=tmp_path / "default") == tmp_path / "system"
+    assert locate(fake_idx_files(tmp_path / "mine"), download=False) == tmp_path / "mine"
+    with pytest.raises(UserError, match=r"not found in /nonexistent \(data.download=false\)"):
+        locate("/nonexistent", download=False)
 
 
 @pytest.mark.skipif(not fashion_mnist.SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist is not installed")
 def test_fashion_mnist_module() -> None:
-    dm = build_data(DataConfig(val_size=5000, download=False, root="/nonexistent"))
+    dm = build_data(DataConfig(val_size=5000, download=False))
     assert (len(dm.train), len(dm.val), len(dm.test)) == (55000, 5000, 10000)
     x, y = dm.train_full.tensors
     assert x.shape == (60000, 1, 28, 28) and y.shape == (60000,)

@@ -17,7 +17,9 @@ def test_key_follows_weights_images_and_split_not_loader_settings() -> None:
     assert fp_key("abc", asdict(replace(data, eval_batch_size=7, num_workers=2)), "test", NORM) == key
     assert len({key, fp_key("abd", asdict(data), "test", NORM), fp_key("abc", asdict(data), "val", NORM),
                 fp_key("abc", asdict(replace(data, val_size=100)), "test", NORM),
-                fp_key("abc", asdict(data), "test", {"mean": [0.5], "std": [0.5]})}) == 5  # fmt: skip
+                fp_key("abc", asdict(data), "test", {"mean": [0.5], "std": [0.5]}),
+                fp_key("abc", asdict(data), "test", NORM, limit=2)}) == 6  # fmt: skip
+    assert fp_key("abc", asdict(data), "test", NORM, limit=1.0) == key  # a smoke run's few batches are another key
 
 
 def test_unreadable_entry_is_a_miss(tmp_path: Path) -> None:

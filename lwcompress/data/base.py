@@ -21,11 +21,14 @@ class DataConfig:
     `image_size` (imagenet, synthetic) is the side of the square model input, None for the data set's own
     (224, 28); `resize_size` (imagenet) is the shorter side that evaluation images are resized to before the
     center crop, None for image_size / 0.875 (256 for 224). `num_train`, `num_test`, `num_classes` and
-    `channels` size the generated `synthetic` set; other data sets take them from their files.
+    `channels` size the generated `synthetic` set; other data sets take them from their files. `root`: the folder
+    holding the data set, used exactly as given; null lets the data set look in its usual places (fashion_mnist:
+    Debian's copy, then `default_root`, where it is also downloaded).
     """
 
     name: str = "fashion_mnist"
-    root: str = "data"
+    root: str | None = None
+    default_root: str = "data"
     batch_size: int = bounded(128, 1)
     eval_batch_size: int = bounded(500, 1)
     num_workers: int = bounded(0, 0)

@@ -1,8 +1,9 @@
 """Fashion-MNIST (60k/10k 28x28 grayscale) read straight from its IDX files.
 
-Where the files are looked for, in order: the Debian package `dataset-fashion-mnist`
-(/usr/share/datasets/fashion-mnist), `data.root` (flat or torchvision's FashionMNIST/raw layout), and
-finally torchvision's download into `data.root` when `data.download` is set and the network allows.
+Where the files are looked for: in `data.root` only when it is set; otherwise in the Debian package
+`dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist), then in `data.default_root`. A folder may be flat or in
+torchvision's FashionMNIST/raw layout; when the files are missing, torchvision downloads them into that folder
+(`data.root`, else `data.default_root`) if `data.download` is set and the network allows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-HOWTO = "install it with `apt-get install dataset-fashion-mnist` or set data.root to a folder holding its IDX files"
+HOWTO = ("install it with `apt-get install dataset-fashion-mnist` (found when data.root is unset) or set data.root to "
+         "a folder holding its IDX files")  # fmt: skip
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -45,12 +47,15 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def locate(root: str | Path, download: bool) -> Path:
-    """Return a folder holding all four IDX files, downloading into `root` as a last resort."""
+def locate(root: str | Path | None, download: bool, default_root: str | Path = "data") -> Path:
+    """Return a folder holding all four IDX files: `root` if given (an explicit folder is never swapped for another
+    copy), else the system copy or `default_root`; downloading into that folder as a last resort."""
     stems = [s for pair in FILES.values() for s in pair]
-    for folder in (SYSTEM_DIR, Path(root)):
+    candidates = [Path(root)] if root is not None else [SYSTEM_DIR, Path(default_root)]
+    for folder in candidates:
         if all(_find(folder, s) for s in stems):
             return folder
+    root = candidates[-1]
     if download:
         try:
             import torchvision
@@ -58,9 +63,12 @@ def locate(root: str | Path, download: bool) -> Path:
             torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
             torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
         except Exception as e:
-            raise UserError(f"Fashion-MNIST not found and download failed ({type(e).__name__}); {HOWTO}") from None
+            where = " or ".join(str(c) for c in candidates)
+            raise UserError(f"Fashion-MNIST not found in {where} and the download into {root} failed "
+                            f"({type(e).__name__}); {HOWTO}") from None  # fmt: skip
         return Path(root)
-    raise UserError(f"Fashion-MNIST not found in {SYSTEM_DIR} or {root}; {HOWTO}")
+    where = " or ".join(str(c) for c in candidates)
+    raise UserError(f"Fashion-MNIST not found in {where} (data.download=false); {HOWTO}")
 
 
 class FashionMNISTData(ImageClassificationData):
@@ -76,7 +84,7 @@ class FashionMNISTData(ImageClassificationData):
         self.folder: Path | None = None
 
     def prepare_data(self) -> None:
-        self.folder = locate(self.cfg.root, self.cfg.download)
+        self.folder = locate(self.cfg.root, self.cfg.download, self.cfg.default_root)
 
     def _load(self, split: str) -> TensorDataset:
         images, labels = (read_idx(_find(self.folder, s)) for s in FILES[split])

@@ -54,7 +54,7 @@ class ImageNetData(ImageClassificationData):
 
     def folders(self) -> tuple[Path, Path]:
         """The train and val folders, or a UserError naming the first one missing."""
-        root = Path(self.cfg.root)
+        root = Path(self.cfg.root if self.cfg.root is not None else self.cfg.default_root)
         for path in (root, root / "train", root / "val"):
             if not path.is_dir():
                 raise UserError(f"ImageNet folder {path} not found; {LAYOUT}")

@@ -11,12 +11,14 @@ from torch import nn
 from lwcompress.distributed import Ranks
 from lwcompress.generate import LayerData
 from lwcompress.layerwise.config import LayerwiseConfig
+from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, layer_trainer, run_bucket
 from lwcompress.layerwise.schedule import buckets, segments
 from lwcompress.layerwise.sequential import reconstruct_sequential
 from lwcompress.layerwise.store import LayerStore
 
 __all__ = [
+    "LayerProgress",
     "LayerResult",
     "LayerStore",
     "LayerTask",
@@ -38,6 +40,7 @@ def learn(
     store: LayerStore | None = None,
     ranks: Ranks | None = None,
     prepare: Callable[[nn.Module], nn.Module] | None = None,
+    progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Every layer's run in `cfg.mode`, on `data`; each task's CompressedLayer ends hardened with its learned state.
 
@@ -45,6 +48,7 @@ def learn(
     sequential inside itself, its first layer fed by the FP network). With several ranks each runs its share of
     the units into `store`, then rank 0 assembles every layer from it and the others return [].
     `prepare` turns the generator's BN network into the deployed form the tasks' layers live in (BN folding).
+    `progress` hears of this process's layers as they finish (rank 0 reloading the others' is not reported).
     """
     ranks = ranks or Ranks()
     mean = sum(t.params for t in tasks) / len(tasks)
@@ -54,28 +58,45 @@ def learn(
         domain = (prepare(domain) if prepare is not None else domain).eval()
         units = segments(costs, cfg.segments)
 
-        def run(chosen: list[list[int]]) -> list[LayerResult]:
+        def run(chosen: list[list[int]], report: LayerProgress | None) -> list[LayerResult]:
             return [result for unit in chosen
                     for result in reconstruct_sequential([tasks[i] for i in unit], cfg, make_trainer, domain, images,
                                                          data.float_inputs, learned, store, data.cfg.chunk,
-                                                         data.ctx.device)]  # fmt: skip
+                                                         data.ctx.device, report)]  # fmt: skip
     else:
         inputs = data.inputs()
         for t in tasks:
             t.inputs = inputs[t.name]
         units = [[i] for i in range(len(tasks))]
 
-        def run(chosen: list[list[int]]) -> list[LayerResult]:
-            return reconstruct([tasks[i] for unit in chosen for i in unit], cfg, make_trainer, learned, store)
+        def run(chosen: list[list[int]], report: LayerProgress | None) -> list[LayerResult]:
+            return reconstruct([tasks[i] for unit in chosen for i in unit], cfg, make_trainer, learned, store, report)
 
     if ranks.world_size > 1:
         if store is None:
             raise ValueError("the ranks of a job share their layers through a LayerStore")
-        run([units[i] for i in ranks.share([sum(costs[i] for i in u) for u in units])])
+        mine = [units[i] for i in ranks.share([sum(costs[i] for i in u) for u in units])]
+        _reported(run, mine, tasks, costs, store, progress)
         ranks.barrier("layers")
         if not ranks.is_main:
             return []
-    return run(units)  # one rank: the runs; several: rank 0 reloads every layer from the store
+        return run(units, None)  # rank 0 reloads every layer from the store
+    return _reported(run, units, tasks, costs, store, progress)
+
+
+def _reported(
+    run: Callable[[list[list[int]], LayerProgress | None], list[LayerResult]], units: list[list[int]],
+    tasks: list[LayerTask], costs: list[float], store: LayerStore | None, progress: LayerProgress | None,
+) -> list[LayerResult]:  # fmt: skip
+    """`run(units)` between `progress.begin` (which layers, at what cost, which reused) and `progress.end`."""
+    if progress is None:
+        return run(units, None)
+    order = [i for unit in units for i in unit]
+    progress.begin([tasks[i].name for i in order], [costs[i] for i in order],
+                   [store is not None and store.has(tasks[i].name) for i in order])  # fmt: skip
+    results = run(units, progress)
+    progress.end()
+    return results
 
 
 def reconstruct(
@@ -84,6 +105,7 @@ def reconstruct(
     make_trainer: Callable[[], pl.Trainer],
     learned: Learned | None = None,
     store: LayerStore | None = None,
+    progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Independent runs of `tasks` (bucket by bucket), reusing results `store` already holds; results in task order.
 
@@ -104,4 +126,6 @@ def reconstruct(
             results[i] = result
             if store is not None:
                 store.save(tasks[i].name, tasks[i].quant.state_dict(), result)
+            if progress is not None:
+                progress.layer_done(result)
     return [results[i] for i in range(len(tasks))]

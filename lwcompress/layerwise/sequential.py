@@ -22,6 +22,7 @@ from torch import nn
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate import PairedPool, Stepwise
 from lwcompress.layerwise.config import LayerwiseConfig
+from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, held_out_error, run_bucket
 from lwcompress.layerwise.store import LayerStore
 
@@ -80,6 +81,7 @@ def reconstruct_sequential(
     store: LayerStore | None = None,
     chunk: int = 64,
     device: torch.device | str = "cpu",
+    progress: LayerProgress | None = None,
 ) -> list[LayerResult]:
     """Train `tasks` (in model order) one after another in `domain` (the folded domain network, BN-free where the
     deployed model is) on `images`; each task's CompressedLayer ends hardened with the learned codes. Finished layers
@@ -87,7 +89,7 @@ def reconstruct_sequential(
 
     Layers before the first task stay full precision: a segment of a longer sequential run starts from the FP
     network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs; the forward passes that capture
-    them run on `device`."""
+    them run on `device`. `progress` hears of each layer that was run (not reloaded)."""
     learned = learned or Learned()
     # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
     ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.reference.weight) for t in tasks}
@@ -120,5 +122,7 @@ def reconstruct_sequential(
         result = dataclasses.replace(result, real_rtn_error=real_rtn, real_error=real_error)
         if store is not None:
             store.save(t.name, t.quant.state_dict(), result)
+        if progress is not None:
+            progress.layer_done(result)
         results.append(result)
     return results

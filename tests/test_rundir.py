@@ -1,0 +1,68 @@
+"""A run dir holds one configuration: reruns resume it, other configurations are refused before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from lwcompress.errors import UserError
+from lwcompress.rundir import check_run_dir, result_config
+
+from .conftest import run_cli
+
+
+def config(**changes: object):
+    cfg = OmegaConf.create({
+        "seed": 0, "threads": 1, "eval_split": "test",
+        "model": {"name": "resnet20", "weights": "w.pt"}, "data": {"name": "fashion_mnist", "batch_size": 128},
+        "preconditioner": {"name": "bn_fold"}, "generator": {"name": "propagated", "seed": "${seed}"},
+        "compressor": {"name": "quant", "wbits": 8}, "layerwise": {"steps": 2000},
+        "trainer": {"precision": "32-true", "enable_progress_bar": True}, "logger": {"name": "csv"},
+    })  # fmt: skip
+    for key, value in changes.items():
+        OmegaConf.update(cfg, key.replace("__", "."), value)
+    return cfg
+
+
+def saved(tmp_path: Path, cfg) -> Path:
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    return tmp_path
+
+
+def test_result_config_resolves_and_skips_neutral_keys() -> None:
+    leaves = result_config(config(seed=3), "config")
+    assert leaves["generator.seed"] == 3 and leaves["compressor.wbits"] == 8
+    assert "data.batch_size" not in leaves and "threads" not in leaves and "logger.name" not in leaves
+
+
+def test_same_configuration_resumes_and_neutral_changes_are_allowed(tmp_path: Path) -> None:
+    run = saved(tmp_path, config())
+    check_run_dir(run, config(), "config")
+    check_run_dir(run, config(threads=2, data__batch_size=7, trainer__enable_progress_bar=False, eval_split="val",
+                              logger__name="wandb"), "config")  # fmt: skip
+    check_run_dir(tmp_path / "new", config(compressor__wbits=4), "config")  # no run there yet
+
+
+def test_another_configuration_is_refused_naming_the_differences(tmp_path: Path) -> None:
+    run = saved(tmp_path, config())
+    with pytest.raises(UserError) as e:
+        check_run_dir(run, config(compressor__wbits=4, seed=1), "config")
+    message = str(e.value)
+    assert "holds a run of another configuration" in message and "\n" not in message
+    assert "compressor.wbits: 8 -> 4" in message and "generator.seed: 0 -> 1" in message and "seed: 0 -> 1" in message
+
+
+def test_rerun_with_another_configuration_writes_nothing(tmp_path: Path) -> None:
+    """Through the CLI: refused in preflight, before Hydra rewrites .hydra/ (its files keep their bytes)."""
+    run = saved(tmp_path, config(model__name="resnet8_tiny", model__weights=None, data__name="synthetic"))
+    before = {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()}
+    proc = run_cli("lwcompress", "model=resnet8_tiny", "data=synthetic", "compressor.wbits=4", f"hydra.run.dir={run}",
+                   check=False)  # fmt: skip
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "holds a run of another configuration" in lines[0], proc.stderr
+    assert {p.name: p.read_bytes() for p in (run / ".hydra").iterdir()} == before
+    assert sorted(p.name for p in run.iterdir()) == [".hydra"]
