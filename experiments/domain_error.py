@@ -42,7 +42,7 @@ def main() -> None:
     weights = Path(lwcompress.__file__).parent / "checkpoints" / "fashion_mnist" / f"{args.model}.pt"
     model, _ = build_model(ModelConfig(args.model, weights=str(weights)), 10, 1)
     model.eval()
-    rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=args.abits), dm.normalization, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", wbits=args.wbits, abits=args.abits), dm.normalization, (1, 28, 28))
     quants = rtn.compressed_layers()
     names = list(quants)
 

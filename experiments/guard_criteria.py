@@ -62,7 +62,7 @@ def main() -> None:
     example = torch.zeros(1, 1, 28, 28)
     bits = dict(wbits=args.bits[0], abits=args.bits[1])
     nets = {
-        "rtn": compress(model, CompressorConfig(**bits), dm.normalization, (1, 28, 28)),
+        "rtn": compress(model, CompressorConfig("rtn", **bits), dm.normalization, (1, 28, 28)),
         args.rounding: compress(
             model,
             CompressorConfig(name="quant", rounding=args.rounding, **bits),

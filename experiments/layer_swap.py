@@ -52,7 +52,7 @@ def main() -> None:
         return f"{top1:.2f} ({float((out - ref).pow(2).mean() / ref.var()):.4f})"
 
     abits = None if args.abits == "none" else int(args.abits)
-    rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
     learned = compress(
         model, CompressorConfig(name="quant", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28),
         generator=GeneratorConfig(args.generator),

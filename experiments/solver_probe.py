@@ -64,7 +64,7 @@ def main() -> None:
     if args.all_layers:
         base.update(first_layer_wbits=wbits, last_layer_wbits=wbits, last_layer_abits=abits)
 
-    rtn = compress(model, CompressorConfig(**base), dm.normalization, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", **base), dm.normalization, (1, 28, 28))
     print(f"{args.model} W{args.bits[0]}A{args.bits[1]}{' all layers' if args.all_layers else ''} seed {args.seed}: "
           f"fp {top1(model, x, y):.2f}  rtn {top1(rtn.model, x, y):.2f}", flush=True)  # fmt: skip
     real = dm.train_images(1024)

@@ -149,7 +149,7 @@ def main() -> None:
                      .float().mean() * 100)  # fmt: skip
 
     abits = None if args.abits == "none" else int(args.abits)
-    rtn = compress(model, CompressorConfig(wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
     # The folded GraphModule has no block-level forward; put its CompressedLayers (folded weights) into a copy of the
     # original nested model instead, BatchNorms replaced by identities.
     folded = fold(model, PreconditionerConfig()).eval()

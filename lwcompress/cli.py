@@ -19,6 +19,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -180,6 +181,25 @@ def _check_sweep_dirs(overrides: list[str], first: list[str], config_name: str) 
     for num, job in enumerate(jobs):
         cfg = _composed([*job, f"hydra.job.num={num}"], config_name)
         check_run_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), cfg, config_name)
+
+
+class SweepTable(Callback):
+    """Hydra callback (conf/config.yaml): a finished multirun prints its runs side by side, the table
+    `lwcompress-report SWEEP_DIR` writes, its methods told apart by the keys the sweep varied."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from lwcompress.sweep_report import sweep_table
+
+        params = list((config.hydra.sweeper.get("params") or {}).keys())
+        try:
+            parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+        except Exception:
+            parsed = []
+        swept = [*params, *(o.get_key_element() for o in parsed if o.is_sweep_override())]
+        sweep_dir = str(config.hydra.sweep.dir)
+        text = sweep_table(sweep_dir, swept)
+        if text is not None:
+            print(f"\nsweep {sweep_dir} (plots: lwcompress-report {sweep_dir})\n{text}", end="")
 
 
 def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str], object]) -> Callable[[], None]:

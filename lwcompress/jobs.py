@@ -20,6 +20,7 @@ from lightning_fabric.plugins.environments import LightningEnvironment
 
 from lwcompress import io
 from lwcompress.api import compress
+from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
 from lwcompress.distributed import Ranks, check_devices, launch, quiet_srun_hint
 from lwcompress.errors import UserError
@@ -224,7 +225,8 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     write_csv(out_dir / "layers.csv", rows)
     if compressed.results:
         plot_layer_errors(out_dir / "layers.png", compressed.results,
-                          f"{job.model.name} {job.compressor.label()}, generator={job.generator.name}")  # fmt: skip
+                          f"{job.model.name} {job.compressor.label()}, generator={job.generator.name}",
+                          baseline_name(job.compressor))  # fmt: skip
     if job.save_model:
         summary["checkpoint"] = str(compressed.save(out_dir / "compressed.pt", {"model": job.model.name}))
     io.write_json(out_dir / "summary.json", summary)
@@ -268,6 +270,12 @@ def model_and_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> tuple[Any, t
     if norm != dm.normalization:
         dm.renormalize(norm)
     return dm, model, meta
+
+
+def baseline_name(c: CompressorConfig) -> str:
+    """What a learned compressor's closed-form start did, in words: "RTN", "magnitude", "magnitude + RTN"."""
+    pruned, rounded = c.prunes, c.wbits is not None or c.abits is not None
+    return " + ".join([*(["magnitude"] if pruned else []), *(["RTN"] if rounded else [])])
 
 
 def print_summary(s: dict[str, Any], job: CompressJob) -> None:

@@ -52,30 +52,52 @@ def write_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
     return io.write_text(path, buf.getvalue())
 
 
-def plot_layer_errors(path: str | Path, results: list[LayerResult], title: str) -> Path:
-    """Relative output error per layer, round-to-nearest vs layer-wise (and on real activations when known)."""
+def plot_layer_errors(path: str | Path, results: list[LayerResult], title: str, baseline: str = "RTN") -> Path:
+    """layers.png: `layer_error_figure`, written atomically."""
+    fig = layer_error_figure(results, title, baseline)  # selects the Agg backend before pyplot is imported here
+    import matplotlib.pyplot as plt
+
+    tmp = Path(path).with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(tmp.replace(path))
+
+
+def layer_error_figure(results: list[LayerResult], title: str, baseline: str = "RTN") -> Any:
+    """Relative output error per layer, the closed-form start (`baseline`: "RTN", "magnitude", ...) vs layer-wise,
+    and on real activations when known. Errors far below the largest (a layer left dense and float: ~1e-14) would
+    stretch the log axis over ten decades; they are drawn at a floor, marked, and named in the legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    x = range(len(results))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(results)), 4))
-    ax.plot(x, [r.rtn_error for r in results], "o-", label="RTN (synthetic)", color="tab:red")
-    ax.plot(x, [r.error for r in results], "o-", label="layer-wise (synthetic)", color="tab:blue")
+    series = [("rtn_error", f"{baseline} (synthetic)", "o-", "tab:red", 1.0),
+              ("error", "layer-wise (synthetic)", "o-", "tab:blue", 1.0)]  # fmt: skip
     if all(r.real_error is not None for r in results):
-        ax.plot(x, [r.real_rtn_error for r in results], "x--", label="RTN (real)", color="tab:red", alpha=0.6)
-        ax.plot(x, [r.real_error for r in results], "x--", label="layer-wise (real)", color="tab:blue", alpha=0.6)
+        series += [("real_rtn_error", f"{baseline} (real)", "x--", "tab:red", 0.6),
+                   ("real_error", "layer-wise (real)", "x--", "tab:blue", 0.6)]  # fmt: skip
+    values = [float(getattr(r, key)) for r in results for key, *_ in series]
+    floor = max(max(values, default=1.0) * 1e-4, 1e-12)
+    x = list(range(len(results)))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.3 * len(results)) + 2.5, 4))
+    below = False
+    for key, label, style, color, alpha in series:
+        ys = [float(getattr(r, key)) for r in results]
+        ax.plot(x, [max(y, floor) for y in ys], style, label=label, color=color, alpha=alpha)
+        low = [i for i, y in enumerate(ys) if y < floor]
+        if low:
+            below = True
+            ax.plot(low, [floor] * len(low), "v", color=color, alpha=alpha, markersize=9)
+    if below:
+        ax.plot([], [], "v", color="gray", label=f"< {floor:.0e} (drawn at it)")
     ax.set_yscale("log")
-    ax.set_xticks(list(x), [r.name for r in results], rotation=90, fontsize=7)
+    ax.set_xticks(x, [r.name for r in results], rotation=90, fontsize=7)
     ax.set_ylabel("MSE / Var(target)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside, never on points
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(tmp.replace(path))
+    return fig
 
 
 def collect_summaries(root: str | Path) -> list[dict]:

@@ -51,6 +51,9 @@ NOT_A_METHOD = (
     "eval_fp",
     "eval_rtn",
 )
+# Swept keys the setting column already shows (W4A4, W32A32 70% uniform, 2:4): never a method of their own.
+IN_SETTING = ("compressor.wbits", "compressor.abits", "compressor.sparsity", "compressor.allocation",
+              "compressor.pattern")  # fmt: skip
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 MAX_LISTED = 10
 
@@ -222,6 +225,28 @@ def markdown(sweep: Sweep, by: Sequence[str], wall: bool = False, columns: str |
     if mixed:
         notes.append(f"note: some cells mix runs that differ in more than the seed ({', '.join(mixed)}); add to --by")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def sweep_by(swept: Iterable[str]) -> list[str]:
+    """The method keys for a sweep's own table: the defaults plus each swept config key that neither the setting
+    column, the model column nor the seed already shows (config groups count by their name: generator=...)."""
+    by = DEFAULT_BY.split(",")
+    for key in (k.lstrip("+~") for k in swept):
+        if "/" in key or key in ("model", "seed") or key in IN_SETTING or key.startswith(NOT_A_METHOD):
+            continue
+        key = key if "." in key or key in by else f"{key}.name"
+        if key not in by:
+            by.append(key)
+    return by
+
+
+def sweep_table(sweep_dir: str | Path, swept: Iterable[str] = ()) -> str | None:
+    """A finished sweep's table (`markdown`, methods told apart by `sweep_by(swept)`), or None without runs."""
+    try:
+        sweep = find_runs([sweep_dir])
+    except NoRuns:
+        return None
+    return markdown(sweep, sweep_by(swept)) if sweep.runs else None
 
 
 # --- plots ------------------------------------------------------------------------------------------------------

@@ -98,9 +98,13 @@ def test_multirun_sweep_with_wandb_offline_and_report(tiny_checkpoint: Path, tmp
     """A real Hydra multirun in one process: every job its own run dir, summary and W&B run (grouped by sweep,
     tagged, with the resolved config, top-1 and wall times in its summary, the per-layer table and chart and the
     layer runs' loss curves); `lwcompress-report` turns the sweep into a table and plots without W&B."""
-    run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", "compressor.wbits=8,3", "logger=wandb",
-            "layerwise.steps=10", "generator.num_images=32", "save_model=false",
-            f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    sweep = run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", "compressor.wbits=8,3",
+                    "logger=wandb", "layerwise.steps=10", "generator.num_images=32", "save_model=false",
+                    f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    # The sweep ends with its table (the report's), one row per method, one column per swept setting.
+    table = sweep.stdout[sweep.stdout.index(f"sweep {tmp_path}") :]
+    assert "| model | method | FP32 | W8A8 | W3A8 |" in table
+    assert "| resnet8_tiny | compressor=quant generator=propagated mode=sequential |" in table
     summaries = {json.loads(p.read_text())["wbits"]: p.parent for p in tmp_path.glob("*/summary.json")}
     assert sorted(summaries) == [3, 8]
     run_ids = set()

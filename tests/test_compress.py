@@ -117,7 +117,7 @@ def test_compress_keeps_input_model_and_is_close_at_8_bits(tmp_path: Path) -> No
     model = calibrated("resnet8_tiny")
     before = copy.deepcopy(model.state_dict())
     x = images(16)
-    result = compress(model, CompressorConfig(wbits=8, abits=8), NORM, (1, 28, 28))
+    result = compress(model, CompressorConfig("rtn", wbits=8, abits=8), NORM, (1, 28, 28))
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k])
     ref = model(x)
@@ -134,7 +134,7 @@ def test_lower_bits_mean_larger_error() -> None:
     x = images(16)
     ref = model(x)
     errs = [
-        ((compress(model, CompressorConfig(wbits=b, abits=b, first_layer_wbits=None, last_layer_wbits=None,
+        ((compress(model, CompressorConfig("rtn", wbits=b, abits=b, first_layer_wbits=None, last_layer_wbits=None,
                                       first_layer_abits=None, last_layer_abits=None), NORM, (1, 28, 28)).model(x)
           - ref).norm() / ref.norm()).item()
         for b in (8, 4, 2)
@@ -152,7 +152,7 @@ PRESETS = {
 @pytest.mark.parametrize("preconditioner", list(PRESETS))
 def test_save_and_load_compressed_round_trip(tmp_path: Path, preconditioner: str) -> None:
     model = calibrated("mobilenetv2_tiny")
-    result = compress(model, CompressorConfig(wbits=4, abits=6), NORM, (1, 28, 28), PRESETS[preconditioner])
+    result = compress(model, CompressorConfig("rtn", wbits=4, abits=6), NORM, (1, 28, 28), PRESETS[preconditioner])
     path = result.save(tmp_path / "c.pt", {"model": "mobilenetv2_tiny"})
     saved = torch.load(path, weights_only=True)
     assert len(saved["meta"]["packing"]["codes"]) == 14 and saved["state_dict"]["packed.codes"].dtype == torch.uint8

@@ -83,7 +83,7 @@ def test_sequential_gptq_beats_round_to_nearest_in_a_fraction_of_the_training_ti
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     gen = GeneratorConfig(name="real", num_images=64)
-    rtn = compress(model, CompressorConfig(**common), NORM, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     walls = {}
     for rounding in ("gptq", "adaround"):
         start = time.perf_counter()

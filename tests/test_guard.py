@@ -20,7 +20,7 @@ COMMON = dict(abits=4, first_layer_wbits=None, last_layer_wbits=None)
 
 
 def layers_of(model: torch.nn.Module, wbits: int) -> tuple[list[str], list, list]:
-    rtn = compress(model, CompressorConfig(wbits=wbits, **COMMON), NORM, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", wbits=wbits, **COMMON), NORM, (1, 28, 28))
     names = [r.name for r in rtn.layers]
     references = [fold(model, PreconditionerConfig()).get_submodule(n) for n in names]
     return names, [rtn.model.get_submodule(n) for n in names], references

@@ -146,7 +146,7 @@ def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
     x = images(64)
     ref = model(x)
     common = dict(wbits=4, abits=4, first_layer_wbits=None, last_layer_wbits=None)
-    rtn = compress(model, CompressorConfig(**common), NORM, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     trained = LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True)
     lw = compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), layerwise=trained)
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
@@ -192,7 +192,7 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
     run = lambda: compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
                            layerwise=seq, real_images=images(128), store_dir=tmp_path)  # fmt: skip
     lw = run()
-    rtn = compress(model, CompressorConfig(**common), NORM, (1, 28, 28))
+    rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     assert err(lw.model) < 0.9 * err(rtn.model)
     assert len(lw.results) == 10 and all(r.real_error is not None for r in lw.results)

@@ -34,7 +34,7 @@ def test_data_free_layerwise_w3a8_beats_round_to_nearest_on_resnet20() -> None:
     x, y = (torch.stack(t) for t in zip(*[dm.val[i] for i in range(2000)], strict=True))
     y = torch.as_tensor(y)
     model, _ = build_model(ModelConfig("resnet20", weights=str(RESNET20)), 10, 1)
-    cfg = CompressorConfig(wbits=3, abits=8)
+    cfg = CompressorConfig("rtn", wbits=3, abits=8)
     rtn = compress(model, cfg, dm.normalization, (1, 28, 28))
     learned = compress(
         model, CompressorConfig(name="quant", wbits=3, abits=8), dm.normalization, (1, 28, 28),

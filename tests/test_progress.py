@@ -73,3 +73,20 @@ def test_no_bar_when_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     display.layer_done(result("conv1"))
     display.end()
     assert stream.getvalue() == ""
+
+
+def test_layer_plot_floors_exact_layers_names_the_baseline_and_keeps_the_legend_off_the_points() -> None:
+    from matplotlib.pyplot import close
+
+    from lwcompress.report import layer_error_figure
+
+    results = [result("conv1", rtn=1e-14, error=1e-15), result("conv2", rtn=0.3, error=0.1), result("fc", 0.05, 0.02)]
+    fig = layer_error_figure(results, "resnet20 W32A32 70% uniform", baseline="magnitude")
+    (ax,) = fig.axes
+    low, high = ax.get_ylim()
+    assert low > 1e-6 and high >= 0.3  # the 1e-14 layer does not stretch the axis over ten decades
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["magnitude (synthetic)", "layer-wise (synthetic)"] and labels[-1].startswith("< 3e-05")
+    box = ax.get_legend().get_window_extent().transformed(ax.transAxes.inverted())
+    assert box.x0 > 1.0  # beside the axes
+    close(fig)

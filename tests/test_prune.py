@@ -81,7 +81,7 @@ def test_pruned_weights_are_true_zeros_saved_with_their_masks(tmp_path: Path, wb
         assert torch.equal(q.mask, layers[name].mask) and not q.quantized_weight()[~q.mask].any()
         assert not q.layer.weight[~q.mask].any()
     # Storage: the survivors at their width plus a 1-bit mask per weight, instead of every weight at its width.
-    dense = compress(model, CompressorConfig(wbits=wbits, abits=4), NORM, (1, 28, 28))
+    dense = compress(model, CompressorConfig("rtn", wbits=wbits, abits=4), NORM, (1, 28, 28))
     saved = sum((q.wbits or 32) * int((~q.mask).sum()) - q.mask.numel() for q in layers.values())
     assert result.size_bits() == dense.size_bits() - saved
 

@@ -43,7 +43,7 @@ class CompressorConfig:
     quantizes and trains both.
     """
 
-    name: str = choice("rtn", "rtn", "quant", "prune_magnitude", "prune")
+    name: str = choice("quant", "rtn", "quant", "prune_magnitude", "prune")  # the CLI's default too
     wbits: int | None = bounded(8, 2, 8, optional=True)
     abits: int | None = bounded(8, 2, 8, optional=True)
     symmetric: bool = False
