@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from lwcompress import __version__, io
+from lwcompress.allocate import Allocation, allocate
 from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
 from lwcompress.compress.packing import pack_state, unpack_state
 from lwcompress.distributed import Ranks
@@ -71,6 +72,13 @@ class CompressedModel:
             if q.mask is not None:
                 bits[f"{name}.mask"] = 1
         return size_bits(self.model, bits) + stored
+
+    def average_wbits(self) -> float:
+        """Weight bits per compressible weight, averaged over all of them (float weights count 32, pruned ones
+        as stored: their bits, the mask aside); what `compressor.budget.wbits` bounds."""
+        layers = list(self.compressed_layers().values())
+        total = sum(q.layer.weight.numel() for q in layers)
+        return sum(q.layer.weight.numel() * (q.wbits or 32) for q in layers) / max(1, total)
 
     def sparsity(self) -> float:
         """Fraction of all compressed layers' weights pruned by their masks."""
@@ -142,6 +150,8 @@ def compress(
     data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
     # Opened before anything is generated: a run dir of another configuration fails at once.
     store = _layer_store(shared, data, config, pre, layerwise, ctx.ranks) if config.learned else None
+    allocation = _allocated(model, layers, config, pre, normalization, data) if config.budget.active else None
+    config = allocation.resolved(config) if allocation is not None else config
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
     guarded = config.learned and layerwise.guard != "none"
@@ -152,8 +162,30 @@ def compress(
         return None
     checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
-            "generate_reused_s": ctx.reused_wall_s, "guard": checked}  # fmt: skip
+            "generate_reused_s": ctx.reused_wall_s, "guard": checked,
+            "allocation": dataclasses.asdict(allocation) if allocation is not None else None}  # fmt: skip
     return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
+
+
+def _allocated(
+    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, pre: PreconditionerConfig,
+    normalization: dict[str, list[float]], data: LayerData,
+) -> Allocation:  # fmt: skip
+    """`config.budget`'s per-layer widths (lwcompress/allocate), sensitivities measured in the generator's domain
+    network on held-out synthetic images."""
+    if not data.has_domain:
+        raise UserError(f"compressor.budget measures each layer's sensitivity in the generator's network, and "
+                        f"generator={data.cfg.name} has none: use propagated, distilled or real")  # fmt: skip
+    domain, _ = data.domain()
+    params = {i.name: model.get_submodule(i.name).weight.numel() for i in layers}
+
+    def rounded(c: CompressorConfig) -> tuple[nn.Module, dict[str, nn.Module]]:
+        closed = closed_form(model, layers, c, pre, activation_ranges(model, layers, c, normalization, data),
+                             data.cfg.seed)  # fmt: skip
+        return closed.model, closed.references
+
+    return allocate(config, layers, params, rounded, fold(domain, pre).eval(), data.guard_images(config.budget.images),
+                    data.float_inputs, data.cfg.chunk)  # fmt: skip
 
 
 def _check_statistics(model: nn.Module, config: CompressorConfig, generator: GeneratorConfig | None) -> None:

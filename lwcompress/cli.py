@@ -160,7 +160,11 @@ def preflight(config_name: str, argv: list[str]) -> None:
     except Exception as e:
         raise UserError(_one_line(e)) from None
     for variant in variants:
-        load_config(variant, config_name)
+        job = load_config(variant, config_name)
+        if config_name == "config" and job.compressor.rules:
+            from lwcompress.layer_rules import check_layer_rules  # builds the model: only when there are rules
+
+            check_layer_rules(job)
     with _hydra_context():
         if any(a in ("-m", "--multirun") for a in argv):
             _check_sweep_dirs(overrides, variants[0], config_name)

@@ -209,7 +209,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     else:
         summary["fp_top1"] = None
     if job.compressor.learned and job.eval_rtn:
-        start = replace(job.compressor, name=job.compressor.closed_form)
+        start = replace(compressed.config, name=job.compressor.closed_form)  # the widths a budget chose, if any
         rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
                        real_images, cache=cache, device=device, image_cache_dir=kept)  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
@@ -219,6 +219,13 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
                    generate_reused_s=compressed.meta["generate_reused_s"], size_bits=compressed.size_bits(),
                    sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, command=command,
                    config=config, **{f"guard_{k}": v for k, v in compressed.meta.get("guard", {}).items()})  # fmt: skip
+    summary["avg_wbits"] = compressed.average_wbits()
+    summary["layer_bits"] = {r.name: {"wbits": r.wbits, "abits": r.abits, "sparsity": round(r.sparsity, 4)}
+                             for r in compressed.layers}  # fmt: skip
+    allocation = compressed.meta.get("allocation")
+    if allocation is not None:
+        summary["allocate_wall_s"] = allocation["wall_s"]
+        io.write_json(out_dir / "allocation.json", allocation)  # the chosen widths and every measured sensitivity
 
     rows = layer_rows(compressed.layers, compressed.results)
     log_results(loggers, summary, rows, compressed.results)

@@ -137,7 +137,8 @@ def test_round2_benchmark_pieces_compose_and_label_the_run(option: str) -> None:
     job = load_config(["experiment=round2", f"+benchmark/{option}"])
     assert job.task_name == "round2" and job.labels[kind]
     if name == "w4a4_all":
-        assert job.compressor.bits_for(True, False) == (4, 8) and job.compressor.bits_for(False, True) == (4, 4)
+        first, last = job.compressor.setting_for("conv1", True, False), job.compressor.setting_for("fc", False, True)
+        assert (first.wbits, first.abits, last.wbits, last.abits) == (4, 8, 4, 4)
     if name == "zeroq":
         assert job.compressor.act_range == "calibrated" and job.generator.name == "distilled"
     if name == "gptq":

@@ -81,13 +81,18 @@ def test_quant_layer_codes_round_trip() -> None:
     assert q(x).shape == (2, 4, 6, 6)
 
 
+def bits(cfg: CompressorConfig, name: str = "conv", first: bool = False, last: bool = False) -> tuple:
+    setting = cfg.setting_for(name, first, last)
+    return setting.wbits, setting.abits
+
+
 def test_bit_policy_first_and_last_layer() -> None:
     cfg = CompressorConfig(wbits=4, abits=4)
-    assert cfg.bits_for(is_first=True, is_last=False) == (8, 8)
-    assert cfg.bits_for(is_first=False, is_last=False) == (4, 4)
-    assert cfg.bits_for(is_first=False, is_last=True) == (8, 8)
+    assert bits(cfg, first=True) == (8, 8)
+    assert bits(cfg) == (4, 4)
+    assert bits(cfg, last=True) == (8, 8)
     cfg = CompressorConfig(wbits=3, abits=None, first_layer_wbits=None, last_layer_wbits=None)
-    assert cfg.bits_for(is_first=True, is_last=False) == (3, None)
+    assert bits(cfg, first=True) == (3, None)
 
 
 @pytest.mark.parametrize(

@@ -33,19 +33,21 @@ def wrap_layers(
     cfg: CompressorConfig,
     ranges: dict[str, tuple[float, float] | None],
 ) -> list[LayerRecord]:
-    """Replace each named layer of `model` in place by a CompressedLayer under `cfg`'s bit and sparsity policy.
+    """Replace each named layer of `model` in place by a CompressedLayer under `cfg`'s bits and sparsity for it
+    (`CompressorConfig.setting_for`: global values, first/last-layer keys, per-layer rules).
 
     `layers` holds (name, kind, is_first, is_last); a layer whose input range is unknown keeps a float input.
     """
+    settings = {name: cfg.setting_for(name, first, last) for name, _, first, last in layers}
     masks = {}
     if cfg.prunes:
         weights = {name: model.get_submodule(name).weight for name, *_ in layers}
-        targets = {name: cfg.sparsity_for(first, last) for name, _, first, last in layers}
+        targets = {name: s.sparsity for name, s in settings.items()}
         masks = magnitude_masks(weights, targets, cfg.allocation, cfg.pattern)
     records = []
-    for name, kind, is_first, is_last in layers:
+    for name, kind, *_ in layers:
         layer = model.get_submodule(name)
-        wbits, abits = cfg.bits_for(is_first, is_last)
+        wbits, abits = settings[name].wbits, settings[name].abits
         rng = ranges.get(name)
         if rng is None:
             abits = None

@@ -136,9 +136,10 @@ def activation_ranges(
     """Each layer's input interval for `config` ({} without activation quantization): from BN statistics at the
     bit-aware number of sigmas, then clipped by MSE (`act_range=mse`) or replaced by what the generator's images
     show (`act_range=calibrated`, ZeroQ)."""
-    if config.abits is None:
+    abits = {i.name: config.setting_for(i.name, i.is_first, i.is_last).abits for i in layers}
+    if all(b is None for b in abits.values()):
         return {}
-    bits = {i.name: config.bits_for(i.is_first, i.is_last)[1] or 8 for i in layers}
+    bits = {n: b or 8 for n, b in abits.items()}
     ranges = input_ranges(model, layers, {n: config.sigmas_for(b) for n, b in bits.items()}, normalization)
     if config.act_range == "mse":
         return mse_ranges(model, layers, ranges, bits)

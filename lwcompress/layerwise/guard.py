@@ -34,9 +34,19 @@ def domain_twin(
 
 
 @torch.no_grad()
-def logit_error(net: nn.Module, target: torch.Tensor, images: torch.Tensor, chunk: int) -> float:
-    """Relative squared error of `net`'s outputs against `target` (MSE / Var)."""
+def logit_error(net: nn.Module, target: torch.Tensor, images: torch.Tensor, chunk: int,
+                measure: str = "output_mse") -> float:  # fmt: skip
+    """`net`'s output error on `images` against `target` (`output_error`)."""
     out = torch.cat([net(images[i : i + chunk]) for i in range(0, len(images), chunk)])
+    return output_error(out, target, measure)
+
+
+def output_error(out: torch.Tensor, target: torch.Tensor, measure: str = "output_mse") -> float:
+    """The output error by `measure`: "output_mse" (squared error over the target's variance) or "output_kl"
+    (KL(softmax(target) || softmax(out)), mean over samples)."""
+    if measure == "output_kl":
+        log_p, log_q = target.log_softmax(-1), out.log_softmax(-1)
+        return float((log_p.exp() * (log_p - log_q)).sum(-1).mean())
     return float((out - target).pow(2).mean() / target.var().clamp_min(1e-12))
 
 

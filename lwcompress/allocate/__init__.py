@@ -1,0 +1,142 @@
+"""Per-layer bit widths under a size budget (`compressor.budget`): measure each free layer's sensitivity to each
+candidate width without data, then choose the widths (`solve.choose`). The chosen widths become exact-name
+`layers` rules of the compressor config, so the rest of the pipeline (and `load_compressed`) sees a plain
+mixed-precision config."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lwcompress.allocate.solve import choose
+from lwcompress.compress.config import BitBudget, CompressorConfig
+from lwcompress.compress.modules import CompressedLayer
+from lwcompress.errors import UserError
+from lwcompress.graph import LayerInfo
+from lwcompress.layerwise.guard import domain_twin, logit_error
+
+# rounded(config) -> (the deployed model with every layer wrapped and rounded under config, FP folded references)
+Rounded = Callable[[CompressorConfig], tuple[nn.Module, dict[str, nn.Module]]]
+
+
+@dataclass
+class Allocation:
+    """The widths chosen for the free layers, what the budget allowed and cost, and the measured sensitivities
+    ({"wbits"/"abits": {layer: {width: error}}}; empty for allocation=uniform)."""
+
+    wbits: dict[str, int] = field(default_factory=dict)
+    abits: dict[str, int] = field(default_factory=dict)
+    sensitivity: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def resolved(self, config: CompressorConfig) -> CompressorConfig:
+        """`config` with the chosen widths as exact-name rules after its own, and no budget left to allocate."""
+        names = dict.fromkeys([*self.wbits, *self.abits])
+        chosen = [{"match": _exact(n), **({"wbits": self.wbits[n]} if n in self.wbits else {}),
+                   **({"abits": self.abits[n]} if n in self.abits else {})} for n in names]  # fmt: skip
+        own = [{"match": p, **v} for p, v in config.rules]
+        return dataclasses.replace(config, layers=own + chosen or None, budget=BitBudget())
+
+
+def _exact(name: str) -> str:
+    """An fnmatch pattern that matches `name` only ([ is the one special character qualified names may hold)."""
+    return name.replace("[", "[[]")
+
+
+def allocate(
+    config: CompressorConfig, layers: list[LayerInfo], params: dict[str, int], rounded: Rounded, domain: nn.Module,
+    images: torch.Tensor, float_inputs: set[str], chunk: int = 64,
+) -> Allocation:  # fmt: skip
+    """Choose the free layers' widths under `config.budget`: weights by parameter count, inputs by elements per
+    image (`LayerInfo.input_shape`). Sensitivities are measured in `domain` (the folded FP domain network) on
+    `images`; `float_inputs` (image-fed layers in a synthetic domain) keep their configured input bits."""
+    start = time.perf_counter()
+    b, out = config.budget, Allocation()
+    settings = {i.name: config.setting_for(i.name, i.is_first, i.is_last) for i in layers}
+    if b.wbits is not None or b.bytes is not None:
+        free = [i.name for i in layers if not config.pinned(i.name, i.is_first, i.is_last)[0]]
+        fixed = sum(params[n] * (settings[n].wbits or 32) for n in params if n not in free)
+        total = b.wbits * sum(params.values()) if b.wbits is not None else 8.0 * b.bytes
+        out.wbits = _choose(free, {n: params[n] for n in free}, total - fixed, b.candidate_wbits, b, "weight",
+                            lambda w: _errors(free, rounded, _only_weights(config, w), domain, images, float_inputs,
+                                              chunk, b.measure), out, "wbits")  # fmt: skip
+    if b.abits is not None:
+        elems = {i.name: _numel(i) for i in layers if settings[i.name].abits is not None}
+        free = [n for n in elems if n not in float_inputs and not config.pinned(n, *_ends(layers, n))[1]]
+        fixed = sum(elems[n] * settings[n].abits for n in elems if n not in free)
+        out.abits = _choose(free, {n: elems[n] for n in free}, b.abits * sum(elems.values()) - fixed,
+                            b.candidate_abits, b, "input",
+                            lambda a: _errors(free, rounded, _only_inputs(config, a), domain, images, float_inputs,
+                                              chunk, b.measure), out, "abits")  # fmt: skip
+    out.wall_s = time.perf_counter() - start
+    return out
+
+
+def _choose(
+    free: list[str], size: dict[str, int], budget: float, widths: list[int], b: BitBudget, what: str,
+    measure: Callable[[int], dict[str, float]], out: Allocation, key: str,
+) -> dict[str, int]:  # fmt: skip
+    """Widths for `free` layers of `size` (params or input elements) within `budget` (bits)."""
+    if not free:
+        return {}
+    need = min(widths) * sum(size.values())
+    if budget < need:
+        have = budget / sum(size.values())
+        raise UserError(f"compressor.budget leaves the free layers {have:.3g} {what} bits on average, below the "
+                        f"smallest candidate ({min(widths)}); raise the budget or add smaller widths")  # fmt: skip
+    if b.allocation == "uniform":
+        width = max(w for w in widths if w * sum(size.values()) <= budget)
+        return dict.fromkeys(free, width)
+    errors = {w: measure(w) for w in widths}
+    out.sensitivity[key] = {n: {w: errors[w][n] for w in widths} for n in free}
+    picks = choose([[size[n] * w for w in widths] for n in free], [[errors[w][n] for w in widths] for n in free],
+                   budget)  # fmt: skip
+    return {n: widths[k] for n, k in zip(free, picks, strict=True)}
+
+
+def _only_weights(config: CompressorConfig, wbits: int) -> CompressorConfig:
+    """Every layer's weights at `wbits`, inputs float: each layer's weight sensitivity alone."""
+    return dataclasses.replace(config, wbits=wbits, abits=None, first_layer_wbits=None, last_layer_wbits=None,
+                               layers=None, budget=BitBudget())  # fmt: skip
+
+
+def _only_inputs(config: CompressorConfig, abits: int) -> CompressorConfig:
+    """Every layer's input at `abits`, weights float (pruning kept): each layer's input sensitivity alone."""
+    return dataclasses.replace(config, wbits=None, abits=abits, first_layer_abits=None, last_layer_abits=None,
+                               layers=None, budget=BitBudget())  # fmt: skip
+
+
+@torch.no_grad()
+def _errors(
+    names: list[str], rounded: Rounded, config: CompressorConfig, domain: nn.Module, images: torch.Tensor,
+    float_inputs: set[str], chunk: int, measure: str,
+) -> dict[str, float]:  # fmt: skip
+    """Per layer: the domain network's output error with that layer alone compressed under `config`."""
+    model, references = rounded(config)
+    target = torch.cat([domain(images[i : i + chunk]) for i in range(0, len(images), chunk)])
+    net = copy.deepcopy(domain).eval()
+    errors = {}
+    for name in names:
+        q = model.get_submodule(name)
+        assert isinstance(q, CompressedLayer)
+        original = net.get_submodule(name)
+        net.set_submodule(name, domain_twin(q, original, references[name], name in float_inputs))
+        errors[name] = logit_error(net, target, images, chunk, measure)
+        net.set_submodule(name, original)
+    return errors
+
+
+def _numel(info: LayerInfo) -> int:
+    shape = info.input_shape or (1,)
+    return int(torch.tensor(shape).prod())
+
+
+def _ends(layers: list[LayerInfo], name: str) -> tuple[bool, bool]:
+    info = next(i for i in layers if i.name == name)
+    return info.is_first, info.is_last
