@@ -73,12 +73,14 @@ class CompressedModel:
                 bits[f"{name}.mask"] = 1
         return size_bits(self.model, bits) + stored
 
+    def weight_bits(self) -> int:
+        """The compressible layers' weights at their widths (float: 32), pruned ones too: what
+        `compressor.budget` counts (`size_bits` is the file's whole size instead)."""
+        return sum(q.layer.weight.numel() * (q.wbits or 32) for q in self.compressed_layers().values())
+
     def average_wbits(self) -> float:
-        """Weight bits per compressible weight, averaged over all of them (float weights count 32, pruned ones
-        as stored: their bits, the mask aside); what `compressor.budget.wbits` bounds."""
-        layers = list(self.compressed_layers().values())
-        total = sum(q.layer.weight.numel() for q in layers)
-        return sum(q.layer.weight.numel() * (q.wbits or 32) for q in layers) / max(1, total)
+        """`weight_bits` per compressible weight: what `compressor.budget.wbits` bounds."""
+        return self.weight_bits() / max(1, sum(q.layer.weight.numel() for q in self.compressed_layers().values()))
 
     def sparsity(self) -> float:
         """Fraction of all compressed layers' weights pruned by their masks."""

@@ -219,7 +219,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
                    generate_reused_s=compressed.meta["generate_reused_s"], size_bits=compressed.size_bits(),
                    sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, command=command,
                    config=config, **{f"guard_{k}": v for k, v in compressed.meta.get("guard", {}).items()})  # fmt: skip
-    summary["avg_wbits"] = compressed.average_wbits()
+    summary["avg_wbits"], summary["weight_bits"] = compressed.average_wbits(), compressed.weight_bits()
     summary["layer_bits"] = {r.name: {"wbits": r.wbits, "abits": r.abits, "sparsity": round(r.sparsity, 4)}
                              for r in compressed.layers}  # fmt: skip
     allocation = compressed.meta.get("allocation")
