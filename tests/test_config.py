@@ -69,6 +69,21 @@ def test_defaults_are_the_embedded_default() -> None:
     assert job.model.weights.endswith("checkpoints/fashion_mnist/resnet20.pt")
 
 
+def test_python_defaults_are_the_cli_defaults() -> None:
+    """One default: the config dataclasses a notebook builds equal what `lwcompress` composes with no arguments."""
+    from dataclasses import asdict
+
+    from lwcompress.compress import CompressorConfig
+    from lwcompress.generate import GeneratorConfig
+    from lwcompress.layerwise import LayerwiseConfig
+    from lwcompress.precondition import PreconditionerConfig
+
+    job = load_config()
+    for key, cls in [("compressor", CompressorConfig), ("generator", GeneratorConfig), ("layerwise", LayerwiseConfig),
+                     ("preconditioner", PreconditionerConfig)]:  # fmt: skip
+        assert asdict(cls()) == asdict(getattr(job, key)), key
+
+
 def test_pretrain_config_starts_from_random_weights() -> None:
     job = load_config(["model=mobilenetv2_small"], "pretrain")
     assert job.model.weights is None and job.model.name == "mobilenetv2_small"
