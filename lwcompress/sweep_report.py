@@ -53,7 +53,8 @@ NOT_A_METHOD = (
 )
 # Swept keys the setting column already shows (W4A4, W32A32 70% uniform, 2:4): never a method of their own.
 IN_SETTING = ("compressor.wbits", "compressor.abits", "compressor.sparsity", "compressor.allocation",
-              "compressor.pattern")  # fmt: skip
+              "compressor.pattern", "compressor.budget.wbits", "compressor.budget.bytes", "compressor.budget.abits",
+              "compressor.budget.allocation")  # fmt: skip
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
 MAX_LISTED = 10
 

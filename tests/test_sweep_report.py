@@ -198,3 +198,11 @@ def test_reused_images_count_what_they_once_cost() -> None:
     made = {"top1": 90.0, "compress_wall_s": 8.0, "generate_wall_s": 3.0}
     reused = {"top1": 90.0, "compress_wall_s": 5.0, "generate_wall_s": 0.0, "generate_reused_s": 3.0}
     assert format_cell([made], wall=True) == format_cell([reused], wall=True) == "90.00 (8.0 s, 3.0 generating)"
+
+
+def test_a_sweeps_own_table_tells_methods_apart_by_what_it_varied() -> None:
+    from lwcompress.sweep_report import DEFAULT_BY, sweep_by
+
+    swept = ["compressor.wbits", "seed", "model", "generator", "preconditioner", "+layerwise.steps", "threads",
+             "compressor", "+benchmark/cell", "compressor.budget.wbits", "compressor.rounding"]  # fmt: skip
+    assert sweep_by(swept) == [*DEFAULT_BY.split(","), "preconditioner.name", "layerwise.steps", "compressor.rounding"]
