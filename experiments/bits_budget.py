@@ -1,15 +1,17 @@
 """Issue 13's evidence: top-1 against weight size, uniform widths vs widths allocated under the same budget.
 
     python experiments/bits_budget.py run [--models resnet20 mobilenetv2_small] [--widths 8 6 5 4 3 2] [--extra 2.5]
+                                          [--protocol ends8|all]
     python experiments/bits_budget.py report          # -> experiments/results/bits_budget.md and .png
 
-Both arms use the data-free default compressor (layer-wise quant, propagated data), A8, the first and last layer at
-8 bits (the usual protocol), seeds 0, 1, 2, the test split. "uniform W" quantizes every other layer's weights to W
-bits; "allocated W" gives compressor.budget.wbits the uniform model's own average weight bits (the same pinned
-layers, the same bytes) and lets the sensitivity allocation choose each free layer's width among 2, 3, 4, 5, 6, 8;
---extra adds allocated-only points (average bits). Each cell is one Hydra multirun over the seeds into
-logs/bits_budget/<model>_<arm>_<bits>, skipped once complete, so a killed run resumes; one job at a time on one
-thread (THREADS), so the machine's other core stays usable.
+Both arms use the data-free default compressor (layer-wise quant, propagated data), A8, seeds 0, 1, 2, the test
+split. Protocol "ends8": the first and last layer at 8 bits (the usual one); "all": every layer's weights in play,
+the first and last too. "uniform W" quantizes every other layer's weights to W bits; "allocated W" gives
+compressor.budget.wbits the uniform model's own average weight bits (the same pinned layers, the same bytes) and
+lets the sensitivity allocation choose each free layer's width among 2, 3, 4, 5, 6, 8; --extra adds
+allocated-only points (average bits). Each cell is one Hydra multirun over the seeds into
+logs/bits_budget/<protocol>/<model>_<arm>_<bits>, skipped once complete, so a killed run resumes; one job at a time
+on one thread (THREADS), so the machine's other core stays usable.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ SEEDS = (0, 1, 2)
 
 
 def average_bits(model: str, width: int) -> float:
-    """Weight bits per weight of `model` with its first and last layer at 8 bits and the rest at `width`."""
+    """Weight bits per weight of `model` with its first and last layer at 8 bits and the rest at `width` (the
+    "ends8" protocol's uniform model)."""
     import torch
 
     from lwcompress.cli import load_config
@@ -43,30 +46,37 @@ def average_bits(model: str, width: int) -> float:
     return sum(params[n] * bits[n] for n in params) / sum(params.values())
 
 
-def cells(models: list[str], widths: list[int], extra: list[float]) -> list[tuple[str, str, str, list[str]]]:
+PROTOCOLS = {"ends8": [], "all": ["compressor.first_layer_wbits=null", "compressor.last_layer_wbits=null"]}
+
+
+Cell = tuple[str, str, str, list[str]]
+
+
+def cells(models: list[str], widths: list[int], extra: list[float], protocol: str) -> list[Cell]:
     """(model, arm, bits label, overrides) for every cell."""
     out = []
     for model in models:
         for w in widths:
             out.append((model, "uniform", f"W{w}", [f"compressor.wbits={w}"]))
             if w < 8:  # at 8 bits every candidate is below the budget: the allocation is uniform W8
-                avg = average_bits(model, w)
+                avg = average_bits(model, w) if protocol == "ends8" else w
                 out.append((model, "allocated", f"W{w}", [f"compressor.budget.wbits={avg:.6f}"]))
         for avg in extra:
             out.append((model, "allocated", f"{avg:g}avg", [f"compressor.budget.wbits={avg}"]))
     return out
 
 
-def run(models: list[str], widths: list[int], extra: list[float], threads: int) -> None:
-    for model, arm, label, overrides in cells(models, widths, extra):
-        sweep = ROOT / f"{model}_{arm}_{label}"
+def run(models: list[str], widths: list[int], extra: list[float], protocol: str, threads: int) -> None:
+    for model, arm, label, overrides in cells(models, widths, extra, protocol):
+        sweep = ROOT / protocol / f"{model}_{arm}_{label}"
         if len(list(sweep.glob("*/summary.json"))) >= len(SEEDS):
             continue
-        print(f"== {model} {arm} {label}", flush=True)
+        print(f"== {protocol} {model} {arm} {label}", flush=True)
         seeds = ",".join(map(str, SEEDS))
-        cmd = ["lwcompress", "-m", f"model={model}", "compressor.abits=8", *overrides, f"seed={seeds}",
-               f"threads={threads}", "save_model=false", "real_diagnostics=false", "task_name=bits_budget",
-               f"+labels.arm={arm}", f"+labels.bits={label}", f"hydra.sweep.dir={sweep}"]  # fmt: skip
+        cmd = ["lwcompress", "-m", f"model={model}", "compressor.abits=8", *PROTOCOLS[protocol], *overrides,
+               f"seed={seeds}", f"threads={threads}", "save_model=false", "real_diagnostics=false",
+               "task_name=bits_budget", f"+labels.arm={arm}", f"+labels.bits={label}", f"+labels.protocol={protocol}",
+               f"hydra.sweep.dir={sweep}"]  # fmt: skip
         subprocess.run(cmd, check=True)
 
 
@@ -76,29 +86,28 @@ def report() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*/*/summary.json"))]
-    models = sorted({r["model"] for r in runs})
+    runs = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*/*/*/summary.json"))]
+    panels = sorted({(r["config"]["labels"].get("protocol", "ends8"), r["model"]) for r in runs})
     lines = ["Top-1 % on the test split (mean ± std over seeds, n), data-free default compressor (layer-wise quant, "
-             "propagated), A8; first and last layer at 8 bits in both arms. Size: the compressible layers' weights "
-             "(KiB, codes only). Allocated: compressor.budget.wbits = the uniform model's average weight bits.", "",
-             "| model | bits | uniform: avg bits, KiB, top-1 | allocated: avg bits, KiB, top-1 | allocate s |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
-    for ax, model in zip(axes[0], models, strict=True):
-        mine = [r for r in runs if r["model"] == model]
-        fp = statistics.fmean(r["fp_top1"] for r in mine if r.get("fp_top1") is not None)
+             "propagated), A8. Protocol ends8: first and last layer at 8 bits in both arms; all: every layer in play. "
+             "Avg bits and KiB: the compressible layers' weights (codes only). Allocated: compressor.budget.wbits = "
+             "the uniform model's average weight bits (same bytes).", "",
+             "| protocol | model | bits | uniform: avg bits, KiB, top-1 | allocated: avg bits, KiB, top-1 | "
+             "allocate s |", "|---|---|---|---|---|---|"]  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (protocol, model) in zip(axes[0], panels, strict=True):
+        mine = [r for r in runs if r["model"] == model and r["config"]["labels"].get("protocol", "ends8") == protocol]
+        fps = [r["fp_top1"] for r in runs if r["model"] == model and r.get("fp_top1") is not None]
+        fp = statistics.fmean(fps) if fps else float("nan")
         by: dict[tuple[str, str], list[dict]] = {}
         for r in mine:
             by.setdefault((r["config"]["labels"]["arm"], r["config"]["labels"]["bits"]), []).append(r)
-        labels = sorted({b for _, b in by}, key=lambda b: -float(b.strip("Wavg")))
-        for label in labels:
-            row = [f"| {model} | {label} |"]
-            for arm in ("uniform", "allocated"):
-                row.append(_cell(by.get((arm, label), [])))
+        for label in sorted({b for _, b in by}, key=lambda b: -float(b.strip("Wavg"))):
             alloc = [r.get("allocate_wall_s", 0) for r in by.get(("allocated", label), [])]
-            row.append(f"{statistics.fmean(alloc):.0f} |" if alloc else "– |")
-            lines.append(" ".join(row))
-        lines.append(f"| {model} | FP32 | {fp:.2f} | | |")
+            lines.append(f"| {protocol} | {model} | {label} | {_cell(by.get(('uniform', label), []))} "
+                         f"{_cell(by.get(('allocated', label), []))} "
+                         f"{f'{statistics.fmean(alloc):.0f}' if alloc else '–'} |")  # fmt: skip
+        lines.append(f"| {protocol} | {model} | FP32 | {fp:.2f} | | |")
         for arm, style in (("uniform", "o-"), ("allocated", "s--")):
             points = sorted((_kib(rs), statistics.fmean(r["top1"] for r in rs)) for (a, _), rs in by.items()
                             if a == arm)  # fmt: skip
@@ -108,7 +117,7 @@ def report() -> None:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("weights, KiB (log2)")
         ax.set_ylabel("top-1 %")
-        ax.set_title(model)
+        ax.set_title(f"{model}, {protocol}")
         ax.legend(fontsize=8)
     fig.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -122,6 +131,7 @@ def _kib(rs: list[dict]) -> float:
 
 
 def _cell(rs: list[dict]) -> str:
+    """ "avg bits, KiB, top-1 mean ± std (n) |" of one arm's runs."""
     if not rs:
         return "– |"
     top = [r["top1"] for r in rs]
@@ -136,9 +146,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["resnet20", "mobilenetv2_small"])
     parser.add_argument("--widths", nargs="+", type=int, default=[8, 6, 5, 4, 3, 2])
     parser.add_argument("--extra", nargs="*", type=float, default=[2.5])
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="ends8")
     args = parser.parse_args()
     if args.what == "run":
-        run(args.models, args.widths, args.extra, int(os.environ.get("THREADS", "1")))
+        run(args.models, args.widths, args.extra, args.protocol, int(os.environ.get("THREADS", "1")))
     else:
         report()
 
