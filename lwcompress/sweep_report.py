@@ -173,7 +173,8 @@ def _flat(node: object, prefix: str = "") -> dict[str, str]:
 
 
 def confounders(cells: Cells) -> list[str]:
-    """Config keys that vary between the runs of some cell besides the seed: that cell's mean is not over seeds.
+    """Config keys that vary between the runs of some cell besides the seed (and keys set to it, like
+    generator.seed = ${seed}): that cell's mean is not over seeds.
 
     Only keys every run of the cell has count: a key missing from some (a summary written before it existed)
     says nothing about whether the runs differ."""
@@ -183,7 +184,8 @@ def confounders(cells: Cells) -> list[str]:
             flats = [_flat(s.get("config", {})) for s in runs]
             for key in set(flats[0]).intersection(*flats[1:]):
                 ignored = any(key == p or key.startswith(p + ".") for p in NOT_A_METHOD)
-                if not ignored and len({f.get(key) for f in flats}) > 1:
+                follows_seed = all(f.get(key) == f.get("seed") for f in flats)  # generator.seed: ${seed}
+                if not ignored and not follows_seed and len({f.get(key) for f in flats}) > 1:
                     found.add(key)
     return sorted(found)
 

@@ -62,8 +62,8 @@ def summary(model: str, compressor: str, generator: str | None, setting: str, se
             "threads": 1,
             "model": {"name": model},
             "compressor": {"name": compressor, "wbits": wbits, "abits": abits, "sparsity": 0.0},
-            "generator": {"name": generator or "none"},
-            "layerwise": {"mode": "sequential"},
+            "generator": {"name": generator or "none", "seed": seed},  # ${seed} in the real config: not a method
+            "layerwise": {"mode": "sequential", "seed": seed},
             "preconditioner": {"name": "bn_fold"},
         },
         **extra,
