@@ -190,3 +190,27 @@ def test_activation_budget_weights_inputs_by_their_elements() -> None:
     assert average <= 6 and all(elems[n].abits == chosen[n] for n in chosen)
     kl = result.meta["allocation"]["sensitivity"]["abits"]
     assert all(v[4] >= v[8] >= 0 for v in kl.values())
+
+
+def test_trials_from_the_middle_of_a_pass_equal_full_passes() -> None:
+    """Sensitivities run only the rest of the network from each layer (Stepwise.output_with): the same outputs as a
+    full pass with the layer swapped, however many trials share the prefix (in-place ReLUs touch only copies)."""
+    import copy
+
+    from lwcompress.generate.capture import Stepwise
+
+    torch.manual_seed(0)
+    model, _ = build_model(ModelConfig("mobilenetv2_tiny"), 10, 1)
+    model.eval()
+    images = torch.randn(10, 1, 28, 28)
+    steps = Stepwise(model, images, chunk=4)
+    assert torch.allclose(steps.output_with({}), model(images), atol=1e-5)
+    for name in ["features.3.block.0", "features.4.block.6"]:
+        steps.input_of(name)
+        for scale in (0.5, 2.0):
+            swapped = copy.deepcopy(model.get_submodule(name))
+            with torch.no_grad():
+                swapped.weight.mul_(scale)
+            full = copy.deepcopy(model)
+            full.set_submodule(name, swapped)
+            assert torch.allclose(steps.output_with({name: swapped}), full(images), atol=1e-5)

@@ -96,9 +96,10 @@ class Stepwise:
     ) -> None:  # fmt: skip
         gm = trace(copy.deepcopy(model).eval().to(device))
         self.runners = []
-        for start in range(0, len(images), chunk):
+        self.chunks = [images[start : start + chunk].to(device) for start in range(0, len(images), chunk)]
+        for x in self.chunks:
             runner = _Runner(gm, replaced or {}, device)
-            runner.env, runner.args_iter = {}, iter([images[start : start + chunk].to(device)])
+            runner.env, runner.args_iter = {}, iter([x])
             self.runners.append(runner)
         self.nodes = list(gm.graph.nodes)
         self.position = 0
@@ -117,3 +118,23 @@ class Stepwise:
                     del r.env[dead]
             self.position += 1
         raise ValueError(f"module {name} is not called after the current step")
+
+    @torch.no_grad()
+    def output_with(self, replaced: dict[str, nn.Module]) -> torch.Tensor:
+        """The network's output (all chunks, on the CPU) with every pass continued from the current step to the end
+        with `replaced` swapped in as well, on copies of the live values: this object stays where it is, so trial
+        after trial shares the passes up to here (in-place ops of the rest touch only the copies)."""
+        outs = []
+        for r, x in zip(self.runners, self.chunks, strict=True):
+            trial = _Runner(r.module, {**r.replaced, **replaced}, r.device)
+            trial.env = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in r.env.items()}
+            trial.args_iter = iter([x])  # for the input placeholder, if the passes have not started
+            for node in self.nodes[self.position :]:
+                value = trial.run_node(node)
+                if node.op == "output":
+                    outs.append(value.detach().cpu())
+                    break
+                trial.env[node] = value
+                for dead in trial.user_to_last_uses.get(node, []):
+                    del trial.env[dead]
+        return torch.cat(outs)

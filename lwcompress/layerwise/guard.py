@@ -34,11 +34,10 @@ def domain_twin(
 
 
 @torch.no_grad()
-def logit_error(net: nn.Module, target: torch.Tensor, images: torch.Tensor, chunk: int,
-                measure: str = "output_mse") -> float:  # fmt: skip
-    """`net`'s output error on `images` against `target` (`output_error`)."""
+def logit_error(net: nn.Module, target: torch.Tensor, images: torch.Tensor, chunk: int) -> float:
+    """Relative squared error of `net`'s outputs on `images` against `target` (`output_error`)."""
     out = torch.cat([net(images[i : i + chunk]) for i in range(0, len(images), chunk)])
-    return output_error(out, target, measure)
+    return output_error(out, target)
 
 
 def output_error(out: torch.Tensor, target: torch.Tensor, measure: str = "output_mse") -> float:
