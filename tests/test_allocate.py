@@ -41,6 +41,10 @@ def test_rules_apply_in_order_after_the_first_and_last_layer_keys() -> None:
     listed = CompressorConfig(wbits=4, abits=4, layers=[{"match": "layers.*", "wbits": 6}, {"match": "fc", "wbits": 2}])
     assert [bits(listed, n, last=n == "fc") for n in ("layers.0.conv1", "fc")] == [(6, 4, 0.0), (2, 8, 0.0)]
     assert cfg.label() == "W4A4 0% uniform mixed" and cfg.prunes  # only the rule prunes
+    only_fc = CompressorConfig(wbits=None, abits=None, layers={"fc": {"wbits": 4}})  # a rule alone compresses
+    assert bits(only_fc, "fc", last=True) == (4, None, 0.0) and bits(only_fc, "conv1", first=True)[0] is None
+    with pytest.raises(UserError, match="nothing to compress"):
+        CompressorConfig(wbits=None, abits=None, layers={"fc": {"wbits": None}})
 
 
 def test_rules_from_the_command_line_reach_the_layers(tmp_path: Path) -> None:

@@ -161,6 +161,18 @@ class CompressorConfig:
             raise UserError("budget.wbits/bytes allocate weight bits: set compressor.wbits (the widths' default)")
         if self.budget.abits and self.abits is None:
             raise UserError("budget.abits allocates input bits: set compressor.abits (the widths' default)")
+        try:
+            n_m = parse_pattern(self.pattern)
+        except ValueError as e:
+            raise UserError(f"pattern={self.pattern!r}: {e}") from None
+        if n_m is not None and abs(self.sparsity - (1 - n_m[0] / n_m[1])) > 1e-9:
+            raise UserError(
+                f"pattern={self.pattern} fixes the sparsity at {1 - n_m[0] / n_m[1]:g}; set sparsity to that, "
+                f"not {self.sparsity:g}"
+            )
+        ruled = any(v.get("wbits") or v.get("abits") for _, v in self.rules)
+        if self.wbits is None and self.abits is None and not self.prunes and not ruled:
+            raise UserError(f"name={self.name}: nothing to compress (wbits, abits and sparsity all off)")
 
     @property
     def rules(self) -> list[tuple[str, dict[str, Any]]]:
@@ -172,17 +184,6 @@ class CompressorConfig:
         if isinstance(self.layers, list) and all(isinstance(r, dict) and "match" in r for r in self.layers):
             return [(str(r["match"]), {k: v for k, v in r.items() if k != "match"}) for r in self.layers]
         raise UserError(f"layers={self.layers!r}: must be {{pattern: {{wbits: 4}}}} or [{{match: pattern, wbits: 4}}]")
-        try:
-            n_m = parse_pattern(self.pattern)
-        except ValueError as e:
-            raise UserError(f"pattern={self.pattern!r}: {e}") from None
-        if n_m is not None and abs(self.sparsity - (1 - n_m[0] / n_m[1])) > 1e-9:
-            raise UserError(
-                f"pattern={self.pattern} fixes the sparsity at {1 - n_m[0] / n_m[1]:g}; set sparsity to that, "
-                f"not {self.sparsity:g}"
-            )
-        if self.wbits is None and self.abits is None and not self.prunes:
-            raise UserError(f"name={self.name}: nothing to compress (wbits, abits and sparsity all off)")
 
     @property
     def learned(self) -> bool:
