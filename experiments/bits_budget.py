@@ -88,7 +88,9 @@ def report() -> None:
 
     runs = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*/*/*/summary.json"))]
     panels = sorted({(r["config"]["labels"].get("protocol", "ends8"), r["model"]) for r in runs})
-    lines = ["Top-1 % on the test split (mean ± std over seeds, n), data-free default compressor (layer-wise quant, "
+    lines = ["Made by `python experiments/bits_budget.py run [--protocol ends8|all]` (1 thread, beside other jobs) and "
+             "`python experiments/bits_budget.py report`. Cells without a row have not run yet.", "",
+             "Top-1 % on the test split (mean ± std over seeds, n), data-free default compressor (layer-wise quant, "
              "propagated), A8. Protocol ends8: first and last layer at 8 bits in both arms; all: every layer in play. "
              "Avg bits and KiB: the compressible layers' weights (codes only). Allocated: compressor.budget.wbits = "
              "the uniform model's average weight bits (same bytes).", "",
@@ -114,7 +116,9 @@ def report() -> None:
             if points:
                 ax.plot(*zip(*points, strict=True), style, label=arm)
         ax.axhline(fp, color="gray", lw=0.8, ls=":", label="FP32")
+        sizes = [_kib(rs) for rs in by.values()]
         ax.set_xscale("log", base=2)
+        ax.set_xlim(min(sizes) / 1.25, max(sizes) * 1.25)  # equal sizes must look equal
         ax.set_xlabel("weights, KiB (log2)")
         ax.set_ylabel("top-1 %")
         ax.set_title(f"{model}, {protocol}")
