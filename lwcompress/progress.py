@@ -67,7 +67,8 @@ class LayerDisplay:
         self.spent, self.left = self.spent + cost, self.left - cost
         elapsed = time.perf_counter() - self.start
         eta = elapsed / self.spent * max(0.0, self.left) if self.spent > 0 else None
-        change = f"error {result.rtn_error:.2e} -> {result.error:.2e}" + (" (kept RTN)" if result.reverted else "")
+        change = f"error {result.rtn_error:.2e} -> {result.error:.2e}"
+        change += " (kept its start)" if result.reverted else ""
         log.info(f"layer {self.done}/{self.total} {result.name}: {change}, {result.wall_s:.1f} s; "
                  f"elapsed {duration(elapsed)}, ETA {duration(eta)}")  # fmt: skip
         if self.bar is not None:

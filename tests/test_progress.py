@@ -31,7 +31,7 @@ def test_log_line_per_layer_with_errors_and_size_weighted_eta(caplog: pytest.Log
         display.end()
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0] == "layer 1/3 a: error 2.00e-03 -> 1.00e-03, 1.5 s; elapsed 0:10, ETA 1:30"
-    assert lines[1] == "layer 2/3 b: error 2.00e-03 -> 1.00e-03 (kept RTN), 1.5 s; elapsed 0:20, ETA 0:30"
+    assert lines[1] == "layer 2/3 b: error 2.00e-03 -> 1.00e-03 (kept its start), 1.5 s; elapsed 0:20, ETA 0:30"
     assert lines[2] == "layer phase: 3 layers run in 0:30, 0 reused"
 
 
