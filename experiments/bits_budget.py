@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -60,6 +61,7 @@ def cells(models: list[str], widths: list[int], extra: list[float], protocol: st
             out.append((model, "uniform", f"W{w}", [f"compressor.wbits={w}"]))
             if w < 8:  # at 8 bits every candidate is below the budget: the allocation is uniform W8
                 avg = average_bits(model, w) if protocol == "ends8" else w
+                avg = math.ceil(avg * 1e6) / 1e6  # rounded up: never below what the uniform model spends
                 out.append((model, "allocated", f"W{w}", [f"compressor.budget.wbits={avg:.6f}"]))
         for avg in extra:
             out.append((model, "allocated", f"{avg:g}avg", [f"compressor.budget.wbits={avg}"]))
