@@ -11,14 +11,14 @@ from typing import Any
 from lwcompress import io
 
 # Data settings that do not change which images are evaluated or how they look.
-_IRRELEVANT = ("batch_size", "eval_batch_size", "num_workers", "download")
+LOADER_KEYS = ("batch_size", "eval_batch_size", "num_workers", "download")
 
 
 def fp_key(weights: str, data: dict[str, Any], split: str, normalization: dict[str, list[float]],
            limit: float = 1.0) -> str:  # fmt: skip
     """The cache key: the weights' digest, the data config that selects and transforms the images, the split, and
     the part of it evaluated (trainer.limit_test_batches / limit_val_batches; smoke runs evaluate a few batches)."""
-    relevant = {k: v for k, v in data.items() if k not in _IRRELEVANT}
+    relevant = {k: v for k, v in data.items() if k not in LOADER_KEYS}
     key = {"weights": weights, "data": relevant, "split": split, "normalization": normalization}
     if limit != 1.0:  # the whole split keeps its old keys
         key["limit"] = limit

@@ -15,14 +15,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lwcompress.errors import UserError
+from lwcompress.eval_cache import LOADER_KEYS
 
 # Per job config: the keys whose values decide what a run computes, and the leaves under them that do not.
 RESULT_KEYS = {
     "config": ("model", "data", "preconditioner", "generator", "compressor", "layerwise", "seed", "trainer.precision"),
     "pretrain": ("model", "data", "pretrain", "seed", "trainer.precision"),
 }
-NEUTRAL = {"data.batch_size", "data.eval_batch_size", "data.num_workers", "data.download", "data.root",
-           "data.default_root"}  # fmt: skip
+# The data loader's settings (as the FP cache ignores them) and where the files lie.
+NEUTRAL = {f"data.{k}" for k in (*LOADER_KEYS, "root", "default_root")}
 
 
 def result_config(cfg: DictConfig, config_name: str) -> dict[str, Any]:
