@@ -248,10 +248,12 @@ def _learn(
     held = data.held_out()
     tasks = []
     float_inputs = data.float_inputs  # image-fed layers stay at round-to-nearest unless the images are real
+    gaps = data.gaps() if layerwise.max_gap is not None else {}
     for index, info in enumerate(closed.layers):
+        trusted = not gaps or gaps.get(info.name, 0.0) <= layerwise.max_gap
+        fed = info.name in float_inputs and not layerwise.train_input_layers
         tasks.append(LayerTask(info.name, index, closed.model.get_submodule(info.name), closed.references[info.name],
-                               None, info.activation, held.get(info.name),
-                               train=layerwise.train_input_layers or info.name not in float_inputs))  # fmt: skip
+                               None, info.activation, held.get(info.name), train=trusted and not fed))  # fmt: skip
     learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
     return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre),
                  progress)  # fmt: skip

@@ -20,11 +20,14 @@ from lwcompress.generate import (
     calibrated_ranges,
     capture_inputs,
     distill_images,
+    domain_gaps,
     generator_domain,
     layer_stream,
     source_images,
 )
+from lwcompress.generate.generators import smoothed
 from lwcompress.graph import analyze
+from lwcompress.models import MODELS
 
 from .test_compress import HandSet, calibrated, images
 
@@ -259,3 +262,29 @@ def test_smoothed_noise_is_correlated_and_keeps_unit_variance() -> None:
     plain, _ = source_images(model, GeneratorConfig(num_images=8), ctx)
     smooth, _ = source_images(model, GeneratorConfig(num_images=8, smoothing=1.5), ctx)
     assert not torch.equal(plain, smooth)  # its own cache entry
+
+
+def test_domain_gaps_vanish_on_the_training_images_and_measure_a_wrong_input_model() -> None:
+    """A layer's gap compares the statistics of its output on the generator's images with the training statistics
+    its BatchNorm holds: ~0 on the very images the statistics came from, large for white noise where the model
+    saw smooth images, and the closed-form Gaussian KL where a training variance is 4x what the images give."""
+    model = MODELS.get("resnet8_tiny")(10, 1)
+    seen = smoothed(torch.randn(256, 1, 28, 28, generator=layer_stream(0, 7)), 2.0)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.momentum = None
+    with torch.no_grad():
+        model.train()(seen)
+    model.eval()
+    layers = analyze(model, torch.zeros(1, 1, 28, 28))
+    ctx = GenerationContext((1, 28, 28), 8, real_images=seen)
+    real = domain_gaps(model, layers, GeneratorConfig("real", num_images=256, chunk=256), ctx)
+    assert set(real) == {i.name for i in layers if i.bn is not None} and len(real) == len(layers) - 1
+    assert max(real.values()) < 1e-6
+    noise = domain_gaps(model, layers, GeneratorConfig("propagated", num_images=256, chunk=256), ctx)
+    assert max(noise.values()) > 100 * max(max(real.values()), 1e-4)
+    info = layers[2]
+    model.get_submodule(info.bn).running_var.mul_(4.0)
+    again = domain_gaps(model, layers, GeneratorConfig("real", num_images=256, chunk=256), ctx)
+    assert again[info.name] == pytest.approx(0.5 * (math.log(4.0) + 0.25 - 1), rel=1e-4)
+    with pytest.raises(UserError, match="makes no images"):
+        domain_gaps(model, layers, GeneratorConfig("bn_gaussian"), ctx)

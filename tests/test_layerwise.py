@@ -12,7 +12,9 @@ from torch import nn
 from lwcompress.api import compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.distributed import assign
-from lwcompress.generate import GeneratorConfig
+from lwcompress.errors import UserError
+from lwcompress.generate import GenerationContext, GeneratorConfig, domain_gaps
+from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, reconstruct
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import buckets, segments
@@ -214,3 +216,28 @@ def test_qdrop_skips_input_quantization_only_while_training() -> None:
     assert not result.reverted and result.error < result.rtn_error
     q.harden()
     assert q.drop_prob == 0.0
+
+
+def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
+    """layerwise.max_gap: a layer whose generated inputs are further from its training inputs than the threshold
+    (generate.domain_gaps) is not trained and keeps its round-to-nearest codes; the others train as usual."""
+    model = calibrated("resnet8_tiny")
+    gen = GeneratorConfig(num_images=64, chunk=32)
+    layers = analyze(model, torch.zeros(1, 1, 28, 28))
+    gaps = domain_gaps(model, layers, gen, GenerationContext((1, 28, 28), 8))
+    limit = sorted(gaps.values())[len(gaps) // 2]
+    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
+    lw = compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=gen,
+                  layerwise=LayerwiseConfig(steps=5, batch_size=8, max_gap=limit))  # fmt: skip
+    rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
+    image_fed = {i.name for i in layers if any(s.kind == "input" for s in i.sources)}
+    for r in lw.results:
+        kept = gaps.get(r.name, 0.0) > limit or r.name in image_fed
+        assert (r.wall_s == 0.0) == kept, r.name
+        if kept:
+            same = lw.model.get_submodule(r.name).codes(), rtn.model.get_submodule(r.name).codes()
+            assert torch.equal(*same) and r.error == r.rtn_error
+    assert sum(g > limit for g in gaps.values()) >= 3  # the test means something
+    with pytest.raises(UserError, match="layerwise.max_gap compares .* generator=bn_gaussian makes no images"):
+        compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=GeneratorConfig(
+            "bn_gaussian"), layerwise=LayerwiseConfig(steps=1, mode="independent", max_gap=0.1))  # fmt: skip

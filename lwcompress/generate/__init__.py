@@ -11,6 +11,7 @@ from lwcompress.generate.generators import (
     GeneratorConfig,
     build_inputs,
     check_sequential,
+    domain_gaps,
     generator_domain,
     source_images,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "capture_inputs",
     "check_sequential",
     "distill_images",
+    "domain_gaps",
     "generator_domain",
     "input_ranges",
     "mse_ranges",

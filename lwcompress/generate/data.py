@@ -15,12 +15,15 @@ from typing import TypeVar
 import torch
 from torch import nn
 
+from lwcompress.errors import UserError
 from lwcompress.generate.capture import capture_inputs
 from lwcompress.generate.generators import (
+    IMAGE_GENERATORS,
     SEQUENTIAL_GENERATORS,
     GenerationContext,
     GeneratorConfig,
     build_inputs,
+    domain_gaps,
     generator_domain,
     smoothed,
     source_images,
@@ -60,6 +63,15 @@ class LayerData:
     def domain(self) -> tuple[nn.Module, torch.Tensor]:
         """The BN network and images whose forward gives the layer inputs, for sequential runs."""
         return self._timed(generator_domain, self.model, self.cfg, self.ctx)
+
+    def gaps(self) -> dict[str, float]:
+        """Each layer's domain gap (generators.domain_gaps): how far its generated inputs are from its training
+        inputs, seen through its weights (layerwise.max_gap); UserError for generators that make no images."""
+        if self.cfg.name not in IMAGE_GENERATORS:
+            raise UserError(f"layerwise.max_gap compares each layer's output statistics on the generator's images "
+                            f"with its training ones, and generator={self.cfg.name} makes no images: use "
+                            f"{', '.join(IMAGE_GENERATORS)}")  # fmt: skip
+        return self._timed(domain_gaps, self.model, self.layers, self.cfg, self.ctx)
 
     @property
     def float_inputs(self) -> set[str]:

@@ -286,17 +286,46 @@ def generator_domain(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationCont
     """
     check_sequential(cfg.name)
     images, batch_stat_bn = source_images(model, cfg, ctx)
-    if not batch_stat_bn:
-        return model, images
+    return (batch_statistics(model, images, cfg.chunk) if batch_stat_bn else model), images
+
+
+@torch.no_grad()
+def batch_statistics(model: nn.Module, images: torch.Tensor, chunk: int) -> nn.Module:
+    """A copy of `model` whose BatchNorms hold the statistics each one sees on `images` (chunk by chunk, every BN
+    normalizing by the chunk's own statistics, averaged over the chunks) in place of the training ones."""
     domain = copy.deepcopy(model).eval()
     norms = [m for m in domain.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the chunks
         bn.train()
-    for start in range(0, len(images), cfg.chunk):
-        domain(images[start : start + cfg.chunk])
-    return domain.eval(), images
+    for start in range(0, len(images), chunk):
+        domain(images[start : start + chunk])
+    return domain.eval()
+
+
+@torch.no_grad()
+def domain_gaps(
+    model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext
+) -> dict[str, float]:
+    """How far each layer's generated inputs are from what it met in training, seen through its own weights: the
+    statistics of its (FP) output on the generator's images against the training statistics its BatchNorm holds,
+    as the mean over output channels of KL(N(generated mean, var) || N(training mean, var)). Zero for inputs as
+    the training images gave them; large where the inputs' correlations are off (noise images in early layers).
+    Layers with no BatchNorm after them are absent. The data-free signal of where a layer's learned rounding may
+    fit the generator rather than the data (layerwise.max_gap)."""
+    images, _ = source_images(model, cfg, ctx)
+    seen = batch_statistics(model, images, cfg.chunk)
+    gaps = {}
+    for info in layers:
+        if info.bn is None:
+            continue
+        train, gen = model.get_submodule(info.bn), seen.get_submodule(info.bn)
+        var_t, var_g = train.running_var.double().clamp_min(1e-12), gen.running_var.double().clamp_min(1e-12)
+        diff = (gen.running_mean - train.running_mean).double()
+        kl = 0.5 * (torch.log(var_t / var_g) + (var_g + diff**2) / var_t - 1)
+        gaps[info.name] = float(kl.mean())
+    return gaps
 
 
 def build_inputs(
