@@ -1,8 +1,10 @@
 """Where do the learned layers hurt? Compress once with round-to-nearest and once layer-wise, then measure
 validation top-1 (never the test set) with one group of layers at a time put back to round-to-nearest, and with
 only one group learned. Groups: depthwise convs, 1x1 convs, other convs/linears, and the network's halves.
+First it prints every layer's domain gap (generate.domain_gaps, the signal of layerwise.max_gap); --gaps-only
+stops there (seconds).
 
-python experiments/layer_groups_probe.py --model mobilenetv2_small --bits 4 4 [--variant "key=value ..."]
+python experiments/layer_groups_probe.py --model mobilenetv2_small --bits 4 4 [--variant "key=value ..."] [--gaps-only]
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import argparse
 import copy
 
+import torch
 from probe_data import load, top1
 from solver_probe import parse
 from torch import nn
 
 from lwcompress.api import compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import GenerationContext, GeneratorConfig, domain_gaps
+from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
 
 
@@ -36,14 +40,21 @@ def main() -> None:
     parser.add_argument("--variant", default="")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--gaps-only", action="store_true")
     args = parser.parse_args()
     model, dm, x, y = load(args.model, args.threads)
+    comp, lw, gen = parse(args.variant)
+    generator = GeneratorConfig(**{"seed": args.seed, **gen})
+    layers = analyze(model.eval(), torch.zeros(1, 1, 28, 28))
+    gaps = domain_gaps(model, layers, generator, GenerationContext((1, 28, 28), 8))
+    print(f"domain gaps ({generator.name}):", "  ".join(f"{n} {g:.3f}" for n, g in gaps.items()), flush=True)
+    if args.gaps_only:
+        return
     base = dict(wbits=args.bits[0], abits=args.bits[1])
     rtn = compress(model, CompressorConfig("rtn", **base), dm.normalization, (1, 28, 28))
-    comp, lw, gen = parse(args.variant)
     out = compress(
-        model, CompressorConfig("quant", **{**base, **comp}), dm.normalization, (1, 28, 28),
-        generator=GeneratorConfig(**{"seed": args.seed, **gen}), layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}),
+        model, CompressorConfig("quant", **{**base, **comp}), dm.normalization, (1, 28, 28), generator=generator,
+        layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}),
     )  # fmt: skip
     names = list(out.compressed_layers())
     kinds = {n: kind(out.model.get_submodule(n)) for n in names}
