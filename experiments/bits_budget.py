@@ -8,8 +8,9 @@ Both arms use the data-free default compressor (layer-wise quant, propagated dat
 split. Protocol "ends8": the first and last layer at 8 bits (the usual one); "all": every layer's weights in play,
 the first and last too. "uniform W" quantizes every other layer's weights to W bits; "allocated W" gives
 compressor.budget.wbits the uniform model's own average weight bits (the same pinned layers, the same bytes) and
-lets the sensitivity allocation choose each free layer's width among 2, 3, 4, 5, 6, 8; --extra adds
-allocated-only points (average bits). Each cell is one Hydra multirun over the seeds into
+lets the sensitivity allocation choose each free layer's width among 2, 3, 4, 5, 6, 8 (at W2 and W8 that budget
+leaves only the uniform model, so those cells are not run; the resnet20 W2 ones that ran before this rule equal the
+uniform arm); --extra adds allocated-only points (average bits). Each cell is one Hydra multirun over the seeds into
 logs/bits_budget/<protocol>/<model>_<arm>_<bits>, skipped once complete, so a killed run resumes; one job at a time
 on one thread (THREADS), so the machine's other core stays usable.
 """
@@ -60,7 +61,8 @@ def cells(models: list[str], widths: list[int], extra: list[float], protocol: st
     for model in models:
         for w in widths:
             out.append((model, "uniform", f"W{w}", [f"compressor.wbits={w}"]))
-            if w < 8:  # at 8 bits every candidate is below the budget: the allocation is uniform W8
+            # At the smallest and the largest candidate width the budget leaves one choice: the uniform model.
+            if 2 < w < 8:
                 avg = average_bits(model, w) if protocol == "ends8" else w
                 avg = math.ceil(avg * 1e6) / 1e6  # rounded up: never below what the uniform model spends
                 out.append((model, "allocated", f"W{w}", [f"compressor.budget.wbits={avg:.6f}"]))
