@@ -105,3 +105,16 @@ def test_sub_lattice_columns_are_the_full_columns_at_those_positions() -> None:
         part = _columns(conv, x, every=2, shift=shift)
         dy, dx = shift // 2 % 2, shift % 2
         assert torch.equal(part, full[..., dy::2, dx::2].flatten(-2))
+
+
+def test_many_small_crops_take_a_sub_lattice_that_fits_them() -> None:
+    """Thousands of 8x8 crops with few rows per feature ask for a sub-lattice step larger than the crop has output
+    positions; it is capped (it crashed in unfold for generator=bn_gaussian with refit_samples=8192)."""
+    task = conv_task(bits=4)
+    x = task.inputs.sample(4096, torch.Generator().manual_seed(2))
+    q, ref = task.quant, task.reference
+    with torch.no_grad():
+        before = float((q(x) - ref(x)).pow(2).mean())
+        gptq_layer(q, x, x, damp=0.01, order="descending", rows_per_feature=8)
+        after = float((q(x) - ref(x)).pow(2).mean())
+    assert after < before

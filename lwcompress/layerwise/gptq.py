@@ -47,6 +47,9 @@ def _moments(
         positions = _columns(layer, x[:1]).shape[-1]
         features = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
         every = max(1, int((len(x) * positions / (rows_per_feature * features)) ** 0.5))
+        # At most one step per output position along each axis: every shift (< every) must leave a whole patch.
+        every = min([every] + [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in zip(
+            x.shape[-2:], layer.padding, layer.dilation, layer.kernel_size, layer.stride, strict=True)])  # fmt: skip
     h = cross = 0
     for n, i in enumerate(range(0, len(x), chunk)):
         xq = _columns(layer, q.quantize_input(x[i : i + chunk].to(device)), every, n)
