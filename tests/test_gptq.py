@@ -76,6 +76,15 @@ def test_solver_in_a_layer_run_takes_no_steps() -> None:
     assert not result.reverted and result.error < 0.7 * result.rtn_error and result.losses == []
 
 
+def test_auto_solves_two_bit_layers_and_trains_the_rest() -> None:
+    """rounding=auto in one bucket: the 2-bit layer gets GPTQ (no steps), the 4-bit one AdaRound (a loss curve)."""
+    two, four = conv_task(0, bits=2), conv_task(1, bits=4)
+    results = reconstruct([two, four], LayerwiseConfig(steps=60), layer_trainer, Learned("auto"))
+    assert [len(r.losses) for r in results] == [0, 60]
+    assert all(r.error < r.rtn_error for r in results)
+    assert Learned("auto").rounding_of(CompressedLayer(nn.Linear(3, 2), None, False)) == "adaround"  # float weights
+
+
 def test_sequential_gptq_beats_round_to_nearest_in_a_fraction_of_the_training_time() -> None:
     model = calibrated("resnet8_tiny")
     x = images(64)

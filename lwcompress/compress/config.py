@@ -121,9 +121,10 @@ class CompressorConfig:
     and then train every layer on layer-wise data: its rounding ("adaround": learned up/down per weight; "ste":
     latent weights through a straight-through estimator), optionally its weight scales and input scale, and its
     bias; float weights (pruning alone) are retrained directly, the mask held fixed. rounding="gptq" trains
-    nothing: each layer is solved in closed form from its inputs' second moments (layerwise/gptq.py). The two
-    families differ only in their defaults (conf/compressor): `compressor=prune compressor.wbits=4` prunes,
-    quantizes and trains both.
+    nothing: each layer is solved in closed form from its inputs' second moments (layerwise/gptq.py);
+    rounding="auto" does that for the layers with 2-bit weights, where it beat AdaRound, and AdaRound for the
+    rest. The two families differ only in their defaults (conf/compressor): `compressor=prune compressor.wbits=4`
+    prunes, quantizes and trains both.
     """
 
     name: str = choice("quant", "rtn", "quant", "prune_magnitude", "prune")  # the CLI's default too
@@ -137,7 +138,7 @@ class CompressorConfig:
     last_layer_abits: int | None = bounded(8, 2, 8, optional=True)
     act_sigmas: float | None = bounded(None, 0.5, 100.0, optional=True)
     act_range: str = choice("sigmas", "sigmas", "mse", "calibrated")
-    rounding: str = choice("adaround", "adaround", "ste", "gptq")
+    rounding: str = choice("auto", "auto", "adaround", "ste", "gptq")
     learn_weight_scale: bool = True
     learn_input_scale: bool = False
     sparsity: float = bounded(0.0, 0.0, 0.99)

@@ -9,6 +9,7 @@ separate, which also gives honest per-layer wall times.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -29,6 +30,8 @@ from lwcompress.layerwise.gptq import gptq_layer
 from lwcompress.layerwise.refit import refit_survivors
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
+# rounding="auto": GPTQ beat AdaRound with 2-bit weights and not above (experiments/results/round2_tuning.md).
+AUTO_GPTQ_WBITS = 2
 
 
 @dataclass
@@ -54,9 +57,16 @@ class Learned:
     """What a layer run learns besides nothing (the compressor's choice): the rounding ("adaround": learned up/down
     per weight; "ste": latent weights), the weight grid's scale, and the input grid's scale."""
 
-    rounding: str = "adaround"
+    rounding: str = "auto"
     weight_scale: bool = True
     input_scale: bool = False
+
+    def rounding_of(self, q: CompressedLayer) -> str:
+        """The rounding this layer gets: `rounding`, except that "auto" solves layers with weights of at most
+        AUTO_GPTQ_WBITS bits by GPTQ and learns the rest by AdaRound (float weights are trained directly)."""
+        if self.rounding != "auto":
+            return self.rounding
+        return "gptq" if q.wbits is not None and q.wbits <= AUTO_GPTQ_WBITS else "adaround"
 
 
 @dataclass
@@ -178,8 +188,8 @@ def held_out_error(task: LayerTask, x: torch.Tensor | tuple[torch.Tensor, torch.
 def run_bucket(
     tasks: list[LayerTask], cfg: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer], learned: Learned
 ) -> list[LayerResult]:
-    """Reconstruct each layer of the bucket (trained by `make_trainer()`'s Trainer, or solved in closed form with
-    rounding="gptq"); layers that end worse than round-to-nearest are put back."""
+    """Reconstruct each layer of the bucket (trained by `make_trainer()`'s Trainer, or solved in closed form where
+    its rounding is "gptq", see Learned.rounding_of); layers that end worse than round-to-nearest are put back."""
     held = [draw(t.inputs, cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     rtn = [held_out_error(t, x, metric) for t, x in zip(tasks, held, strict=True)]
@@ -195,12 +205,16 @@ def run_bucket(
             with torch.no_grad():
                 refit_survivors(q, x, tasks[i].reference(x_ref))
             q.fit_grid()
-    chosen = [tasks[i] for i in trained]
-    if learned.rounding == "gptq":
-        walls, curves = _solve(chosen, cfg), [[] for _ in trained]
-    else:
-        walls, curves = _train(chosen, cfg, make_trainer, learned, [output_std[i] for i in trained])
-    wall_s, losses = dict(zip(trained, walls, strict=True)), dict(zip(trained, curves, strict=True))
+    solved = [i for i in trained if learned.rounding_of(tasks[i].quant) == "gptq"]
+    learnt = [i for i in trained if i not in solved]
+    wall_s = dict(zip(solved, _solve([tasks[i] for i in solved], cfg), strict=True))
+    losses: dict[int, list[float]] = {}
+    if learnt:
+        rounding = learned.rounding_of(tasks[learnt[0]].quant)  # the same for all of them: only gptq is per layer
+        chosen = dataclasses.replace(learned, rounding=rounding)
+        walls, curves = _train([tasks[i] for i in learnt], cfg, make_trainer, chosen, [output_std[i] for i in learnt])
+        wall_s.update(zip(learnt, walls, strict=True))
+        losses.update(zip(learnt, curves, strict=True))
     results = []
     for i, (t, x) in enumerate(zip(tasks, held, strict=True)):
         t.quant.harden()
