@@ -52,8 +52,8 @@ def main() -> None:
         clamp_input_steps(args.clamp)
     model, dm, x, y = load(args.model, args.threads)
     comp, lw, gen = parse(args.variant)
-    base = dict(wbits=args.bits[0], abits=args.bits[1], learn_input_scale=True, **comp)
     bits = dict(wbits=args.bits[0], abits=args.bits[1])
+    base = {**bits, "learn_input_scale": True, **comp}
     rtn = compress(model, CompressorConfig("rtn", **bits), dm.normalization, (1, 28, 28))
     gen_cfg, lw_cfg = GeneratorConfig(seed=args.seed, **gen), LayerwiseConfig(seed=args.seed, **lw)
     out = compress(model, CompressorConfig("quant", **base), dm.normalization, (1, 28, 28), generator=gen_cfg,
