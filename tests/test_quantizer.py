@@ -52,6 +52,18 @@ def test_clipping_outside_range() -> None:
     assert q[0] == 0 and q[-1] == pytest.approx(6.0) and q[3] == pytest.approx(6.0)
 
 
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_activation_evaluation_path_is_torchs_fused_kernel(layout: torch.memory_format) -> None:
+    """Without autograd a per-tensor grid takes an in-place path: it must give exactly the values of torch's fused
+    kernel (which earlier runs used), in either memory layout."""
+    x = (torch.randn(64, 8, 20, 20) * 30).contiguous(memory_format=layout)
+    scale, zp = affine_params(torch.tensor(-20.0), torch.tensor(45.0), 4, False)
+    with torch.no_grad():
+        fast = fake_quant(x, scale, zp, *qrange(4, False))
+    assert torch.equal(fast, torch.fake_quantize_per_tensor_affine(x, float(scale), int(zp), *qrange(4, False)))
+    assert fast.is_contiguous(memory_format=layout)
+
+
 def test_ste_gradient_is_one_inside_and_zero_where_clipped() -> None:
     scale, zp = affine_params(torch.tensor(0.0), torch.tensor(1.0), 4, symmetric=False)
     x = torch.tensor([-0.5, 0.13, 0.5, 0.77, 1.5], requires_grad=True)

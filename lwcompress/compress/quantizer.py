@@ -26,8 +26,9 @@ def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
 def fake_quant(x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
     """Quantize-dequantize. Gradients pass straight through inside the grid and are zero where x clips."""
     if not torch.is_grad_enabled() and scale.numel() == 1:
-        # Evaluation: torch's fused kernel is one pass over the activation instead of five.
-        return torch.fake_quantize_per_tensor_affine(x, float(scale), int(zero_point), qmin, qmax)
+        # Evaluation: the values of torch's fused fake_quantize_per_tensor_affine (x times the float reciprocal of the
+        # step), in place after one new tensor: that kernel measured 4-5x slower on CPU, as slow as resnet20's convs.
+        return x.mul(scale.reciprocal()).round_().add_(zero_point).clamp_(qmin, qmax).sub_(zero_point).mul_(scale)
     q = torch.clamp(round_ste(x / scale) + zero_point, qmin, qmax)
     return (q - zero_point) * scale
 

@@ -30,7 +30,7 @@ class DataConfig:
     root: str | None = None
     default_root: str = "data"
     batch_size: int = bounded(128, 1)
-    eval_batch_size: int = bounded(500, 1)
+    eval_batch_size: int = bounded(100, 1)
     num_workers: int = bounded(0, 0)
     val_size: int = bounded(5000, 0)
     seed: int = 0
