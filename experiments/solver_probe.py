@@ -29,6 +29,9 @@ from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import guard
 from lwcompress.precondition import PreconditionerConfig, fold
 
+# CompressorConfig fields that round-to-nearest uses: a variant setting one also prints its own RTN start.
+RTN_FIELDS = {"symmetric", "scale", "act_sigmas", "act_range", "act_sums"}
+
 
 def parse(variant: str) -> tuple[dict, dict, dict]:
     """(compressor, layerwise, generator) overrides of one variant string."""
@@ -77,7 +80,10 @@ def main() -> None:
             generator=out_gen, layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}), real_images=real, cache=cache,
         )  # fmt: skip
         wall = time.perf_counter() - start
-        print(f"  {variant:60s} top1 {top1(out.model, x, y):6.2f}  compress {wall:6.1f} s", flush=True)
+        start_fields = {k: v for k, v in comp.items() if k in RTN_FIELDS}  # what changes the RTN start too
+        own = compress(model, CompressorConfig("rtn", **{**base, **start_fields}), dm.normalization, (1, 28, 28))
+        rtn_note = f"  (its rtn {top1(own.model, x, y):6.2f})" if start_fields else ""
+        print(f"  {variant:60s} top1 {top1(out.model, x, y):6.2f}  compress {wall:6.1f} s{rtn_note}", flush=True)
         if args.guards and out.results:
             judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
             for mode in ("model", "layer"):

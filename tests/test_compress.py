@@ -92,6 +92,38 @@ def test_ranges_cover_the_gaussian_input_model() -> None:
         assert lo <= float(x.min()) and float(x.max()) <= hi, info.name
 
 
+class LinearSum(nn.Module):
+    """bn1 + bn2 fed to conv3 with nothing in between: a linear bottleneck's residual stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2)
+        self.conv2, self.bn2 = nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2)
+        self.conv3 = nn.Conv2d(2, 2, 1)
+        with torch.no_grad():
+            self.bn1.weight.copy_(torch.tensor([3.0, -1.0]))
+            self.bn1.bias.copy_(torch.tensor([0.5, 0.0]))
+            self.bn2.weight.copy_(torch.tensor([4.0, 1.0]))
+            self.bn2.bias.copy_(torch.tensor([-1.0, 0.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.bn1(self.conv1(x))
+        return self.conv3(self.bn2(self.conv2(a)) + a)
+
+
+def test_residual_sums_add_bounds_or_combine_in_quadrature() -> None:
+    model = LinearSum().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    # channel 0: mean 0.5 - 1 = -0.5, sigmas 3 and 4: bounds -0.5 +- 2 * 7, quadrature -0.5 +- 2 * 5
+    bounds = input_ranges(model, layers, sigmas=2.0, normalization=NORM)["conv3"]
+    quadrature = input_ranges(model, layers, sigmas=2.0, normalization=NORM, sums="quadrature")["conv3"]
+    assert bounds == pytest.approx((-14.5, 13.5)) and quadrature == pytest.approx((-10.5, 9.5))
+    # a single term keeps its own bound under either rule
+    assert input_ranges(model, layers, sigmas=2.0, normalization=NORM, sums="quadrature")["conv2"] == pytest.approx(
+        (-5.5, 6.5)
+    )
+
+
 def test_mse_clip_follows_the_bit_width() -> None:
     """Few levels: clip the rare tail; many levels: keep (nearly) the whole range; never widen it."""
     x = torch.randn(20_000, generator=torch.Generator().manual_seed(0)).relu()

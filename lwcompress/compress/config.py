@@ -106,7 +106,9 @@ class CompressorConfig:
     Activation ranges are set data-free from BatchNorm statistics: each BN output is taken to lie in
     beta +- k * |gamma| per channel (k = `act_sigmas`; None: k = min(4, 1 + bits / 2), chosen on the
     validation split: fewer levels want a tighter clip, see experiments/results/act_range.md), and that
-    interval is pushed through the elementwise path (ReLU, residual adds, pooling) to the layer's input.
+    interval is pushed through the elementwise path (ReLU, residual adds, pooling) to the layer's input; a residual
+    add's terms sum their bounds (`act_sums=bounds`) or combine in quadrature as independent Gaussians
+    (`act_sums=quadrature`, narrower; generate/ranges.py).
     `act_range=mse` then clips each interval for the layer's input bit width by the squared quantization error
     of samples of that same BN-Gaussian model (measured worse than the sigma rule: the real tails are heavier).
     `act_range=calibrated` takes each layer input's min/max over the generator's images instead (ZeroQ with
@@ -138,6 +140,7 @@ class CompressorConfig:
     last_layer_abits: int | None = bounded(8, 2, 8, optional=True)
     act_sigmas: float | None = bounded(None, 0.5, 100.0, optional=True)
     act_range: str = choice("sigmas", "sigmas", "mse", "calibrated")
+    act_sums: str = choice("bounds", "bounds", "quadrature")
     rounding: str = choice("auto", "auto", "adaround", "ste", "gptq")
     learn_weight_scale: bool = True
     learn_input_scale: bool = False

@@ -3,8 +3,11 @@
 A BatchNorm output is modelled as N(beta_c, gamma_c^2) per channel, so it lies in beta_c +- k|gamma_c| with
 k = `sigmas`; the model input lies in the image's normalized pixel range. Every op on the elementwise path
 (ReLU, ReLU6, adds, pooling, flatten, concat) is monotone, so running the layer's path on the per-channel
-lower and upper bounds gives bounds of the layer input. Adds sum the bounds of their terms: conservative,
-never clipping what the model calls typical.
+lower and upper bounds gives bounds of the layer input. Adds sum the bounds of their terms (`sums="bounds"`):
+conservative, never clipping what the model calls typical. `sums="quadrature"` treats the terms as the
+independent Gaussians the model says they are: the path runs on the extreme points of the k-sigma ellipsoid,
+term i at mu_i +- k sigma_i^2 / ||sigma|| per channel, so a plain sum spans mu +- k ||sigma|| instead of
+mu +- k sum(sigma) (a residual stream of three equal terms: 1/sqrt(3) of the width).
 """
 
 from __future__ import annotations
@@ -33,6 +36,18 @@ def _source_bounds(
     return beta - sigmas * std, beta + sigmas * std
 
 
+def _ellipsoid_extremes(
+    model: nn.Module, sources: list[Source], sigmas: float
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """Per-source (lo, hi) whose elementwise sum is mu -+ k ||sigma|| (the k-sigma ellipsoid's extremes along the
+    sum); None unless every source is a BatchNorm output of the same shape (only then is the sum channel-aligned)."""
+    if any(s.kind != "bn" for s in sources) or len({s.shape for s in sources}) != 1:
+        return None
+    moments = [bn_moments(model.get_submodule(s.name)) for s in sources]
+    norm = torch.stack([std for _, std in moments]).pow(2).sum(0).sqrt().clamp_min(torch.finfo(torch.float32).tiny)
+    return [(beta - sigmas * std**2 / norm, beta + sigmas * std**2 / norm) for beta, std in moments]
+
+
 def _filled(bound: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """A batch of one sample of `shape` (C, ...) holding the per-channel bound everywhere."""
     return bound.view(1, -1, *([1] * (len(shape) - 1))).expand(1, *shape).clone()
@@ -44,11 +59,12 @@ def input_ranges(
     layers: list[LayerInfo],
     sigmas: float | dict[str, float],
     normalization: dict[str, list[float]],
+    sums: str = "bounds",
 ) -> dict[str, tuple[float, float] | None]:
     """Per-tensor (lo, hi) of each layer's input; None where a source has no BatchNorm statistics.
 
     `model` is the unfolded model `layers` was analyzed on (with source shapes); `normalization` maps
-    [0, 1] pixels to the model's input space.
+    [0, 1] pixels to the model's input space; `sums`: how the terms of a residual add combine (module docstring).
     """
     mean, std = torch.tensor(normalization["mean"]), torch.tensor(normalization["std"])
     input_bounds = ((0 - mean) / std, (1 - mean) / std)
@@ -56,6 +72,8 @@ def input_ranges(
     for info in layers:
         k = sigmas[info.name] if isinstance(sigmas, dict) else sigmas
         bounds = [_source_bounds(model, s, input_bounds, k) for s in info.sources]
+        if sums == "quadrature" and len(info.sources) > 1:
+            bounds = _ellipsoid_extremes(model, info.sources, k) or bounds
         if any(b is None for b in bounds) or any(s.shape is None for s in info.sources):
             ranges[info.name] = None
             continue
@@ -140,7 +158,8 @@ def activation_ranges(
     if all(b is None for b in abits.values()):
         return {}
     bits = {n: b or 8 for n, b in abits.items()}
-    ranges = input_ranges(model, layers, {n: config.sigmas_for(b) for n, b in bits.items()}, normalization)
+    sigmas = {n: config.sigmas_for(b) for n, b in bits.items()}
+    ranges = input_ranges(model, layers, sigmas, normalization, config.act_sums)
     if config.act_range == "mse":
         return mse_ranges(model, layers, ranges, bits)
     if config.act_range == "calibrated":
