@@ -81,8 +81,10 @@ def main() -> None:
         )  # fmt: skip
         wall = time.perf_counter() - start
         start_fields = {k: v for k, v in comp.items() if k in RTN_FIELDS}  # what changes the RTN start too
-        own = compress(model, CompressorConfig("rtn", **{**base, **start_fields}), dm.normalization, (1, 28, 28))
-        rtn_note = f"  (its rtn {top1(own.model, x, y):6.2f})" if start_fields else ""
+        rtn_note = ""
+        if start_fields:
+            own = compress(model, CompressorConfig("rtn", **{**base, **start_fields}), dm.normalization, (1, 28, 28))
+            rtn_note = f"  (its rtn {top1(own.model, x, y):6.2f})"
         print(f"  {variant:60s} top1 {top1(out.model, x, y):6.2f}  compress {wall:6.1f} s{rtn_note}", flush=True)
         if args.guards and out.results:
             judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
