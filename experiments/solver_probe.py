@@ -16,6 +16,7 @@ import contextlib
 import copy
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
 from probe_data import load, top1
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--guards", action="store_true", help="also apply guard=model and guard=layer afterwards")
+    parser.add_argument("--image-cache", help="keep distilled images in this folder and reuse them across calls")
     parser.add_argument("--guard-generator", help="judge the guard in this generator's domain (default: the run's)")
     args = parser.parse_args()
     model, dm, x, y = load(args.model, args.threads)
@@ -78,6 +80,7 @@ def main() -> None:
         out = compress(
             model, CompressorConfig(name="quant", **{**base, **comp}), dm.normalization, (1, 28, 28),
             generator=out_gen, layerwise=LayerwiseConfig(**{"seed": args.seed, **lw}), real_images=real, cache=cache,
+            image_cache_dir=Path(args.image_cache) if args.image_cache else None,
         )  # fmt: skip
         wall = time.perf_counter() - start
         start_fields = {k: v for k, v in comp.items() if k in RTN_FIELDS}  # what changes the RTN start too

@@ -30,7 +30,7 @@ from lwcompress.generate import DIAGNOSTIC_IMAGES
 from lwcompress.layerwise import layer_trainer
 from lwcompress.loggers import build_loggers, finish, log_results
 from lwcompress.models import ModelConfig, build_model, save_checkpoint
-from lwcompress.models.checkpoint import weights_digest
+from lwcompress.models.checkpoint import round_weights, weights_digest
 from lwcompress.models.inputs import check_input_size, resolve_normalization
 from lwcompress.pretrain import PretrainModule
 from lwcompress.progress import LayerDisplay
@@ -113,6 +113,8 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     model.train()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)
     train_wall_s = time.perf_counter() - start
+    dtype = getattr(torch, job.weights_dtype)
+    round_weights(model, dtype)
     eval_trainer = make_trainer(job.trainer, loggers)
     val_top1 = evaluate(model, dm.val_dataloader(), eval_trainer, stage="val")
     test_top1 = evaluate(model, dm.test_dataloader(), eval_trainer, stage="test")
@@ -124,10 +126,11 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
         "test_top1": round(test_top1, 2),
         "train_wall_s": round(train_wall_s, 1),
         "threads": torch.get_num_threads(),
+        "weights_dtype": job.weights_dtype,
         "torch": str(torch.__version__),  # TorchVersion is not a plain str: weights_only loading refuses it
     }
     meta = {"model": job.model.name, **dm.describe(), **entry}
-    path = save_checkpoint(out_dir / "model.pt", model, meta)
+    path = save_checkpoint(out_dir / "model.pt", model, meta, dtype)
     if job.publish:
         publish_checkpoint(path, Path(job.paths.checkpoint_dir), job.data.name, job.model.name, entry)
     summary = {**entry, "checkpoint": str(path), "config": config}

@@ -104,6 +104,30 @@ def test_fashion_mnist_module() -> None:
     }
 
 
+def test_fashion_mnist_at_imagenet_geometry(tmp_path: Path) -> None:
+    """data.image_size upsamples, data.channels=3 repeats the gray channel: for training, real images and evaluation
+    alike, and the recorded input shape and normalization say so."""
+    rng = np.random.default_rng(0)
+    for split, (images, labels) in fashion_mnist.FILES.items():
+        n = 40 if split == "train" else 10
+        (tmp_path / f"{images}.gz").write_bytes(gzip.compress(idx_bytes(rng.integers(0, 256, (n, 28, 28)))))
+        (tmp_path / f"{labels}.gz").write_bytes(gzip.compress(idx_bytes(np.arange(n) % 10)))
+    plain = build_data(DataConfig(root=str(tmp_path), val_size=8, download=False))
+    dm = build_data(DataConfig(root=str(tmp_path), val_size=8, download=False, image_size=64, channels=3))
+    for d in (plain, dm):
+        d.setup("fit")
+    x = dm.test.tensors[0]
+    assert x.shape == (10, 3, 64, 64) and torch.equal(x[:, 0], x[:, 2])
+    assert dm.train_images(4).shape == (4, 3, 64, 64) and next(iter(dm.val_dataloader()))[0].shape[1:] == (3, 64, 64)
+    # the same pictures in the same normalized units: every image keeps its mean brightness
+    assert torch.allclose(x.mean(dim=(1, 2, 3)), plain.test.tensors[0].mean(dim=(1, 2, 3)), atol=0.02)
+    assert dm.describe()["input_shape"] == [3, 64, 64]
+    assert dm.describe()["normalization"] == {"mean": [0.2860] * 3, "std": [0.3530] * 3}
+    assert dm.augment(x).shape == x.shape
+    with pytest.raises(UserError, match="data.channels=2: fashion_mnist is gray"):
+        build_data(DataConfig(root=str(tmp_path), channels=2))
+
+
 # --- the generated set ---------------------------------------------------------------------------------------
 
 

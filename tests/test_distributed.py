@@ -73,7 +73,7 @@ def test_distilled_chunks_are_made_once_and_shared(tmp_path: Path, monkeypatch: 
 
     made = []
     real_distill = generators.distill_images
-    monkeypatch.setattr(generators, "distill_images", lambda m, x, *a: made.append(len(x)) or real_distill(m, x, *a))
+    monkeypatch.setattr(generators, "distill_images", lambda m, x, **k: made.append(len(x)) or real_distill(m, x, **k))
     model = calibrated("resnet8_tiny")
     cfg = GeneratorConfig(name="distilled", num_images=24, chunk=8, steps=2)
     one = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]

@@ -14,6 +14,7 @@ from lwcompress.errors import UserError
 from lwcompress.generate import (
     GenerationContext,
     GeneratorConfig,
+    Inversion,
     Stepwise,
     bn_statistics_loss,
     build_inputs,
@@ -162,10 +163,30 @@ def test_propagated_domain_reproduces_the_propagated_inputs() -> None:
 def test_distilled_images_match_the_bn_statistics_better_than_noise() -> None:
     model = calibrated("resnet8_tiny")
     noise = torch.randn(32, 1, 28, 28, generator=layer_stream(0, 1 << 20))
-    distilled = distill_images(model, noise, steps=40, lr=0.25, chunk=32)
+    distilled = distill_images(model, noise, chunk=32, inversion=Inversion(steps=40, lr=0.25))
     before, after = float(bn_statistics_loss(model, noise)), float(bn_statistics_loss(model, distilled))
     assert after < 0.5 * before
     assert all(not p.requires_grad or p.grad is None for p in model.parameters())  # the model is left alone
+
+
+def test_inversion_priors_class_term_and_seeded_augmentation() -> None:
+    """DeepInversion's options: the class term makes the network see image i as class i mod 10; shifts and flips are
+    drawn from the seed (same seed, same images); without them the seed changes nothing (ZeroQ's images)."""
+    model = calibrated("resnet8_tiny")
+    noise = torch.randn(20, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    targets = torch.arange(20) % 10
+
+    def hits(images: torch.Tensor) -> float:
+        return float((model(images).argmax(1) == targets).float().mean())
+
+    zeroq = distill_images(model, noise, chunk=20, inversion=Inversion(steps=30))
+    assert torch.equal(zeroq, distill_images(model, noise, chunk=20, inversion=Inversion(steps=30), seed=5))
+    classed = distill_images(model, noise, chunk=20, inversion=Inversion(steps=30, class_weight=10.0))
+    assert hits(classed) >= 0.8 > hits(zeroq) + 0.5
+    inv = Inversion(steps=10, class_weight=1.0, first_bn_weight=10.0, jitter=2, flip=True)
+    shifted = distill_images(model, noise, chunk=20, inversion=inv, seed=1)
+    assert torch.equal(shifted, distill_images(model, noise, chunk=20, inversion=inv, seed=1))
+    assert not torch.equal(shifted, distill_images(model, noise, chunk=20, inversion=inv, seed=2))
 
 
 def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:

@@ -10,6 +10,7 @@ import torch
 
 from lwcompress.errors import UserError
 from lwcompress.models import MODELS, ModelConfig, build_model, load_checkpoint, save_checkpoint
+from lwcompress.models.checkpoint import round_weights
 
 
 @pytest.mark.parametrize("name", ["resnet20", "mobilenetv2_small", "resnet8_tiny", "mobilenetv2_tiny"])
@@ -47,6 +48,24 @@ def test_checkpoint_round_trip_with_meta(tmp_path: Path) -> None:
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not list(tmp_path.glob(".*tmp"))  # atomic write leaves no temp file
+
+
+def test_half_precision_checkpoint_computes_what_the_rounded_model_did(tmp_path: Path) -> None:
+    """weights_dtype=float16 (lwcompress-pretrain): the weights are rounded before the evaluation that the manifest
+    records, so the file, loaded back to float32, gives exactly the outputs that were measured; half the bytes."""
+    model = MODELS.get("resnet8_tiny")(10, 1).eval()
+    x = torch.randn(4, 1, 28, 28)
+    before = model(x)
+    round_weights(model, torch.float16)
+    rounded = model(x)
+    assert not torch.equal(before, rounded) and torch.allclose(before, rounded, atol=1e-2)
+    save_checkpoint(tmp_path / "half.pt", model, {}, torch.float16)
+    save_checkpoint(tmp_path / "full.pt", model, {})
+    state, _ = load_checkpoint(tmp_path / "half.pt")
+    assert {v.dtype for v in state.values()} == {torch.float16, torch.int64}  # num_batches_tracked stays integer
+    loaded, _ = build_model(ModelConfig(name="resnet8_tiny", weights=str(tmp_path / "half.pt")), 10, 1)
+    assert next(loaded.parameters()).dtype == torch.float32 and torch.equal(loaded(x), rounded)
+    assert (tmp_path / "half.pt").stat().st_size < 0.75 * (tmp_path / "full.pt").stat().st_size  # a tiny net: headers
 
 
 def test_bare_state_dict_is_accepted(tmp_path: Path) -> None:
@@ -133,5 +152,7 @@ def test_packaged_checkpoints_match_manifest() -> None:
         path = root / rel
         assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
         assert entry["command"].startswith("lwcompress-pretrain ") and entry["test_top1"] >= 90
-        _, meta = build_model(ModelConfig(name=path.stem, weights=str(path)), 10, 1)
-        assert meta["normalization"] == {"mean": list(FashionMNISTData.mean), "std": list(FashionMNISTData.std)}
+        channels = load_checkpoint(path)[1]["input_shape"][0]  # 3 for the torchvision nets (the gray repeated)
+        _, meta = build_model(ModelConfig(name=path.stem, weights=str(path)), 10, channels)
+        assert meta["normalization"] == {"mean": list(FashionMNISTData.mean) * channels,
+                                         "std": list(FashionMNISTData.std) * channels}  # fmt: skip

@@ -18,10 +18,12 @@ class DataConfig:
     """Fields common to all data sets. `val_size` images are held out of the training set for
     choosing defaults; the test set is only for reporting.
 
-    `image_size` (imagenet, synthetic) is the side of the square model input, None for the data set's own
-    (224, 28); `resize_size` (imagenet) is the shorter side that evaluation images are resized to before the
-    center crop, None for image_size / 0.875 (256 for 224). `num_train`, `num_test`, `num_classes` and
-    `channels` size the generated `synthetic` set; other data sets take them from their files. `root`: the folder
+    `image_size` is the side of the square model input, None for the data set's own (imagenet 224, synthetic and
+    fashion_mnist 28; fashion_mnist upsamples to it); `resize_size` (imagenet) is the shorter side that evaluation
+    images are resized to before the center crop, None for image_size / 0.875 (256 for 224). `num_train`,
+    `num_test` and `num_classes` size the generated `synthetic` set; other data sets take them from their files.
+    `channels`: the synthetic set's channels, or 3 for fashion_mnist to repeat its gray channel (for 3-channel
+    networks such as torchvision's). `root`: the folder
     holding the data set, used exactly as given; null lets the data set look in its usual places (fashion_mnist:
     Debian's copy, then `default_root`, where it is also downloaded).
     """

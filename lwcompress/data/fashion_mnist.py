@@ -4,6 +4,11 @@ Where the files are looked for: in `data.root` only when it is set; otherwise in
 `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist), then in `data.default_root`. A folder may be flat or in
 torchvision's FashionMNIST/raw layout; when the files are missing, torchvision downloads them into that folder
 (`data.root`, else `data.default_root`) if `data.download` is set and the network allows.
+
+ImageNet geometry: `data.image_size` (e.g. 64) upsamples every image bilinearly from 28x28 and `data.channels=3`
+repeats the gray channel, so an unmodified torchvision network (7x7 stride-2 stem, max-pool, 3-channel input) sees
+feature maps of a meaningful size. Both apply alike to training, compression (real images) and evaluation, and the
+checkpoint records the input shape, so a model trained this way is only ever fed images of that shape.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from lwcompress.data.base import DataConfig, ImageClassificationData, random_crop_flip
@@ -81,15 +87,23 @@ class FashionMNISTData(ImageClassificationData):
 
     def __init__(self, cfg: DataConfig) -> None:
         super().__init__(cfg)
+        if cfg.channels not in (1, 3):
+            raise UserError(f"data.channels={cfg.channels}: fashion_mnist is gray; 1, or 3 (the channel repeated)")
         self.folder: Path | None = None
+        self.image_size = cfg.image_size or FashionMNISTData.image_size
+        self.in_channels = cfg.channels
+        self.mean, self.std = self.mean * cfg.channels, self.std * cfg.channels
 
     def prepare_data(self) -> None:
         self.folder = locate(self.cfg.root, self.cfg.download, self.cfg.default_root)
 
     def _load(self, split: str) -> TensorDataset:
         images, labels = (read_idx(_find(self.folder, s)) for s in FILES[split])
-        x = torch.from_numpy(images.copy()).float().div_(255).sub_(self.mean[0]).div_(self.std[0])
-        return TensorDataset(x.unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+        x = torch.from_numpy(images.copy()).float().div_(255).unsqueeze(1)
+        if self.image_size != x.shape[-1]:
+            x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False).clamp_(0, 1)
+        x = x.sub_(self.mean[0]).div_(self.std[0]).expand(-1, self.in_channels, -1, -1).contiguous()
+        return TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_full is not None:
@@ -100,4 +114,5 @@ class FashionMNISTData(ImageClassificationData):
         self._split()
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
-        return random_crop_flip(x, pad=2, flip=True)
+        # 2 pixels at 28x28: the same fraction of the image at any size
+        return random_crop_flip(x, pad=max(1, round(2 * self.image_size / FashionMNISTData.image_size)), flip=True)

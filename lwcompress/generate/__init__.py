@@ -2,7 +2,7 @@
 
 from lwcompress.generate.capture import Stepwise, capture_inputs
 from lwcompress.generate.data import DIAGNOSTIC_IMAGES, LayerData
-from lwcompress.generate.distill import bn_statistics_loss, distill_images
+from lwcompress.generate.distill import Inversion, bn_statistics_loss, distill_images
 from lwcompress.generate.generators import (
     GENERATORS,
     IMAGE_GENERATORS,
@@ -27,6 +27,7 @@ __all__ = [
     "GaussianSources",
     "Stepwise",
     "GenerationContext",
+    "Inversion",
     "GeneratorConfig",
     "LayerData",
     "LayerInputs",

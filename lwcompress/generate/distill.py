@@ -1,23 +1,50 @@
 """Distilled images (ZeroQ / DeepInversion): inputs optimized so that every BatchNorm sees batch statistics equal
 to its running (training) statistics. The high-compute generative baseline: each step is a forward and backward
 pass of the whole network, where the layer-wise generators run no convolution at all (bn_gaussian) or one forward.
+
+Beyond ZeroQ's BN-statistics loss, DeepInversion's image priors are options (`Inversion`): a class term (each image
+pushed towards a target class by cross-entropy on the network's own logits), a heavier weight on the first
+BatchNorm (the one that sees the image's low-level statistics), random shifts and flips every step (the network's
+translation and mirror invariance: features that survive them are image-like, not pixel noise), total variation
+and an L2 prior.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
+@dataclass(frozen=True)
+class Inversion:
+    """How images are optimized: `steps` Adam steps at `lr` (cosine) per chunk; the priors weighted by
+    `tv_weight`, `l2_weight`, `class_weight` (0: ZeroQ's BN statistics only); the first BatchNorm's term times
+    `first_bn_weight`; each step sees the images shifted by up to `jitter` pixels (circularly) and, if `flip`,
+    mirrored with probability 1/2."""
+
+    steps: int = 200
+    lr: float = 0.25
+    tv_weight: float = 0.0
+    l2_weight: float = 0.0
+    class_weight: float = 0.0
+    first_bn_weight: float = 1.0
+    jitter: int = 0
+    flip: bool = False
+
+
 class BNStatistics:
     """While active, sums over the model's BatchNorms ZeroQ's distance between each BN input's batch statistics
-    and the running ones: ||mean_batch - running_mean||_2 + ||std_batch - running_std||_2, per BN."""
+    and the running ones: ||mean_batch - running_mean||_2 + ||std_batch - running_std||_2, per BN, the first BN's
+    term times `first_weight`."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, first_weight: float = 1.0) -> None:
         self.norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.norms)}
         self.loss: torch.Tensor | None = None
         self.handles = []
 
@@ -26,6 +53,7 @@ class BNStatistics:
         dims = [d for d in range(x.ndim) if d != 1]
         mean, var = x.mean(dims), x.var(dims, unbiased=False)
         term = (mean - bn.running_mean).norm() + ((var + bn.eps).sqrt() - (bn.running_var + bn.eps).sqrt()).norm()
+        term = self.weights[id(bn)] * term
         self.loss = term if self.loss is None else self.loss + term
 
     def __enter__(self) -> BNStatistics:
@@ -52,41 +80,56 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 def distill_images(
-    model: nn.Module,
-    images: torch.Tensor,
-    steps: int,
-    lr: float,
-    chunk: int,
-    tv_weight: float = 0.0,
-    l2_weight: float = 0.0,
+    model: nn.Module, images: torch.Tensor, chunk: int, inversion: Inversion | None = None, seed: int = 0
 ) -> torch.Tensor:
-    """Optimize `images` (the start, e.g. N(0, 1) noise in the normalized input space) with Adam and a cosine
-    schedule, `chunk` images at a time (each chunk is one batch whose statistics are matched), to minimize the
-    BN-statistics distance plus optional priors: total variation and the images' mean square."""
+    """Optimize `images` (the start, e.g. N(0, 1) noise in the normalized input space), `chunk` images at a time
+    (each chunk is one batch whose statistics are matched), as `inversion` says (default: ZeroQ's BN statistics,
+    200 steps). Image i's target class (class term) is i modulo the number of classes: every class alike. `seed`
+    seeds the random shifts and flips."""
+    inv = inversion or Inversion()
     net = copy.deepcopy(model).eval().requires_grad_(False).to(images.device)
     out = []
     with torch.enable_grad():  # callers may hold no_grad; the images need gradients
         for start in range(0, len(images), chunk):
-            out.append(_distill_chunk(net, images[start : start + chunk], steps, lr, tv_weight, l2_weight))
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
+            out.append(_distill_chunk(net, images[start : start + chunk], inv, gen, first_index=start))
     result = torch.cat(out)
     if not torch.isfinite(result).all():
         raise FloatingPointError("distillation diverged (non-finite images); lower generator.lr")
     return result
 
 
+def _augmented(x: torch.Tensor, inv: Inversion, gen: torch.Generator) -> torch.Tensor:
+    if inv.jitter:
+        dy, dx = (int(v) for v in torch.randint(-inv.jitter, inv.jitter + 1, (2,), generator=gen))
+        x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+    if inv.flip and bool(torch.rand((), generator=gen) < 0.5):
+        x = x.flip(-1)
+    return x
+
+
 def _distill_chunk(
-    net: nn.Module, images: torch.Tensor, steps: int, lr: float, tv_weight: float, l2_weight: float
+    net: nn.Module, images: torch.Tensor, inv: Inversion, gen: torch.Generator, first_index: int
 ) -> torch.Tensor:
     x = images.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
-    for _ in range(steps):
+    opt = torch.optim.Adam([x], lr=inv.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, inv.steps))
+    targets = None
+    for _ in range(inv.steps):
         opt.zero_grad()
-        loss = bn_statistics_loss(net, x)
-        if tv_weight:
-            loss = loss + tv_weight * _total_variation(x)
-        if l2_weight:
-            loss = loss + l2_weight * x.pow(2).mean()
+        with BNStatistics(net, inv.first_bn_weight) as stats:
+            logits = net(_augmented(x, inv, gen))
+        if stats.loss is None:
+            raise ValueError("the model has no BatchNorm with running statistics to match")
+        loss = stats.loss
+        if inv.class_weight:
+            if targets is None:
+                targets = (torch.arange(len(x), device=x.device) + first_index) % logits.shape[1]
+            loss = loss + inv.class_weight * F.cross_entropy(logits, targets)
+        if inv.tv_weight:
+            loss = loss + inv.tv_weight * _total_variation(x)
+        if inv.l2_weight:
+            loss = loss + inv.l2_weight * x.pow(2).mean()
         loss.backward()
         opt.step()
         sched.step()

@@ -31,7 +31,7 @@ from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.distill import distill_images
+from lwcompress.generate.distill import Inversion, distill_images
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo
 from lwcompress.models.checkpoint import weights_digest
@@ -44,7 +44,10 @@ class GeneratorConfig:
     per batch-statistics group for propagated and distilled).
 
     Distillation (distilled, hybrid): `steps` Adam steps at `lr` (cosine) per chunk, with optional image priors
-    `tv_weight` (total variation) and `l2_weight`. Hybrid: `distilled_fraction` of every batch comes from the
+    (DeepInversion's; generate.distill.Inversion): `tv_weight` (total variation), `l2_weight`, `class_weight`
+    (cross-entropy towards a target class per image, the classes in turn), `first_bn_weight` (the first
+    BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that many pixels every step) and
+    `flip` (random mirroring every step). Hybrid: `distilled_fraction` of every batch comes from the
     distilled images, the rest from `partner`.
     """
 
@@ -56,6 +59,10 @@ class GeneratorConfig:
     lr: float = bounded(0.25, 0.0)
     tv_weight: float = bounded(0.0, 0.0)
     l2_weight: float = bounded(0.0, 0.0)
+    class_weight: float = bounded(0.0, 0.0)
+    first_bn_weight: float = bounded(1.0, 0.0)
+    jitter: int = bounded(0, 0)
+    flip: bool = False
     distilled_fraction: float = bounded(0.5, 0.0, 1.0)
     partner: str = choice("bn_gaussian", "bn_gaussian", "propagated")
     smoothing: float = bounded(0.0, 0.0, 16.0)  # noise images (propagated, distilled start): Gaussian blur, pixels
@@ -205,6 +212,8 @@ def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext
         raise UserError(f"generator={cfg.name} makes no images; use one of {', '.join(IMAGE_GENERATORS)}")
     key = (cfg.name if cfg.name != "hybrid" else "distilled", weights_digest(model), cfg.num_images, cfg.seed,
            cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight, cfg.chunk, cfg.smoothing)  # fmt: skip
+    if inversion(cfg) != Inversion(cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight):  # keys of ZeroQ's images unchanged
+        key = (*key, cfg.class_weight, cfg.first_bn_weight, cfg.jitter, cfg.flip)
     if key not in ctx.cache:
         if cfg.name == "real":
             if ctx.real_images is None:
@@ -247,7 +256,7 @@ def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, k
 
     def make(i: int) -> torch.Tensor:
         part = noise[starts[i] : starts[i] + cfg.chunk].to(ctx.device)
-        return distill_images(model, part, cfg.steps, cfg.lr, len(part), cfg.tv_weight, cfg.l2_weight).cpu()
+        return distill_images(model, part, chunk=len(part), inversion=inversion(cfg), seed=cfg.seed + starts[i]).cpu()
 
     if ctx.shared_dir is None:
         if ctx.ranks.world_size > 1:
@@ -261,6 +270,13 @@ def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, k
 
     ctx.ranks.run_shared([1.0] * len(starts), run, "distilled-images")
     return torch.cat([io.torch_load(folder / f"{i}.pt") for i in range(len(starts))])
+
+
+def inversion(cfg: GeneratorConfig) -> Inversion:
+    """The distillation settings of `cfg`."""
+    return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
+                     class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
+                     flip=cfg.flip)  # fmt: skip
 
 
 SEQUENTIAL_GENERATORS = ("propagated", "distilled", "real")

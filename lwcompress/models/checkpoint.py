@@ -19,8 +19,22 @@ from lwcompress import io
 from lwcompress.errors import UserError
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> Path:
-    return io.torch_save(path, {"state_dict": model.state_dict(), "meta": meta})
+def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any], dtype: torch.dtype | None = None) -> Path:
+    """Write the model's state dict with `meta`; floating tensors stored as `dtype` if given (loading casts them back
+    to the model's own dtype)."""
+    state = model.state_dict()
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return io.torch_save(path, {"state_dict": state, "meta": meta})
+
+
+@torch.no_grad()
+def round_weights(model: nn.Module, dtype: torch.dtype) -> None:
+    """Round every floating parameter and buffer to the values `dtype` can hold, in place (kept in their own dtype):
+    the model then computes exactly what it will after a save in `dtype` and a load."""
+    for v in model.state_dict().values():
+        if v.is_floating_point():
+            v.copy_(v.to(dtype))
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
