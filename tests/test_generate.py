@@ -15,6 +15,7 @@ from lwcompress.generate import (
     GenerationContext,
     GeneratorConfig,
     Inversion,
+    PairedPool,
     Stepwise,
     bn_statistics_loss,
     build_inputs,
@@ -309,3 +310,19 @@ def test_domain_gaps_vanish_on_the_training_images_and_measure_a_wrong_input_mod
     assert again[info.name] == pytest.approx(0.5 * (math.log(4.0) + 0.25 - 1), rel=1e-4)
     with pytest.raises(UserError, match="makes no images"):
         domain_gaps(model, layers, GeneratorConfig("bn_gaussian"), ctx)
+
+
+def test_paired_pool_draws_crops_without_gathering_whole_maps() -> None:
+    """A batch of crops holds the same items and window in both tensors as gathering the items and cropping them
+    would (the same random draws), while only the crops' bytes are ever copied."""
+    data, ref = torch.randn(16, 3, 56, 56), torch.randn(16, 3, 56, 56)
+    pool = PairedPool(data, 8, reference=ref)
+    x, x_ref = pool.sample(5, layer_stream(0, 3))
+    gen = layer_stream(0, 3)
+    idx = torch.randint(0, 16, (5,), generator=gen)
+    top, left = (int(torch.randint(0, 49, (1,), generator=gen)) for _ in range(2))
+    assert torch.equal(x, data[idx][..., top : top + 8, left : left + 8])
+    assert torch.equal(x_ref, ref[idx][..., top : top + 8, left : left + 8])
+    assert x.untyped_storage().nbytes() == x.numel() * x.element_size()  # a crop-sized copy, not a view of maps
+    flat = PairedPool(torch.randn(16, 10), 8, reference=torch.randn(16, 10))
+    assert flat.sample(4, layer_stream(0, 3))[0].shape == (4, 10)  # non-spatial inputs: whole items

@@ -56,16 +56,16 @@ class Pool:
         return self._draw([self.data], n, generator)[0]
 
     def _draw(self, tensors: list[torch.Tensor], n: int, generator: torch.Generator) -> list[torch.Tensor]:
-        """The same random items and crop from each tensor."""
-        idx = torch.randint(0, len(tensors[0]), (n,), generator=generator)
-        xs = [t[idx] for t in tensors]
-        x = xs[0]
-        if self.crop is None or x.ndim != 4 or self.crop >= min(x.shape[-2:]):
-            return xs
-        h, w = x.shape[-2:]
+        """The same random items and crop from each tensor. The window is cut before the items are gathered, so a
+        batch costs the bytes of its crops, not of the items' whole maps (49x less for 8x8 crops of 56x56 maps)."""
+        first = tensors[0]
+        idx = torch.randint(0, len(first), (n,), generator=generator)
+        if self.crop is None or first.ndim != 4 or self.crop >= min(first.shape[-2:]):
+            return [t[idx] for t in tensors]
+        h, w = first.shape[-2:]
         top = int(torch.randint(0, h - self.crop + 1, (1,), generator=generator))
         left = int(torch.randint(0, w - self.crop + 1, (1,), generator=generator))
-        return [x[..., top : top + self.crop, left : left + self.crop] for x in xs]
+        return [t[:, :, top : top + self.crop, left : left + self.crop][idx] for t in tensors]
 
 
 @dataclass
