@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--guards", action="store_true", help="also apply guard=model and guard=layer afterwards")
+    parser.add_argument("--layers", action="store_true", help="per layer: errors before/after, share of codes moved")
     parser.add_argument("--image-cache", help="keep distilled images in this folder and reuse them across calls")
     parser.add_argument("--guard-generator", help="judge the guard in this generator's domain (default: the run's)")
     args = parser.parse_args()
@@ -89,6 +90,13 @@ def main() -> None:
             own = compress(model, CompressorConfig("rtn", **{**base, **start_fields}), dm.normalization, (1, 28, 28))
             rtn_note = f"  (its rtn {top1(own.model, x, y):6.2f})"
         print(f"  {variant:60s} top1 {top1(out.model, x, y):6.2f}  compress {wall:6.1f} s{rtn_note}", flush=True)
+        if args.layers:
+            for r in out.results:
+                real = f"real {r.real_rtn_error:.4g} -> {r.real_error:.4g}" if r.real_error is not None else ""
+                codes = [m.model.get_submodule(r.name).codes() for m in (out, rtn)]
+                moved = float((codes[0] != codes[1]).float().mean())  # weights off their round-to-nearest code
+                print(f"    {r.name:28s} synthetic {r.rtn_error:.4g} -> {r.error:.4g}  {real}  moved {moved:.1%}",
+                      flush=True)  # fmt: skip
         if args.guards and out.results:
             judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
             for mode in ("model", "layer"):

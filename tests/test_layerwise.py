@@ -54,6 +54,21 @@ def test_reconstruction_loss_falls_on_a_small_layer(rounding: str) -> None:
     assert torch.equal(task.quant.codes(), codes)
 
 
+def test_rtn_anchor_keeps_rounding_choices_near_round_to_nearest() -> None:
+    """The trust region (layerwise.rtn_anchor): the stronger it is, the fewer weights leave their round-to-nearest
+    code; a flip that stays must still pay off, so the error never ends above round-to-nearest's."""
+    rtn_codes = conv_task().quant.codes()
+    moved, errors = [], []
+    for anchor in (0.0, 3.0, 1000.0):
+        task = conv_task()
+        (result,) = reconstruct([task], LayerwiseConfig(steps=150, batch_size=16, rtn_anchor=anchor), layer_trainer,
+                                Learned("adaround"))  # fmt: skip
+        moved.append(float((task.quant.codes() != rtn_codes).float().mean()))
+        errors.append(result.error / result.rtn_error)
+    assert moved[0] > moved[1] > moved[2] and moved[2] < 0.01
+    assert errors[0] < errors[1] <= 1.0
+
+
 def test_a_layer_that_gets_worse_is_put_back() -> None:
     task = conv_task()
     rtn_state = copy.deepcopy(task.quant.state_dict())
@@ -133,7 +148,7 @@ def test_module_steps_every_layer_once_per_lightning_step() -> None:
     tasks = [conv_task(0), conv_task(1)]
     for t in tasks:
         t.quant.make_trainable("ste")
-    module = ReconstructionModule(tasks, LayerwiseConfig(steps=3, batch_size=2), [1.0, 1.0])
+    module = ReconstructionModule(tasks, LayerwiseConfig(steps=3, batch_size=2), [1.0, 1.0], [1.0, 1.0])
     trainer = layer_trainer()
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(range(3), batch_size=None))
     assert trainer.global_step == 3 and all(w > 0 for w in module.wall_s)

@@ -123,6 +123,15 @@ class CompressedLayer(nn.Module):
         h = rectified_sigmoid(self.alpha)
         return (1 - (2 * h - 1).abs().pow(beta)).sum()
 
+    def rtn_distance(self) -> torch.Tensor:
+        """Mean squared distance of the soft rounding choices h(alpha) from round-to-nearest's (0 at RTN, the
+        share of flipped weights once hard): what the trust region of a layer run (layerwise.rtn_anchor) pays."""
+        if self.alpha is None:
+            return self.layer.weight.new_zeros(())
+        w = self.layer.weight.detach() / self.w_scale.detach()  # both fixed while AdaRound learns
+        nearest = (w - torch.floor(w) >= 0.5).float()
+        return (rectified_sigmoid(self.alpha) - nearest).pow(2).mean()
+
     @torch.no_grad()
     def harden(self) -> None:
         """End learning: put the chosen grid values into the latent weight; the layer is round-to-nearest again."""

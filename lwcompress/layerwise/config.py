@@ -43,6 +43,10 @@ class LayerwiseConfig:
     the gaps are largest in the early blocks, where the learned layers hurt most; 0.05 lifts the run from 88.76 to
     89.62, 0.02 gives 88.48, both below round-to-nearest's 90.06 (experiments/results/round2_tuning.md), so it
     stays off.
+    `rtn_anchor`: AdaRound layers pay rtn_anchor x (their round-to-nearest error) x (the mean squared distance of
+    their rounding choices from round-to-nearest's, the share of flipped weights once hard): a flip must lower the
+    reconstruction error on the synthetic inputs by enough to be kept, so choices that only fit the synthetic
+    inputs' quirks stay where round-to-nearest put them; 0: plain AdaRound.
     `target` (sequential mode): what a layer learns to reproduce: the FP layer's output on the FP network's inputs
     ("fp": it also undoes the error that reaches it from the compressed layers before it), or the FP layer's output
     on its own inputs ("own": it only makes up for its own rounding and input grid, as AdaRound does).
@@ -58,6 +62,7 @@ class LayerwiseConfig:
     loss: str = choice("mse", "mse", "mse_post_act", "mse_channel")
     reg_weight: float = bounded(0.01, 0.0)  # AdaRound rounding regularizer
     reg_warmup: float = bounded(0.2, 0.0, 1.0)  # fraction of steps before the regularizer starts
+    rtn_anchor: float = bounded(0.0, 0.0)  # AdaRound's trust region around round-to-nearest, see below
     beta_start: float = bounded(20.0, 1.0)
     beta_end: float = bounded(2.0, 1.0)
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error

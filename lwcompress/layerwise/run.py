@@ -103,12 +103,15 @@ def relative_error(out: torch.Tensor, target: torch.Tensor, loss: str, activatio
 class ReconstructionModule(pl.LightningModule):
     """Trains every CompressedLayer of a bucket to match its reference layer on freshly drawn inputs."""
 
-    def __init__(self, tasks: list[LayerTask], cfg: LayerwiseConfig, output_std: list[float]) -> None:
+    def __init__(
+        self, tasks: list[LayerTask], cfg: LayerwiseConfig, output_std: list[float], rtn_error: list[float]
+    ) -> None:
         super().__init__()
         self.automatic_optimization = False
         self.tasks = tasks
         self.cfg = cfg
         self.output_std = output_std
+        self.rtn_error = rtn_error  # each layer's held-out round-to-nearest error: the trust region's scale
         # Registered so that Lightning moves them to the device; the references are frozen.
         self.quants = nn.ModuleList(t.quant for t in tasks)
         self.references = nn.ModuleList(t.reference for t in tasks)
@@ -159,6 +162,8 @@ class ReconstructionModule(pl.LightningModule):
             if task.quant.alpha is not None and beta is not None:
                 reg = task.quant.rounding_regularizer(beta) / task.quant.alpha.numel()
                 loss = loss + self.cfg.reg_weight * reg
+            if self.cfg.rtn_anchor and task.quant.alpha is not None:
+                loss = loss + self.cfg.rtn_anchor * self.rtn_error[i] * task.quant.rtn_distance()
             self.manual_backward(loss)
             self.wall_s[i] += time.perf_counter() - start
         opt.step()
@@ -212,7 +217,8 @@ def run_bucket(
     if learnt:
         rounding = learned.rounding_of(tasks[learnt[0]].quant)  # the same for all of them: only gptq is per layer
         chosen = dataclasses.replace(learned, rounding=rounding)
-        walls, curves = _train([tasks[i] for i in learnt], cfg, make_trainer, chosen, [output_std[i] for i in learnt])
+        walls, curves = _train([tasks[i] for i in learnt], cfg, make_trainer, chosen, [output_std[i] for i in learnt],
+                               [rtn[i] for i in learnt])  # fmt: skip
         wall_s.update(zip(learnt, walls, strict=True))
         losses.update(zip(learnt, curves, strict=True))
     results = []
@@ -232,13 +238,13 @@ def run_bucket(
 
 def _train(
     tasks: list[LayerTask], cfg: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer], learned: Learned,
-    output_std: list[float],
+    output_std: list[float], rtn_error: list[float],
 ) -> tuple[list[float], list[list[float]]]:  # fmt: skip
     """`cfg.steps` optimizer steps for every layer at once; (wall seconds, loss curve) per layer."""
     for t in tasks:
         t.quant.make_trainable(learned.rounding, learned.weight_scale, learned.input_scale, cfg.train_bias,
                                cfg.drop_prob)  # fmt: skip
-    module = ReconstructionModule(tasks, cfg, output_std)
+    module = ReconstructionModule(tasks, cfg, output_std, rtn_error)
     if cfg.steps > 0 and tasks:
         with warnings.catch_warnings():
             # The frozen references and the inputs' path modules stay in eval mode on purpose.
