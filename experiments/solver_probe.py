@@ -92,10 +92,10 @@ def main() -> None:
         print(f"  {variant:60s} top1 {top1(out.model, x, y):6.2f}  compress {wall:6.1f} s{rtn_note}", flush=True)
         if args.layers:
             for r in out.results:
-                real = f"real {r.real_rtn_error:.4g} -> {r.real_error:.4g}" if r.real_error is not None else ""
+                on_real = f"real {r.real_rtn_error:.4g} -> {r.real_error:.4g}" if r.real_error is not None else ""
                 codes = [m.model.get_submodule(r.name).codes() for m in (out, rtn)]
                 moved = float((codes[0] != codes[1]).float().mean())  # weights off their round-to-nearest code
-                print(f"    {r.name:28s} synthetic {r.rtn_error:.4g} -> {r.error:.4g}  {real}  moved {moved:.1%}",
+                print(f"    {r.name:28s} synthetic {r.rtn_error:.4g} -> {r.error:.4g}  {on_real}  moved {moved:.1%}",
                       flush=True)  # fmt: skip
         if args.guards and out.results:
             judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
