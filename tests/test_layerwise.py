@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,22 @@ def test_reconstruction_loss_falls_on_a_small_layer(rounding: str) -> None:
     codes = task.quant.codes()  # hardened: the weight sits exactly on its grid
     task.quant.load_codes(codes)
     assert torch.equal(task.quant.codes(), codes)
+
+
+def test_min_gain_puts_back_layers_that_gain_too_little() -> None:
+    """layerwise.min_gain: a learned layer whose held-out error falls by less than that share of its round-to-nearest
+    error is put back, exactly; one that gains more is kept."""
+    cfg = LayerwiseConfig(steps=60, batch_size=16)
+    (learned,) = reconstruct([conv_task()], cfg, layer_trainer, Learned("adaround"))
+    gain = 1 - learned.error / learned.rtn_error
+    assert not learned.reverted and gain > 0.05
+    for min_gain, reverted in ((gain - 0.02, False), (gain + 0.02, True)):
+        task = conv_task()
+        rtn_codes = task.quant.codes()
+        (result,) = reconstruct([task], dataclasses.replace(cfg, min_gain=min_gain), layer_trainer,
+                                Learned("adaround"))  # fmt: skip
+        assert result.reverted == reverted
+        assert torch.equal(task.quant.codes(), rtn_codes) == reverted
 
 
 def test_rtn_anchor_keeps_rounding_choices_near_round_to_nearest() -> None:

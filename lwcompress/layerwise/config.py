@@ -43,6 +43,8 @@ class LayerwiseConfig:
     the gaps are largest in the early blocks, where the learned layers hurt most; 0.05 lifts the run from 88.76 to
     89.62, 0.02 gives 88.48, both below round-to-nearest's 90.06 (experiments/results/round2_tuning.md), so it
     stays off.
+    `min_gain`: a learned layer is kept only if its held-out error is at most (1 - min_gain) x its round-to-nearest
+    error (with keep_better); a small gain on synthetic inputs is as likely to be fitted to them as to carry over.
     `rtn_anchor`: AdaRound layers pay rtn_anchor x (their round-to-nearest error) x (the mean squared distance of
     their rounding choices from round-to-nearest's, the share of flipped weights once hard): a flip must lower the
     reconstruction error on the synthetic inputs by enough to be kept, so choices that only fit the synthetic
@@ -67,6 +69,7 @@ class LayerwiseConfig:
     beta_end: float = bounded(2.0, 1.0)
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
     keep_better: bool = True
+    min_gain: float = bounded(0.0, 0.0, 1.0)  # with keep_better: the share of its RTN error to shed, see below
     train_input_layers: bool = False  # see below
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one

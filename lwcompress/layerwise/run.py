@@ -226,7 +226,7 @@ def run_bucket(
         t.quant.harden()
         t.quant.cpu()
         error = held_out_error(t, x, metric)
-        reverted = cfg.keep_better and error > rtn[i]
+        reverted = cfg.keep_better and error > (1 - cfg.min_gain) * rtn[i]
         if reverted:
             t.quant.load_state_dict(initial[i])
             error = rtn[i]
