@@ -44,6 +44,8 @@ class BNStatistics:
 
     def __init__(self, model: nn.Module, first_weight: float = 1.0) -> None:
         self.norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        if not self.norms:
+            raise ValueError("the model has no BatchNorm with running statistics to match")
         self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.norms)}
         self.loss: torch.Tensor | None = None
         self.handles = []
@@ -69,8 +71,6 @@ def bn_statistics_loss(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The BN-statistics distance of one batch of `images` through `model` (eval mode: running statistics)."""
     with BNStatistics(model) as stats:
         model.eval()(images)
-    if stats.loss is None:
-        raise ValueError("the model has no BatchNorm with running statistics to match")
     return stats.loss
 
 
@@ -119,8 +119,6 @@ def _distill_chunk(
         opt.zero_grad()
         with BNStatistics(net, inv.first_bn_weight) as stats:
             logits = net(_augmented(x, inv, gen))
-        if stats.loss is None:
-            raise ValueError("the model has no BatchNorm with running statistics to match")
         loss = stats.loss
         if inv.class_weight:
             if targets is None:

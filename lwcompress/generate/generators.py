@@ -211,9 +211,7 @@ def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext
     if cfg.name not in IMAGE_GENERATORS:
         raise UserError(f"generator={cfg.name} makes no images; use one of {', '.join(IMAGE_GENERATORS)}")
     key = (cfg.name if cfg.name != "hybrid" else "distilled", weights_digest(model), cfg.num_images, cfg.seed,
-           cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight, cfg.chunk, cfg.smoothing)  # fmt: skip
-    if inversion(cfg) != Inversion(cfg.steps, cfg.lr, cfg.tv_weight, cfg.l2_weight):  # keys of ZeroQ's images unchanged
-        key = (*key, cfg.class_weight, cfg.first_bn_weight, cfg.jitter, cfg.flip)
+           inversion(cfg), cfg.chunk, cfg.smoothing)  # fmt: skip
     if key not in ctx.cache:
         if cfg.name == "real":
             if ctx.real_images is None:

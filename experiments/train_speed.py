@@ -1,0 +1,48 @@
+"""Seconds per training step (batch of 128, SGD) of a torchvision network at a given input size, in the default and in
+channels-last layout: what lwcompress-pretrain's layout and the epoch times in results/train_torchvision.md rest on.
+
+python experiments/train_speed.py --arch resnet18 --size 64 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torchvision
+
+
+def step_seconds(arch: str, size: int, layout: torch.memory_format, steps: int) -> float:
+    """The median wall time of `steps` training steps after one warm-up step."""
+    model = torchvision.models.get_model(arch, num_classes=10).train().to(memory_format=layout)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.randn(128, 3, size, size).contiguous(memory_format=layout)
+    y = torch.randint(0, 10, (128,))
+    times = []
+    for _ in range(steps + 1):
+        clock = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - clock)
+    return sorted(times[1:])[steps // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=["resnet18", "mobilenet_v2"])
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    for arch in args.arch:
+        layouts = (torch.contiguous_format, torch.channels_last)
+        plain, last = (step_seconds(arch, args.size, f, args.steps) for f in layouts)
+        print(f"{arch} {args.size}x{args.size}, {args.threads} thread(s): {plain:.2f} s per step, channels-last "
+              f"{last:.2f} s ({plain / last:.2f}x)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
