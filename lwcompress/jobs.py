@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, replace
@@ -81,11 +80,7 @@ def sha256(path: Path) -> str:
 
 def publish_checkpoint(src: Path, checkpoint_dir: Path, data: str, model: str, entry: dict[str, Any]) -> Path:
     """Install a trained checkpoint as the reference for (data, model) and record it in MANIFEST.json."""
-    dst = checkpoint_dir / data / f"{model}.pt"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".pt.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    dst = io.write_bytes(checkpoint_dir / data / f"{model}.pt", src.read_bytes())
     manifest_path = checkpoint_dir / "MANIFEST.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     manifest[f"{data}/{model}.pt"] = {**entry, "sha256": sha256(dst), "bytes": dst.stat().st_size}
@@ -115,7 +110,8 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     train_wall_s = time.perf_counter() - start
     dtype = getattr(torch, job.weights_dtype)
     round_weights(model, dtype)
-    eval_trainer = make_trainer(job.trainer, loggers)
+    # The recorded top-1 is the checkpoint's own, in full precision, whatever precision it was trained in.
+    eval_trainer = make_trainer(dataclasses.replace(job.trainer, precision="32-true"), loggers)
     val_top1 = evaluate(model, dm.val_dataloader(), eval_trainer, stage="val")
     test_top1 = evaluate(model, dm.test_dataloader(), eval_trainer, stage="test")
     entry = {
@@ -126,6 +122,7 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
         "test_top1": round(test_top1, 2),
         "train_wall_s": round(train_wall_s, 1),
         "threads": torch.get_num_threads(),
+        "precision": job.trainer.precision,
         "weights_dtype": job.weights_dtype,
         "torch": str(torch.__version__),  # TorchVersion is not a plain str: weights_only loading refuses it
     }

@@ -57,10 +57,10 @@ def plot_layer_errors(path: str | Path, results: list[LayerResult], title: str, 
     fig = layer_error_figure(results, title, baseline)  # selects the Agg backend before pyplot is imported here
     import matplotlib.pyplot as plt
 
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    return Path(tmp.replace(path))
+    try:
+        return io.save_figure(path, fig, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def layer_error_figure(results: list[LayerResult], title: str, baseline: str = "RTN") -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
@@ -311,15 +310,10 @@ def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                ncol=min(2, len(legend)) or 1, fontsize=7, frameon=False)  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        return io.save_figure(path, fig, dpi=100, bbox_inches="tight")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _points(runs: Iterable[Summary], x: Callable[[Summary], float]) -> list[tuple[float, float, float]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -181,6 +183,10 @@ def test_layerwise_job_end_to_end_and_resume(tiny_checkpoint: Path, tmp_path: Pa
     proc = run_cli(*args)  # not a terminal: no bars, one line about the reused layers
     assert f"resuming: 10 of 10 layers reused from {tmp_path / 'layers'}" in proc.stderr
     assert "layer 0/10 |" not in proc.stderr and "Testing DataLoader" not in proc.stderr
+    mask = os.umask(0o022)
+    os.umask(mask)
+    modes = {p.relative_to(tmp_path): stat.S_IMODE(p.stat().st_mode) for p in tmp_path.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {0o666 & ~mask}, modes  # every output readable as a plain open() makes it
     second = json.loads((tmp_path / "summary.json").read_text())
     assert second["top1"] == first["top1"] and second["compress_wall_s"] < first["compress_wall_s"]
 
