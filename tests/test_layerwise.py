@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torchvision
 from torch import nn
 
 from lwcompress.api import compress
@@ -17,6 +18,7 @@ from lwcompress.errors import UserError
 from lwcompress.generate import GenerationContext, GeneratorConfig, domain_gaps
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, reconstruct
+from lwcompress.layerwise.blocks import block_map
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import buckets, segments
 from lwcompress.layerwise.sequential import channel_ratio, into_domain, transfer
@@ -273,3 +275,74 @@ def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
     with pytest.raises(UserError, match="layerwise.max_gap compares .* generator=bn_gaussian makes no images"):
         compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=GeneratorConfig(
             "bn_gaussian"), layerwise=LayerwiseConfig(steps=1, mode="independent", max_gap=0.1))  # fmt: skip
+
+
+def test_blocks_are_found_from_the_structure_and_segments_keep_them_whole() -> None:
+    """unit=block: torchvision's resnet18 gives 8 residual blocks (downsample shortcuts inside), the stem and the
+    head run alone; a block with two outputs used outside keeps single layers; segments never cut a block."""
+    model = torchvision.models.resnet18(num_classes=10)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    blocks = block_map(model, names)
+    assert sorted(set(blocks.values())) == [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)]
+    assert blocks["layer2.0.downsample.0"] == "layer2.0" and "conv1" not in blocks and "fc" not in blocks
+
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            a = self.conv1(x)
+            return self.conv2(a), a
+
+    class TwoOut(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stage, self.head = nn.Sequential(Pair()), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.stage(x)
+            return self.head(out[0]) + out[1]  # conv1's output leaves the block too
+
+    assert block_map(TwoOut(), ["stage.0.conv1", "stage.0.conv2", "head"]) == {}
+    together = ["a", "a", "a", None, "b", "b", None]
+    for k in range(1, 6):
+        cut = segments([1] * 7, k, together=together)
+        assert [i for s in cut for i in s] == list(range(7))
+        assert all(together[s[0]] is None or s[0] == 0 or together[s[0] - 1] != together[s[0]] for s in cut)
+
+
+def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -> None:
+    """layerwise.unit=block on real inputs: each block's layers share one held-out error (the block's, before and
+    after), which falls below round-to-nearest's; the network ends closer to the FP logits than RTN; a rerun over the
+    same store reloads every layer; gptq rounding is refused in one line."""
+    torch.manual_seed(0)
+    model = calibrated("resnet8_tiny")
+    x = images(64)
+    ref = model(x)
+    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
+    blocks = LayerwiseConfig(steps=60, batch_size=16, unit="block")
+    gen = GeneratorConfig(name="real", num_images=64)
+    run = lambda rounding="auto": compress(model, CompressorConfig(name="quant", rounding=rounding, **common),  # noqa: E731
+                                           NORM, (1, 28, 28), generator=gen, layerwise=blocks,
+                                           real_images=images(128), store_dir=tmp_path)  # fmt: skip
+    lw = run()
+    rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
+    err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
+    assert err(lw.model) < 0.9 * err(rtn.model)
+    blocks_of = block_map(model, [r.name for r in lw.results])
+    by_block: dict[str, list] = {}
+    for r in lw.results:
+        by_block.setdefault(blocks_of.get(r.name, r.name), []).append(r)
+    shared = [rs for rs in by_block.values() if len(rs) > 1]
+    assert len(shared) == 3 and all(len({(r.rtn_error, r.error) for r in rs}) == 1 for rs in shared)
+    assert all(rs[0].error < rs[0].rtn_error for rs in shared)
+    assert all(r.real_error is not None for r in lw.results)
+    again = run()
+    assert all(r.wall_s == s.wall_s for r, s in zip(again.results, lw.results, strict=True))  # read, not re-run
+    assert torch.equal(again.model(x), lw.model(x))
+    with pytest.raises(UserError, match="unit=block .*rounding=gptq"):
+        compress(model, CompressorConfig(name="quant", rounding="gptq", **common), NORM, (1, 28, 28), generator=gen,
+                 layerwise=blocks, real_images=images(128))  # fmt: skip
+    with pytest.raises(UserError, match="needs mode=sequential"):
+        LayerwiseConfig(unit="block", mode="independent")

@@ -10,7 +10,7 @@ import torch
 from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lwcompress.graph.trace import trace
+from lwcompress.graph.trace import runs_in, trace
 
 
 @torch.no_grad()
@@ -106,11 +106,12 @@ class Stepwise:
 
     @torch.no_grad()
     def input_of(self, name: str) -> torch.Tensor:
-        """Advance every pass to the first call of module `name` (not through it) and return its input, on the CPU;
-        ValueError if the passes are already past it or it is never called."""
+        """Advance every pass to the first node of module `name` (a leaf's call, or the first operation inside a
+        block such as a residual block; not through it) and return that node's input, on the CPU; ValueError if
+        the passes are already past it or it is never called."""
         while self.position < len(self.nodes):
             node = self.nodes[self.position]
-            if node.op == "call_module" and node.target == name:
+            if runs_in(node, name):
                 return torch.cat([r.env[node.args[0]].detach().cpu() for r in self.runners])
             for r in self.runners:
                 r.env[node] = r.run_node(node)

@@ -45,8 +45,12 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
 def trace(model: nn.Module) -> fx.GraphModule:
     """Trace `model` as in eval mode; a model fx cannot trace is a UserError with a one-line reason.
 
-    The returned GraphModule shares its submodules with `model` (no copy), under the same qualified names.
+    The returned GraphModule shares its submodules with `model` (no copy), under the same qualified names. A model
+    traced already (a GraphModule, e.g. a BN-folded network) is returned as it is: its nodes keep the record of the
+    original modules they ran in (`module_path`), which a trace of the GraphModule would lose.
     """
+    if isinstance(model, fx.GraphModule):
+        return model
     with eval_mode(model):
         try:
             graph = _Tracer().trace(model)
@@ -55,3 +59,13 @@ def trace(model: nn.Module) -> fx.GraphModule:
             reason = lines[0] if lines else type(e).__name__
             raise UserError(f"model {type(model).__name__} is not FX-traceable: {reason}") from e
     return fx.GraphModule(model, graph, type(model).__name__)
+
+
+def module_path(node: fx.Node) -> list[tuple[str, type]]:
+    """(qualified name, class) of the modules a traced node ran inside, outermost first (the model itself aside)."""
+    return list(node.meta.get("nn_module_stack", {}).values())
+
+
+def runs_in(node: fx.Node, name: str) -> bool:
+    """Whether `node` is the call of module `name` or an operation inside it."""
+    return (node.op == "call_module" and node.target == name) or any(path == name for path, _ in module_path(node))

@@ -10,6 +10,7 @@ from torch import nn
 
 from lwcompress.distributed import Ranks
 from lwcompress.generate import LayerData
+from lwcompress.layerwise.blocks import block_map, block_rounding
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, layer_trainer, run_bucket
@@ -45,8 +46,9 @@ def learn(
     """Every layer's run in `cfg.mode`, on `data`; each task's CompressedLayer ends hardened with its learned state.
 
     The work comes in units: single layers (independent mode) or contiguous segments (sequential mode, each
-    sequential inside itself, its first layer fed by the FP network). With several ranks each runs its share of
-    the units into `store`, then rank 0 assembles every layer from it and the others return [].
+    sequential inside itself, its first layer fed by the FP network; with unit=block a segment never cuts a
+    block). With several ranks each runs its share of the units into `store`, then rank 0 assembles every layer
+    from it and the others return [].
     `prepare` turns the generator's BN network into the deployed form the tasks' layers live in (BN folding).
     `progress` hears of this process's layers as they finish (rank 0 reloading the others' is not reported).
     """
@@ -56,13 +58,16 @@ def learn(
     if cfg.mode == "sequential":
         domain, images = data.domain()
         domain = (prepare(domain) if prepare is not None else domain).eval()
-        units = segments(costs, cfg.segments)
+        blocks = block_map(domain, [t.name for t in tasks]) if cfg.unit == "block" else {}
+        if blocks:
+            block_rounding(learned)  # a rounding blocks cannot learn is refused before any run
+        units = segments(costs, cfg.segments, together=[blocks.get(t.name) for t in tasks])
 
         def run(chosen: list[list[int]], report: LayerProgress | None) -> list[LayerResult]:
             return [result for unit in chosen
                     for result in reconstruct_sequential([tasks[i] for i in unit], cfg, make_trainer, domain, images,
                                                          data.float_inputs, learned, store, data.cfg.chunk,
-                                                         data.ctx.device, report)]  # fmt: skip
+                                                         data.ctx.device, report, blocks)]  # fmt: skip
     else:
         inputs = data.inputs()
         for t in tasks:

@@ -100,6 +100,53 @@ def relative_error(out: torch.Tensor, target: torch.Tensor, loss: str, activatio
     return (out - target).pow(2).mean() / target.var().clamp_min(1e-8)
 
 
+def param_groups(q: CompressedLayer, cfg: LayerwiseConfig, output_std: float) -> list[dict]:
+    """Adam's parameter groups for what a layer run opened in `q`, each at a learning rate in the unit of what it
+    moves (see LayerwiseConfig)."""
+    # w_scale is the weight's unit: its grid step, or its RMS when it stays float (see CompressedLayer).
+    w_step = (cfg.lr_weight if q.wbits is None else cfg.lr_scaled) * float(q.w_scale.detach().mean())
+    groups = []
+    if q.alpha is not None:
+        groups.append({"params": [q.alpha], "lr": cfg.lr})
+    if q.layer.weight.requires_grad:
+        groups.append({"params": [q.layer.weight], "lr": w_step})
+    if q.w_scale.requires_grad:
+        groups.append({"params": [q.w_scale], "lr": w_step / 10})
+    if q.abits is not None and q.a_scale.requires_grad:
+        groups.append({"params": [q.a_scale], "lr": cfg.lr_scaled * float(q.a_scale.detach())})
+    if q.layer.bias is not None and q.layer.bias.requires_grad:
+        groups.append({"params": [q.layer.bias], "lr": cfg.lr_scaled * 0.1 * output_std})
+    return groups
+
+
+def optimizer(groups: list[dict], cfg: LayerwiseConfig):  # noqa: ANN201 (Lightning's optimizer config)
+    """Adam over `groups`, with the cosine schedule stepped per step unless the schedule is constant."""
+    opt = torch.optim.Adam(groups)
+    if cfg.schedule == "constant":
+        return opt
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def annealed_beta(cfg: LayerwiseConfig, progress: float) -> float | None:
+    """AdaRound's annealed exponent at `progress` (0..1) of a run, or None during the warm-up (no regularizer)."""
+    if progress < cfg.reg_warmup:
+        return None
+    t = (progress - cfg.reg_warmup) / max(1e-8, 1 - cfg.reg_warmup)
+    return cfg.beta_end + 0.5 * (cfg.beta_start - cfg.beta_end) * (1 + math.cos(math.pi * t))
+
+
+def penalty(q: CompressedLayer, cfg: LayerwiseConfig, beta: float | None, rtn_error: float) -> torch.Tensor | float:
+    """What a learning layer pays besides its reconstruction loss: AdaRound's rounding regularizer (per weight)
+    once `beta` is set, and the trust region around round-to-nearest (rtn_anchor, scaled by `rtn_error`)."""
+    if q.alpha is None:
+        return 0.0
+    total = cfg.reg_weight * (q.rounding_regularizer(beta) / q.alpha.numel()) if beta is not None else 0.0
+    if cfg.rtn_anchor:
+        total = total + cfg.rtn_anchor * rtn_error * q.rtn_distance()
+    return total
+
+
 class ReconstructionModule(pl.LightningModule):
     """Trains every CompressedLayer of a bucket to match its reference layer on freshly drawn inputs."""
 
@@ -120,38 +167,15 @@ class ReconstructionModule(pl.LightningModule):
         self.losses: list[list[float]] = [[] for _ in tasks]
 
     def configure_optimizers(self):
-        groups = []
-        for task, std in zip(self.tasks, self.output_std, strict=True):
-            q = task.quant
-            # w_scale is the weight's unit: its grid step, or its RMS when it stays float (see CompressedLayer).
-            w_step = (self.cfg.lr_weight if q.wbits is None else self.cfg.lr_scaled) * float(q.w_scale.detach().mean())
-            if q.alpha is not None:
-                groups.append({"params": [q.alpha], "lr": self.cfg.lr})
-            if q.layer.weight.requires_grad:
-                groups.append({"params": [q.layer.weight], "lr": w_step})
-            if q.w_scale.requires_grad:
-                groups.append({"params": [q.w_scale], "lr": w_step / 10})
-            if q.abits is not None and q.a_scale.requires_grad:
-                groups.append({"params": [q.a_scale], "lr": self.cfg.lr_scaled * float(q.a_scale.detach())})
-            if q.layer.bias is not None and q.layer.bias.requires_grad:
-                groups.append({"params": [q.layer.bias], "lr": self.cfg.lr_scaled * 0.1 * std})
-        opt = torch.optim.Adam(groups)
-        if self.cfg.schedule == "constant":
-            return opt
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.cfg.steps))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def _beta(self, progress: float) -> float | None:
-        """AdaRound's annealed exponent, or None during the warm-up (no rounding regularizer yet)."""
-        if progress < self.cfg.reg_warmup:
-            return None
-        t = (progress - self.cfg.reg_warmup) / max(1e-8, 1 - self.cfg.reg_warmup)
-        return self.cfg.beta_end + 0.5 * (self.cfg.beta_start - self.cfg.beta_end) * (1 + math.cos(math.pi * t))
+        groups = [
+            g for t, std in zip(self.tasks, self.output_std, strict=True) for g in param_groups(t.quant, self.cfg, std)
+        ]
+        return optimizer(groups, self.cfg)
 
     def training_step(self, batch, batch_idx: int) -> None:
         opt = self.optimizers()
         opt.zero_grad()
-        beta = self._beta(batch_idx / max(1, self.cfg.steps))
+        beta = annealed_beta(self.cfg, batch_idx / max(1, self.cfg.steps))
         for i, task in enumerate(self.tasks):
             start = time.perf_counter()
             x, x_ref = (t.to(self.device) for t in draw(task.inputs, self.cfg.batch_size, self.streams[i]))
@@ -159,12 +183,7 @@ class ReconstructionModule(pl.LightningModule):
                 target = task.reference(x_ref)
             loss = relative_error(task.quant(x), target, self.cfg.loss, task.activation)
             self.losses[i].append(float(loss.detach()))
-            if task.quant.alpha is not None and beta is not None:
-                reg = task.quant.rounding_regularizer(beta) / task.quant.alpha.numel()
-                loss = loss + self.cfg.reg_weight * reg
-            if self.cfg.rtn_anchor and task.quant.alpha is not None:
-                loss = loss + self.cfg.rtn_anchor * self.rtn_error[i] * task.quant.rtn_distance()
-            self.manual_backward(loss)
+            self.manual_backward(loss + penalty(task.quant, self.cfg, beta, self.rtn_error[i]))
             self.wall_s[i] += time.perf_counter() - start
         opt.step()
         sched = self.lr_schedulers()

@@ -23,9 +23,19 @@ def buckets(indices: Sequence[int], params: Sequence[int], max_params: int) -> l
     return out
 
 
-def segments(costs: Sequence[float], k: int) -> list[list[int]]:
+def segments(costs: Sequence[float], k: int, together: Sequence[object] | None = None) -> list[list[int]]:
     """The layer order cut into `k` contiguous segments of about equal total cost (one per layer at most): each
-    segment ends once it holds its fair share of the cost still to be cut."""
+    segment ends once it holds its fair share of the cost still to be cut. `together`: per layer, a key (its block)
+    that neighbours sharing it must not be cut apart by (None: no constraint)."""
+    if together is not None and any(key is not None for key in together):
+        groups: list[list[int]] = []
+        for i, key in enumerate(together):
+            if groups and key is not None and together[groups[-1][-1]] == key:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        cut = segments([sum(costs[i] for i in g) for g in groups], k)
+        return [[i for g in seg for i in groups[g]] for seg in cut]
     n = len(costs)
     k = max(1, min(k, n))
     out: list[list[int]] = []

@@ -21,6 +21,7 @@ from torch import nn
 
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate import PairedPool, Stepwise
+from lwcompress.layerwise.blocks import block_module, run_block
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, held_out_error, run_bucket
@@ -82,6 +83,7 @@ def reconstruct_sequential(
     chunk: int = 64,
     device: torch.device | str = "cpu",
     progress: LayerProgress | None = None,
+    blocks: dict[str, str] | None = None,
 ) -> list[LayerResult]:
     """Train `tasks` (in model order) one after another in `domain` (the folded domain network, BN-free where the
     deployed model is) on `images`; each task's CompressedLayer ends hardened with the learned codes. Finished layers
@@ -89,7 +91,8 @@ def reconstruct_sequential(
 
     Layers before the first task stay full precision: a segment of a longer sequential run starts from the FP
     network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs; the forward passes that capture
-    them run on `device`. `progress` hears of each layer that was run (not reloaded)."""
+    them run on `device`. `progress` hears of each layer that was run (not reloaded). `blocks` (layer -> block, see
+    layerwise/blocks.py): consecutive tasks of one block learn together against the block's output."""
     learned = learned or Learned()
     # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
     ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.reference.weight) for t in tasks}
@@ -99,30 +102,47 @@ def reconstruct_sequential(
     fp = Stepwise(domain, images, chunk, device) if cfg.target == "fp" else None
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     results = []
-    for t in tasks:
-        d, ratio = doms[t.name], ratios[t.name]
-        real = t.real_inputs
-        if store is not None and store.has(t.name):
-            state, result = store.load(t.name)
-            start_bias = _bias(t.quant)
-            t.quant.load_state_dict(state)
-            transfer(t.quant, d, ratio, start_bias)
-            results.append(result)
+    for unit in _units(tasks, blocks or {}):
+        if store is not None and all(store.has(t.name) for t in unit):
+            for t in unit:
+                state, result = store.load(t.name)
+                start_bias = _bias(t.quant)
+                t.quant.load_state_dict(state)
+                transfer(t.quant, doms[t.name], ratios[t.name], start_bias)
+                results.append(result)
             continue
-        real_rtn = held_out_error(t, real, metric) if real is not None else None
-        x = compressed.input_of(t.name)
-        x_ref = fp.input_of(t.name) if fp is not None else x
-        inputs = PairedPool(x, cfg.spatial_size, reference=x_ref)
-        start_bias = _bias(d)
-        run = dataclasses.replace(t, quant=d, reference=domain.get_submodule(t.name), inputs=inputs, real_inputs=None)
-        (result,) = run_bucket([run], cfg, make_trainer, learned)
-        transfer(d, t.quant, 1 / ratio, start_bias)
-        t.quant.harden()
-        real_error = held_out_error(t, real, metric) if real is not None else None
-        result = dataclasses.replace(result, real_rtn_error=real_rtn, real_error=real_error)
-        if store is not None:
-            store.save(t.name, t.quant.state_dict(), result)
-        if progress is not None:
-            progress.layer_done(result)
-        results.append(result)
+        name = blocks[unit[0].name] if len(unit) > 1 else unit[0].name
+        real_rtn = [held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None for t in unit]
+        x = compressed.input_of(name)
+        inputs = PairedPool(x, cfg.spatial_size, reference=fp.input_of(name) if fp is not None else x)
+        start_biases = [_bias(doms[t.name]) for t in unit]
+        runs = [dataclasses.replace(t, quant=doms[t.name], reference=domain.get_submodule(t.name), inputs=inputs,
+                                    real_inputs=None) for t in unit]  # fmt: skip
+        if len(unit) > 1:
+            qblock = block_module(domain, name, replaced={t.name: doms[t.name] for t in unit})
+            done = run_block(runs, qblock, block_module(domain, name), inputs, cfg, make_trainer, learned)
+        else:
+            done = run_bucket(runs, cfg, make_trainer, learned)
+        for t, result, start_bias, rtn in zip(unit, done, start_biases, real_rtn, strict=True):
+            transfer(doms[t.name], t.quant, 1 / ratios[t.name], start_bias)
+            t.quant.harden()
+            real_error = held_out_error(t, t.real_inputs, metric) if t.real_inputs is not None else None
+            result = dataclasses.replace(result, real_rtn_error=rtn, real_error=real_error)
+            if store is not None:
+                store.save(t.name, t.quant.state_dict(), result)
+            if progress is not None:
+                progress.layer_done(result)
+            results.append(result)
     return results
+
+
+def _units(tasks: list[LayerTask], blocks: dict[str, str]) -> list[list[LayerTask]]:
+    """Consecutive tasks of one block together, every other task alone."""
+    units: list[list[LayerTask]] = []
+    for t in tasks:
+        block = blocks.get(t.name)
+        if units and block is not None and blocks.get(units[-1][-1].name) == block:
+            units[-1].append(t)
+        else:
+            units.append([t])
+    return units
