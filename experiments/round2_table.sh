@@ -11,6 +11,7 @@ models=${1:-"resnet20 mobilenetv2_small"}
 cells=${2:-"w8a8 w4a4 w3a8 w4a4_all w3a4 w3a3 w2a8 w2a4"}
 methods=${3:-"rtn rtn_mse rtn_bc rtn_mse_bc default gptq distilled zeroq real"}
 root=${ROUND2_DIR:-logs/round2/multiruns}
+experiment=${EXPERIMENT:-round2}  # experiment=torchvision: experiments/torchvision_table.sh
 threads=${THREADS:-1}
 for cell in $cells; do  # cell by cell, so that a partial run has whole rows
   for model in $models; do
@@ -22,7 +23,7 @@ for cell in $cells; do  # cell by cell, so that a partial run has whole rows
       if [ "$have" -ge "$want" ]; then continue; fi
       rm -rf "$dir"
       echo "== $model $cell $method (seeds $seeds)"
-      lwcompress -m experiment=round2 threads="$threads" model="$model" +benchmark/cell="$cell" +benchmark/method="$method" \
+      lwcompress -m experiment="$experiment" threads="$threads" model="$model" +benchmark/cell="$cell" +benchmark/method="$method" \
         seed="$seeds" hydra.sweep.dir="$dir"
     done
   done

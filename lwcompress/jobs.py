@@ -88,6 +88,12 @@ def publish_checkpoint(src: Path, checkpoint_dir: Path, data: str, model: str, e
     return dst
 
 
+def epoch_checkpoint(ckpt_dir: Path) -> pl.callbacks.ModelCheckpoint:
+    """last.ckpt in `ckpt_dir`, rewritten after every epoch: what a killed pretraining resumes from. (save_last with
+    save_top_k=0 writes nothing while training runs.)"""
+    return pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1, enable_version_counter=False)
+
+
 def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any]:
     """Train a reference model; write model.pt and summary.json in the run dir (resumes from last.ckpt)."""
     if job.trainer.devices * job.trainer.num_nodes > 1:
@@ -100,8 +106,7 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     config = asdict(job)
     loggers = build_loggers(job.logger, out_dir, f"pretrain-{job.model.name}", config)
     ckpt_dir = out_dir / "checkpoints"
-    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0)
-    trainer = make_trainer(job.trainer, loggers, callbacks=[checkpoint])
+    trainer = make_trainer(job.trainer, loggers, callbacks=[epoch_checkpoint(ckpt_dir)])
     module = PretrainModule(model, job.pretrain)
     last = ckpt_dir / "last.ckpt"
     start = time.perf_counter()

@@ -10,14 +10,42 @@ import struct
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from lwcompress.api import load_compressed
+from lwcompress.jobs import epoch_checkpoint
 from lwcompress.models import MODELS
 
 from .conftest import run_cli, run_cli_tty
 
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
+
+
+def test_pretraining_checkpoints_after_every_epoch(tmp_path: Path) -> None:
+    """A pretraining killed in epoch k resumes from epoch k, not from scratch: last.ckpt is there after each epoch."""
+
+    class Toy(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+            return self.layer(batch).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    seen = []
+
+    class Look(pl.Callback):
+        def on_train_epoch_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+            seen.append((tmp_path / "last.ckpt").is_file())
+
+    trainer = pl.Trainer(max_epochs=3, callbacks=[epoch_checkpoint(tmp_path), Look()], logger=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(Toy(), torch.utils.data.DataLoader(torch.randn(8, 2), batch_size=4))
+    assert seen == [False, True, True] and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
 def test_fp_accuracy_is_evaluated_once_per_weights_and_data(tiny_checkpoint: Path, tmp_path: Path) -> None:
