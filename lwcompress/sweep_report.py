@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import statistics
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -260,21 +261,63 @@ class Style:
     marker: str
 
 
-def styles(runs: Iterable[Summary], by: Sequence[str]) -> dict[str, Style]:
-    """One color and marker per method, the same in every plot."""
-    names = sorted({method(s, by) for s in runs}, key=natural)
-    return {m: Style(f"C{i % 10}", MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
+@dataclass(frozen=True)
+class Roles:
+    """How the plots tell runs apart: `method` (one colour each, named in the legend) and `panel` (one subplot each).
+    Without --columns the methods are the --by rows and the panels the models; with --columns (a key such as
+    labels.method) the column values are the methods and each (model, row) gets its own panel, e.g. one per cell."""
+
+    method: Callable[[Summary], str]
+    panel: Callable[[Summary], str]
+
+
+def differing(runs: Sequence[Summary], keys: Sequence[str]) -> Callable[[Summary], str]:
+    """A run's label over `keys`, naming only the keys whose values differ between `runs` and, of those, only the
+    ones the run sets (no `generator=None` on a round-to-nearest run)."""
+    varying = [k for k in keys if len({json.dumps(lookup(s, k), sort_keys=True, default=str) for s in runs}) > 1]
+
+    def label(s: Summary) -> str:
+        return " ".join(f"{key_label(k)}={v}" for k in varying if (v := lookup(s, k)) is not None) or "all runs"
+
+    return label
+
+
+def plot_roles(runs: Sequence[Summary], by: Sequence[str], columns: str | None = None) -> Roles:
+    """The plots' methods and panels for a report over `by` rows and `columns` (see Roles)."""
+    rows = differing(runs, by)
+    if columns is None:
+        return Roles(method=rows, panel=lambda s: str(s["model"]))
+    several = len({rows(s) for s in runs}) > 1
+    return Roles(method=lambda s: str(lookup(s, columns)),
+                 panel=lambda s: f"{s['model']}, {rows(s)}" if several else str(s["model"]))  # fmt: skip
+
+
+def styles(runs: Iterable[Summary], roles: Roles) -> dict[str, Style]:
+    """One colour (and marker, for the scatter) per method, the same in every plot: tab10 up to 10 methods, tab20
+    up to 20."""
+    names = sorted({roles.method(s) for s in runs}, key=natural)
+    palette, size = ("tab10", 10) if len(names) <= 10 else ("tab20", 20)
+    return {m: Style(_color(palette, i % size, size), MARKERS[i % len(MARKERS)]) for i, m in enumerate(names)}
+
+
+def _color(palette: str, i: int, size: int) -> Any:
+    import matplotlib
+
+    return matplotlib.colormaps[palette](i / size + 0.5 / size)
 
 
 def _sparse(s: Summary) -> bool:
     return (s.get("sparsity") or 0.0) > 0.0
 
 
-def _by_model(runs: Iterable[Summary]) -> dict[str, list[Summary]]:
+def _by_panel(runs: Iterable[Summary], roles: Roles) -> dict[str, list[Summary]]:
+    """The runs of each panel, panels in the order of the table's settings (W8A8 before W4A4 before W2A4) per model."""
     out: dict[str, list[Summary]] = defaultdict(list)
     for s in runs:
-        out[str(s["model"])].append(s)
-    return dict(sorted(out.items()))
+        out[roles.panel(s)].append(s)
+    order = {title: (str(group[0]["model"]), min(setting_order(setting(s)) for s in group), natural(title))
+             for title, group in out.items()}  # fmt: skip
+    return dict(sorted(out.items(), key=lambda item: order[item[0]]))
 
 
 def _fp_line(ax: Any, runs: Sequence[Summary]) -> None:
@@ -283,18 +326,24 @@ def _fp_line(ax: Any, runs: Sequence[Summary]) -> None:
         ax.axhline(statistics.fmean(fp), color="gray", linestyle="--", linewidth=1, label="FP32")
 
 
-def _panels(models: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+def _panels(titles: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """A grid of up to 4 panels a row, one per title; unused grid cells hidden."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(models), figsize=(5.0 * len(models), 4.0), squeeze=False)
-    for model, ax in zip(models, axes[0], strict=True):
-        ax.set_title(model)
+    ncols = min(4, len(titles))
+    nrows = math.ceil(len(titles) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), squeeze=False)
+    flat = list(axes.flat)
+    for title, ax in zip(titles, flat, strict=False):
+        ax.set_title(title, fontsize=9)
         ax.set_ylabel("top-1 %")
         ax.grid(alpha=0.3)
-    return fig, dict(zip(models, axes[0], strict=True))
+    for ax in flat[len(titles) :]:
+        ax.set_visible(False)
+    return fig, dict(zip(titles, flat, strict=False))
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -303,13 +352,15 @@ def _save(fig: Any, path: Path) -> Path:
 
     legend: dict[str, Any] = {}
     for ax in fig.axes:
+        if not ax.get_visible():
+            continue
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     if "FP32" in legend:
         legend["FP32"] = legend.pop("FP32")  # the reference line last, after the methods
     fig.tight_layout()
     fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=min(2, len(legend)) or 1, fontsize=7, frameon=False)  # fmt: skip
+               ncol=min(4, len(legend)) or 1, fontsize=8, frameon=False)  # fmt: skip
     try:
         return io.save_figure(path, fig, dpi=100, bbox_inches="tight")
     finally:
@@ -328,46 +379,54 @@ def _points(runs: Iterable[Summary], x: Callable[[Summary], float]) -> list[tupl
     return sorted(points)
 
 
-def plot_bits(path: Path, runs: Sequence[Summary], by: Sequence[str]) -> str | None:
-    """Top-1 vs weight bits, one line per method and activation width (marker), error bars = std over seeds, FP32
-    dashed. Pruned runs are left out (top1_vs_sparsity). Returns why it was skipped, or None once written."""
+def plot_bits(path: Path, runs: Sequence[Summary], roles: Roles) -> str | None:
+    """Top-1 vs weight bits, one panel per model (the bits are the x axis, whatever the rows), one colour per method,
+    one marker per activation width (named once in the legend), error bars = std over seeds, FP32 dashed. Pruned
+    runs are left out (top1_vs_sparsity). Returns why it was skipped, or None once written."""
     dense = [s for s in runs if not _sparse(s)]
     if len({s.get("wbits") or 32 for s in dense}) < 2:
         return "fewer than two weight bit widths among the unpruned runs"
-    style = styles(runs, by)
+    style = styles(runs, roles)
+    roles = replace(roles, panel=lambda s: str(s["model"]))
     abits = sorted({s.get("abits") or 32 for s in dense}, reverse=True)
     marker = {a: MARKERS[i % len(MARKERS)] for i, a in enumerate(abits)}
-    models = _by_model(dense)
-    fig, axes = _panels(list(models))
-    for model, model_runs in models.items():
-        ax = axes[model]
+    panels = _by_panel(dense, roles)
+    fig, axes = _panels(list(panels))
+    for title, panel_runs in panels.items():
+        ax = axes[title]
         series: dict[tuple[str, int], list[Summary]] = defaultdict(list)
-        for s in model_runs:
-            series[(method(s, by), s.get("abits") or 32)].append(s)
+        for s in panel_runs:
+            series[(roles.method(s), s.get("abits") or 32)].append(s)
         for (name, a), group_runs in sorted(series.items()):
             xs, ys, err = zip(*_points(group_runs, lambda s: float(s.get("wbits") or 32)), strict=True)
-            ax.errorbar(xs, ys, yerr=err, color=style[name].color, marker=marker[a], capsize=3, label=f"{name}, A{a}")
-        _fp_line(ax, model_runs)
+            ax.errorbar(xs, ys, yerr=err, color=style[name].color, marker=marker[a], capsize=3, label=name)
+        _fp_line(ax, panel_runs)
         ax.set_xlabel("weight bits")
-        ax.set_xticks(sorted({s.get("wbits") or 32 for s in model_runs}))
+        ax.set_xticks(sorted({s.get("wbits") or 32 for s in panel_runs}))
+    if len(abits) > 1:  # the markers' meaning, once
+        first = next(iter(axes.values()))
+        for a in abits:
+            first.plot([], [], color="gray", marker=marker[a], linestyle="none", label=f"A{a}")
     _save(fig, path)
     return None
 
 
-def plot_sparsity(path: Path, runs: Sequence[Summary], by: Sequence[str]) -> str | None:
-    """Top-1 vs measured sparsity, one line per method (and bits, where pruned runs also quantize), each with its
-    closed-form start dashed (for layer-wise pruning: magnitude pruning, the same mask), FP32 dashed gray."""
+def plot_sparsity(path: Path, runs: Sequence[Summary], roles: Roles) -> str | None:
+    """Top-1 vs measured sparsity, one colour per method (and one line per bit width, where pruned runs also
+    quantize), each with its closed-form start dotted (for layer-wise pruning: magnitude pruning, the same mask),
+    FP32 dashed gray."""
     if not any(_sparse(s) for s in runs):
         return "no run has sparsity > 0"
-    style = styles(runs, by)
-    sparse_methods = {(str(s["model"]), method(s, by)) for s in runs if _sparse(s)}
-    models = _by_model(s for s in runs if (str(s["model"]), method(s, by)) in sparse_methods)
-    fig, axes = _panels(list(models))
-    for model, model_runs in models.items():
-        ax = axes[model]
+    style = styles(runs, roles)
+    sparse_methods = {(roles.panel(s), roles.method(s)) for s in runs if _sparse(s)}
+    panels = _by_panel((s for s in runs if (roles.panel(s), roles.method(s)) in sparse_methods), roles)
+    fig, axes = _panels(list(panels))
+    starts = False
+    for title, panel_runs in panels.items():
+        ax = axes[title]
         series: dict[tuple[str, str], list[Summary]] = defaultdict(list)
-        for s in model_runs:
-            series[(method(s, by), f"W{s.get('wbits') or 32}A{s.get('abits') or 32}")].append(s)
+        for s in panel_runs:
+            series[(roles.method(s), f"W{s.get('wbits') or 32}A{s.get('abits') or 32}")].append(s)
         several_bits = len({bits for _, bits in series}) > 1
         for (name, bits), group_runs in sorted(series.items()):
             label = f"{name}, {bits}" if several_bits else name
@@ -377,37 +436,43 @@ def plot_sparsity(path: Path, runs: Sequence[Summary], by: Sequence[str]) -> str
             if start:
                 sx, sy, _ = zip(*_points([{**s, "top1": s["rtn_top1"]} for s in start],
                                          lambda s: float(s.get("sparsity") or 0.0)), strict=True)  # fmt: skip
-                ax.plot(sx, sy, color=style[name].color, marker="x", linestyle=":", label=f"{label}: closed-form start")
-        _fp_line(ax, model_runs)
+                ax.plot(sx, sy, color=style[name].color, marker="x", linestyle=":")
+                starts = True
+        _fp_line(ax, panel_runs)
         ax.set_xlabel("sparsity (pruned fraction of conv/linear weights)")
+    if starts:
+        next(iter(axes.values())).plot([], [], color="gray", marker="x", linestyle=":", label="closed-form start")
     _save(fig, path)
     return None
 
 
-def plot_compute(path: Path, runs: Sequence[Summary], by: Sequence[str]) -> str | None:
-    """Top-1 vs compression wall seconds (log x), one point per run, one marker and color per method."""
+def plot_compute(path: Path, runs: Sequence[Summary], roles: Roles) -> str | None:
+    """Top-1 vs compression wall seconds (log x), one point per run, one colour and marker per method."""
+    from matplotlib.ticker import NullFormatter
+
     timed = [s for s in runs if (s.get("compress_wall_s") or 0.0) > 0.0]
     if not timed:
         return "no run records compress_wall_s > 0"
-    style = styles(runs, by)
-    models = _by_model(timed)
-    fig, axes = _panels(list(models))
-    for model, model_runs in models.items():
-        ax = axes[model]
+    style = styles(runs, roles)
+    panels = _by_panel(timed, roles)
+    fig, axes = _panels(list(panels))
+    for title, panel_runs in panels.items():
+        ax = axes[title]
         per_method: dict[str, list[Summary]] = defaultdict(list)
-        for s in model_runs:
-            per_method[method(s, by)].append(s)
-        for name, group_runs in sorted(per_method.items()):
+        for s in panel_runs:
+            per_method[roles.method(s)].append(s)
+        for name, group_runs in sorted(per_method.items(), key=lambda item: natural(item[0])):
             ax.scatter([s["compress_wall_s"] for s in group_runs], [s["top1"] for s in group_runs],
                        color=style[name].color, marker=style[name].marker, label=name)  # fmt: skip
-        _fp_line(ax, model_runs)
+        _fp_line(ax, panel_runs)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the decades only: minor labels overprint each other
         ax.set_xlabel("compress wall s (log)")
     _save(fig, path)
     return None
 
 
-PLOTS: dict[str, Callable[[Path, Sequence[Summary], Sequence[str]], str | None]] = {
+PLOTS: dict[str, Callable[[Path, Sequence[Summary], Roles], str | None]] = {
     "top1_vs_bits.png": plot_bits,
     "top1_vs_sparsity.png": plot_sparsity,
     "top1_vs_compute.png": plot_compute,
@@ -434,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--columns",
         metavar="KEY",
         help="a summary or dotted config key whose values make the columns (default: the compressor setting, W4A4); "
-        "the plots then tell methods apart by --by and this key together",
+        "the plots then give each of its values a colour and each row (e.g. a cell) its own panel",
     )
     parser.add_argument("--wall", action="store_true", help="add each cell's mean compress_wall_s (and generating)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where the report goes (default: the first SWEEP_DIR)")
@@ -462,8 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"left out {sweep.other} summary.json of other jobs (pretraining: no compressed top-1)")
     out = args.out or args.dirs[0]
     print(f"wrote {io.write_text(out / 'report.md', text)}")
+    drawn = plot_roles(sweep.runs, by, args.columns)
     for name, plot in PLOTS.items():
-        skipped = plot(out / name, sweep.runs, [*by, args.columns] if args.columns else by)
+        skipped = plot(out / name, sweep.runs, drawn)
         print(f"skipped {name}: {skipped}" if skipped else f"wrote {out / name}")
     return 0
 

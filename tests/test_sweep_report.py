@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lwcompress.sweep_report import find_runs, format_cell, main, markdown, plot_sparsity
+from lwcompress import sweep_report
+from lwcompress.sweep_report import find_runs, format_cell, main, markdown, plot_compute, plot_roles, plot_sparsity
 
 BIN = Path(sys.executable).parent
 FP = {"resnet20": 92.38, "mobilenetv2_small": 92.10}
@@ -165,7 +166,8 @@ def test_by_keys_group_rows(tmp_path: Path) -> None:
     assert rows[("resnet20", "mode=sequential")]["W4A4"] == expected
     assert "note: some cells mix runs that differ in more than the seed (compressor.name, generator.name)" in report
     # Without pruned runs there is no sparsity plot, and the caller is told why.
-    assert plot_sparsity(tmp_path / "s.png", runs.runs, ["layerwise.mode"]) == "no run has sparsity > 0"
+    drawn = plot_roles(runs.runs, ["layerwise.mode"])
+    assert plot_sparsity(tmp_path / "s.png", runs.runs, drawn) == "no run has sparsity > 0"
     assert not (tmp_path / "s.png").exists()
 
 
@@ -206,3 +208,40 @@ def test_a_sweeps_own_table_tells_methods_apart_by_what_it_varied() -> None:
     swept = ["compressor.wbits", "seed", "model", "generator", "preconditioner", "+layerwise.steps", "threads",
              "compressor", "+benchmark/cell", "compressor.budget.wbits", "compressor.rounding"]  # fmt: skip
     assert sweep_by(swept) == [*DEFAULT_BY.split(","), "preconditioner.name", "layerwise.steps", "compressor.rounding"]
+
+
+def test_plots_name_only_what_differs_one_colour_per_method_one_panel_per_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Labels drop keys every run shares (mode=sequential) and keys a run does not set (generator=None on RTN).
+    Pivoted as the round-2 report (rows: cells, --columns: methods), every method gets one colour and one legend
+    entry, every (model, cell) its own panel: 9 methods x 8 cells x 2 models make 16 panels and 9 + 1 entries."""
+    runs = find_runs([make_sweep(tmp_path, pruning=False, crashed=False)]).runs
+    drawn = plot_roles(runs, ["compressor.name", "generator", "layerwise.mode"])
+    assert {drawn.method(s) for s in runs} == {"compressor=quant generator=propagated", "compressor=rtn"}
+    assert {drawn.panel(s) for s in runs} == set(FP)
+
+    methods = ["rtn", "rtn_mse", "rtn_bc", "rtn_mse_bc", "default", "gptq", "distilled", "zeroq", "real"]
+    cells = ["w8a8", "w4a4", "w3a8", "w4a4_all", "w3a4", "w3a3", "w2a8", "w2a4"]
+
+    def labelled(model: str, i: int, j: int) -> dict:
+        run = {**summary(model, "quant", "propagated", "W4A4", 0, 90.0 - i - j / 10), "compress_wall_s": 1.0 + i}
+        run["config"]["labels"] = {"cell": cells[j], "method": methods[i]}
+        return run
+
+    pivot = [labelled(model, i, j) for model in FP for i in range(len(methods)) for j in range(len(cells))]
+    drawn = plot_roles(pivot, ["labels.cell"], columns="labels.method")
+    assert drawn.panel(pivot[0]) == "resnet20, cell=w8a8" and drawn.method(pivot[0]) == "rtn"
+    figures = []
+    monkeypatch.setattr(sweep_report, "_save", lambda fig, path: figures.append(fig))
+    assert plot_compute(tmp_path / "c.png", pivot, drawn) is None
+    (fig,) = figures
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 16 and {ax.get_title() for ax in visible} == {f"{m}, cell={c}" for m in FP for c in cells}
+    colours = {}
+    for ax in visible:
+        for collection, label in zip(ax.collections, [t for t in ax.get_legend_handles_labels()[1] if t != "FP32"],
+                                     strict=True):  # fmt: skip
+            colours.setdefault(label, set()).add(tuple(collection.get_facecolor()[0]))
+    assert sorted(colours) == sorted(methods) and all(len(c) == 1 for c in colours.values())
+    assert len({next(iter(c)) for c in colours.values()}) == 9  # no colour recycled
