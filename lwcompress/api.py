@@ -26,7 +26,7 @@ from lwcompress.compress.packing import pack_state, unpack_state
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
-from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, activation_ranges
+from lwcompress.generate import GENERATORS, GenerationContext, GeneratorConfig, LayerData, activation_ranges
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import (
     LayerProgress,
@@ -195,7 +195,9 @@ def _check_statistics(model: nn.Module, config: CompressorConfig, generator: Gen
     BatchNorm has none, and would silently keep float activations."""
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return
-    if config.abits is not None or (config.learned and (generator is None or generator.name != "real")):
+    if config.abits is not None or (
+        config.learned and (generator is None or not GENERATORS.get(generator.name).pixels)
+    ):
         raise UserError(f"model {type(model).__name__} has no BatchNorm layer: lwcompress takes activation ranges "
                         "and synthetic layer inputs from BN statistics (weight-only compressor=rtn "
                         "compressor.abits=null needs none)")  # fmt: skip

@@ -25,7 +25,7 @@ from lwcompress.distributed import Ranks, check_devices, launch, quiet_srun_hint
 from lwcompress.errors import UserError
 from lwcompress.eval_cache import FPCache, fp_key
 from lwcompress.evaluate import evaluate, size_bits
-from lwcompress.generate import DIAGNOSTIC_IMAGES
+from lwcompress.generate import DIAGNOSTIC_IMAGES, GENERATORS
 from lwcompress.layerwise import layer_trainer
 from lwcompress.loggers import build_loggers, finish, log_results
 from lwcompress.models import ModelConfig, build_model, save_checkpoint
@@ -164,7 +164,9 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     input_shape = (dm.in_channels, dm.image_size, dm.image_size)
     uses_generator = job.compressor.learned or job.compressor.act_range == "calibrated"
     # Real images feed generator=real and the per-layer diagnostics of layer-wise runs; nothing else.
-    needs_real = (uses_generator and job.generator.name == "real") or (job.compressor.learned and job.real_diagnostics)
+    needs_real = (uses_generator and GENERATORS.get(job.generator.name).needs_real) or (
+        job.compressor.learned and job.real_diagnostics
+    )
     real_images = dm.train_images(job.generator.num_images + DIAGNOSTIC_IMAGES) if needs_real else None
     cache: dict = {}  # generated images, shared by the closed-form start and the run
     gpu = job.trainer.accelerator in ("gpu", "cuda")

@@ -17,7 +17,7 @@ from lwcompress.compress.config import CompressorConfig
 from lwcompress.data import DataConfig
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
-from lwcompress.generate import IMAGE_GENERATORS, GeneratorConfig, check_sequential
+from lwcompress.generate import GENERATORS, GeneratorConfig, able, check_sequential
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig
 from lwcompress.precondition import PreconditionerConfig
@@ -113,10 +113,12 @@ class CompressJob:
             )
         if learned and self.layerwise.mode == "sequential":
             check_sequential(self.generator.name)
-        if self.compressor.act_range == "calibrated" and self.generator.name not in IMAGE_GENERATORS:
+        if self.compressor.act_range == "calibrated" and not (
+            self.generator.name in GENERATORS and GENERATORS.get(self.generator.name).makes_images
+        ):
             raise UserError(
                 f"compressor.act_range=calibrated measures activation ranges on a generator's images: choose "
-                f"generator={', '.join(IMAGE_GENERATORS)}, not {self.generator.name}"
+                f"generator={', '.join(able('makes_images'))}, not {self.generator.name}"
             )
 
 

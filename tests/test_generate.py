@@ -12,15 +12,19 @@ from torch import nn
 
 from lwcompress.errors import UserError
 from lwcompress.generate import (
+    GENERATORS,
     GenerationContext,
     GeneratorConfig,
     Inversion,
+    LayerData,
     PairedPool,
     Stepwise,
+    able,
     bn_statistics_loss,
     build_inputs,
     calibrated_ranges,
     capture_inputs,
+    check_sequential,
     distill_images,
     domain_gaps,
     generator_domain,
@@ -157,7 +161,7 @@ def test_propagated_domain_reproduces_the_propagated_inputs() -> None:
     assert domain is not model and model.bn1.running_var.tolist() != domain.bn1.running_var.tolist()
     via_domain = capture_inputs(domain, ["conv2"], noise, batch_stat_bn=False)["conv2"]
     assert torch.allclose(via_domain, build_inputs(model, layers, cfg, ctx)["conv2"].data, atol=1e-2)
-    with pytest.raises(UserError, match="layerwise.mode=sequential needs generator=propagated, distilled, real"):
+    with pytest.raises(UserError, match="layerwise.mode=sequential needs generator=distilled, propagated, real"):
         generator_domain(model, GeneratorConfig(name="bn_gaussian"), ctx)
 
 
@@ -326,3 +330,27 @@ def test_paired_pool_draws_crops_without_gathering_whole_maps() -> None:
     assert x.untyped_storage().nbytes() == x.numel() * x.element_size()  # a crop-sized copy, not a view of maps
     flat = PairedPool(torch.randn(16, 10), 8, reference=torch.randn(16, 10))
     assert flat.sample(4, layer_stream(0, 3))[0].shape == (4, 10)  # non-spatial inputs: whole items
+
+
+def test_capabilities_come_from_the_generator_class_not_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a generator can feed is declared by its class: the built-ins' table, and a class registered under a
+    built-in's name with other declarations changes what the pipeline does with it."""
+    table = {name: (cls.makes_images, cls.has_domain, cls.pixels, cls.needs_real) for name in GENERATORS.names()
+             for cls in [GENERATORS.get(name)]}  # fmt: skip
+    assert table == {"bn_gaussian": (False, False, False, False), "gaussian": (False, False, False, False),
+                     "propagated": (True, True, False, False), "distilled": (True, True, False, False),
+                     "hybrid": (True, False, False, False), "real": (True, True, True, True)}  # fmt: skip
+    assert able("has_domain") == ["distilled", "propagated", "real"]
+    model = HandSet().eval()
+    layers = analyze(model, torch.zeros(1, 1, 8, 8))
+    data = LayerData(model, layers, GeneratorConfig(name="propagated"), GenerationContext((1, 8, 8), 8))
+    assert data.has_domain and not data.pixels
+
+    class Flat(GENERATORS.get("propagated")):
+        has_domain = False
+        pixels = True
+
+    monkeypatch.setitem(GENERATORS._items, "propagated", Flat)
+    assert not data.has_domain and data.pixels and data.float_inputs == set()  # real pixels: the first conv trains
+    with pytest.raises(UserError, match="needs generator=distilled, real, not propagated"):
+        check_sequential("propagated")

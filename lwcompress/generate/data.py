@@ -17,18 +17,8 @@ from torch import nn
 
 from lwcompress.errors import UserError
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.generators import (
-    IMAGE_GENERATORS,
-    SEQUENTIAL_GENERATORS,
-    GenerationContext,
-    GeneratorConfig,
-    build_inputs,
-    domain_gaps,
-    generator_domain,
-    smoothed,
-    source_images,
-)
-from lwcompress.generate.inputs import LayerInputs, layer_stream
+from lwcompress.generate.generators import GenerationContext, Generator, GeneratorConfig, able, domain_gaps, generator
+from lwcompress.generate.inputs import LayerInputs
 from lwcompress.graph import LayerInfo
 
 DIAGNOSTIC_IMAGES = 64
@@ -45,32 +35,36 @@ class LayerData:
     ctx: GenerationContext
 
     @property
+    def generator(self) -> Generator:
+        return generator(self.cfg)
+
+    @property
     def pixels(self) -> bool:
         """Whether its images are real pixels: only then do image-fed layers train, with their input quantized (a
         data-free stand-in for images trains them for the wrong input, and clipping it to the pixel grid injects
         an error real images never see)."""
-        return self.cfg.name == "real"
+        return self.generator.pixels
 
     def images(self) -> tuple[torch.Tensor, bool]:
         """(images, whether BatchNorms normalize by their batch statistics on them); UserError for generators
         that make none."""
-        return source_images(self.model, self.cfg, self.ctx)
+        return self.generator.images(self.model, self.ctx)
 
     def inputs(self) -> dict[str, LayerInputs]:
         """Every layer's input batches for independent runs (inputs and targets from the FP network)."""
-        return self._timed(build_inputs, self.model, self.layers, self.cfg, self.ctx)
+        return self._timed(self.generator.inputs, self.model, self.layers, self.ctx)
 
     def domain(self) -> tuple[nn.Module, torch.Tensor]:
         """The BN network and images whose forward gives the layer inputs, for sequential runs."""
-        return self._timed(generator_domain, self.model, self.cfg, self.ctx)
+        return self._timed(self.generator.domain, self.model, self.ctx)
 
     def gaps(self) -> dict[str, float]:
         """Each layer's domain gap (generators.domain_gaps): how far its generated inputs are from its training
         inputs, seen through its weights (layerwise.max_gap); UserError for generators that make no images."""
-        if self.cfg.name not in IMAGE_GENERATORS:
+        if not self.generator.makes_images:
             raise UserError(f"layerwise.max_gap compares each layer's output statistics on the generator's images "
                             f"with its training ones, and generator={self.cfg.name} makes no images: use "
-                            f"{', '.join(IMAGE_GENERATORS)}")  # fmt: skip
+                            f"{', '.join(able('makes_images'))}")  # fmt: skip
         return self._timed(domain_gaps, self.model, self.layers, self.cfg, self.ctx)
 
     @property
@@ -84,24 +78,18 @@ class LayerData:
     @property
     def has_domain(self) -> bool:
         """Whether a single network forward gives its layer inputs (sequential runs and the guard need one)."""
-        return self.cfg.name in SEQUENTIAL_GENERATORS
+        return self.generator.has_domain
 
     def guard_images(self, n: int) -> torch.Tensor:
-        """`n` domain images for the network-level guard: fresh noise for propagated (its domain takes any N(0, 1)
-        images, so these are held out), the first of the pool otherwise (distilling more would cost as much
-        again)."""
-        images, _ = self.images()
-        if self.cfg.name != "propagated":
-            return images[:n]
-        noise = torch.randn((n, *images.shape[1:]), generator=layer_stream(self.cfg.seed, 1 << 21))
-        return smoothed(noise, self.cfg.smoothing) if self.cfg.smoothing > 0 else noise
+        """`n` domain images for the network-level guard (Generator.held_out_images)."""
+        return self.generator.held_out_images(self.model, self.ctx, n)
 
     def held_out(self) -> dict[str, torch.Tensor]:
         """Real layer inputs of images the runs never train on (diagnostics only); {} without real images."""
         real = self.ctx.real_images
         if real is None:
             return {}
-        start = self.cfg.num_images if self.cfg.name == "real" else 0
+        start = self.cfg.num_images if self.generator.needs_real else 0  # past the ones it trains on
         held = real[start : start + DIAGNOSTIC_IMAGES]
         if len(held) == 0:
             return {}

@@ -1,4 +1,5 @@
-"""The layer-input generators by name: what each layer run trains on.
+"""The layer-input generators by name: what each layer run trains on. Each is a `Generator` class that declares
+what it can do (images, a domain network, real pixels); the pipeline asks the class, never the name.
 
 bn_gaussian  the paper: BN outputs i.i.d. N(beta, gamma^2), model input N(0, 1), replayed through each layer's
              elementwise path; no convolution of an earlier layer runs
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -95,8 +97,58 @@ class GenerationContext:
     reused_wall_s: float = 0.0
 
 
-Builder = Callable[[nn.Module, list[LayerInfo], GeneratorConfig, GenerationContext], dict[str, LayerInputs]]
-GENERATORS: Registry[Builder] = Registry("generator")
+class Generator:
+    """A layer-data generator, registered by name in GENERATORS. What it can do is declared by the class, so the
+    pipeline asks the class and never tests a name:
+
+    makes_images  it has images (calibrated activation ranges, domain gaps, the guard)
+    has_domain    one forward pass of a network over its images gives its layer inputs (sequential runs, the guard)
+    pixels        its images are real pixels: image-fed layers may train, with their input quantized
+    needs_real    it takes real training images (not data-free: the ceiling)
+    """
+
+    makes_images: ClassVar[bool] = False
+    has_domain: ClassVar[bool] = False
+    pixels: ClassVar[bool] = False
+    needs_real: ClassVar[bool] = False
+
+    def __init__(self, cfg: GeneratorConfig) -> None:
+        self.cfg = cfg
+
+    def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
+        """Every layer's input batches for independent runs (inputs and targets from the FP `model`)."""
+        raise NotImplementedError
+
+    def images(self, model: nn.Module, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
+        """(images, whether BatchNorms normalize by their batch statistics on them)."""
+        raise UserError(f"generator={self.cfg.name} makes no images; use one of {', '.join(able('makes_images'))}")
+
+    def domain(self, model: nn.Module, ctx: GenerationContext) -> tuple[nn.Module, torch.Tensor]:
+        """The BN network and the images whose plain eval-mode forward gives the layer inputs (sequential runs)."""
+        raise _no_domain(self.cfg.name)
+
+    def held_out_images(self, model: nn.Module, ctx: GenerationContext, n: int) -> torch.Tensor:
+        """`n` domain images the layer runs did not train on, for the network-level guard: the first of the pool
+        (making more would cost as much again)."""
+        return self.images(model, ctx)[0][:n]
+
+
+GENERATORS: Registry[type[Generator]] = Registry("generator")
+
+
+def _no_domain(name: str) -> UserError:
+    return UserError(f"layerwise.mode=sequential needs generator={', '.join(able('has_domain'))}, not {name}: its "
+                     "layer inputs come from no single forward pass (use layerwise.mode=independent)")  # fmt: skip
+
+
+def able(capability: str) -> list[str]:
+    """The registered generators whose class declares `capability` (for messages that name the choices)."""
+    return [name for name in GENERATORS.names() if getattr(GENERATORS.get(name), capability)]
+
+
+def generator(cfg: GeneratorConfig) -> Generator:
+    """The generator `cfg` names (a UserError listing the choices for an unknown name)."""
+    return GENERATORS.get(cfg.name)(cfg)
 
 
 def gaussian_params(model: nn.Module, info: LayerInfo) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -119,23 +171,29 @@ def gaussian_params(model: nn.Module, info: LayerInfo) -> tuple[list[torch.Tenso
 
 
 @GENERATORS.register("bn_gaussian")
-def bn_gaussian(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    out: dict[str, LayerInputs] = {}
-    for info in layers:
-        means, stds = gaussian_params(model, info)
-        out[info.name] = GaussianSources(info, means, stds, sample_shapes(info, ctx.spatial_size))
-    return out
+class BNGaussian(Generator):
+    """The paper: BN outputs i.i.d. N(beta, gamma^2), the image N(0, 1), replayed through each layer's path."""
+
+    def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
+        out: dict[str, LayerInputs] = {}
+        for info in layers:
+            means, stds = gaussian_params(model, info)
+            out[info.name] = GaussianSources(info, means, stds, sample_shapes(info, ctx.spatial_size))
+        return out
 
 
 @GENERATORS.register("gaussian")
-def gaussian(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    out: dict[str, LayerInputs] = {}
-    for info in layers:
-        shape = info.input_shape
-        if len(shape) >= 3:
-            shape = (shape[0], *(min(ctx.spatial_size, s) for s in shape[1:]))
-        out[info.name] = _StandardNormal(shape)
-    return out
+class Gaussian(Generator):
+    """N(0, 1) for every layer input (the naive ablation)."""
+
+    def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
+        out: dict[str, LayerInputs] = {}
+        for info in layers:
+            shape = info.input_shape
+            if len(shape) >= 3:
+                shape = (shape[0], *(min(ctx.spatial_size, s) for s in shape[1:]))
+            out[info.name] = _StandardNormal(shape)
+        return out
 
 
 @dataclass
@@ -174,18 +232,99 @@ def smoothed(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return x / x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
 
 
+class ImageGenerator(Generator):
+    """Layer inputs captured from images run through the FP network; the images (`make`) are kept in the context's
+    cache under `key`, so the closed-form start and the layer runs share them. `batch_stat_bn`: BatchNorms normalize
+    by the images' own statistics (propagated noise)."""
+
+    makes_images = True
+    has_domain = True
+    batch_stat_bn: ClassVar[bool] = False
+    kind: ClassVar[str] = ""  # the images' name in the cache key (hybrid shares the distilled images)
+
+    def key(self, model: nn.Module) -> tuple:
+        cfg = self.cfg
+        return (self.kind, weights_digest(model), cfg.num_images, cfg.seed, inversion(cfg), cfg.chunk, cfg.smoothing)
+
+    def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
+        raise NotImplementedError
+
+    def images(self, model: nn.Module, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
+        key = self.key(model)
+        if key not in ctx.cache:
+            ctx.cache[key] = self.make(model, ctx)
+        return ctx.cache[key], self.batch_stat_bn
+
+    def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
+        return _pools(model, layers, *self.images(model, ctx), self.cfg, ctx)
+
+    @torch.no_grad()
+    def domain(self, model: nn.Module, ctx: GenerationContext) -> tuple[nn.Module, torch.Tensor]:
+        """real, distilled: the model itself on the images. propagated: a copy whose BatchNorms hold the noise
+        images' own statistics (averaged over chunks) in place of the training ones, so every BN output again has
+        mean beta and std |gamma| per channel; folding that copy gives each layer in the "synthetic domain"."""
+        images, batch_stat_bn = self.images(model, ctx)
+        return (batch_statistics(model, images, self.cfg.chunk) if batch_stat_bn else model), images
+
+
 @GENERATORS.register("propagated")
+class Propagated(ImageGenerator):
+    """N(0, 1) images (optionally smoothed) through the FP network, every BN normalizing by the batch's own
+    statistics: the paper's per-channel statistics, with correlations from the network itself."""
+
+    batch_stat_bn = True
+    kind = "propagated"
+
+    def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
+        return _noise_images(self.cfg, ctx)
+
+    def held_out_images(self, model: nn.Module, ctx: GenerationContext, n: int) -> torch.Tensor:
+        """Fresh noise: the domain takes any N(0, 1) images, so these are truly held out."""
+        shape = self.images(model, ctx)[0].shape[1:]
+        noise = torch.randn((n, *shape), generator=layer_stream(self.cfg.seed, 1 << 21))
+        return smoothed(noise, self.cfg.smoothing) if self.cfg.smoothing > 0 else noise
+
+
 @GENERATORS.register("distilled")
+class Distilled(ImageGenerator):
+    """Images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP network."""
+
+    kind = "distilled"
+
+    def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
+        digest = hashlib.sha256(repr(self.key(model)).encode()).hexdigest()[:16]
+        return _reused(ctx, digest, lambda: _distilled(model, self.cfg, ctx, digest))
+
+
 @GENERATORS.register("real")
-def captured(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    return _pools(model, layers, *source_images(model, cfg, ctx), cfg, ctx)
+class Real(ImageGenerator):
+    """Inputs captured from real training images (not data-free: the ceiling)."""
+
+    pixels = True
+    needs_real = True
+    kind = "real"
+
+    def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
+        if ctx.real_images is None:
+            raise UserError("generator=real needs real training images (a data module); it is the non-data-free "
+                            "ceiling")  # fmt: skip
+        return ctx.real_images[: self.cfg.num_images]
 
 
 @GENERATORS.register("hybrid")
-def hybrid(model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext):
-    distilled = _pools(model, layers, *source_images(model, cfg, ctx), cfg, ctx)
-    partner = GENERATORS.get(cfg.partner)(model, layers, cfg, ctx)
-    return {name: Mixed(distilled[name], partner[name], cfg.distilled_fraction) for name in distilled}
+class Hybrid(Distilled):
+    """Each batch mixed from distilled-image inputs and a cheap partner's (bn_gaussian or propagated); no single
+    forward pass gives its inputs."""
+
+    has_domain = False
+
+    def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
+        distilled = super().inputs(model, layers, ctx)
+        partner = GENERATORS.get(self.cfg.partner)(self.cfg).inputs(model, layers, ctx)
+        return {name: Mixed(distilled[name], partner[name], self.cfg.distilled_fraction) for name in distilled}
+
+    def domain(self, model: nn.Module, ctx: GenerationContext) -> tuple[nn.Module, torch.Tensor]:
+        return Generator.domain(self, model, ctx)
 
 
 @dataclass
@@ -202,28 +341,10 @@ class Mixed:
         return torch.cat(parts)
 
 
-IMAGE_GENERATORS = ("propagated", "distilled", "hybrid", "real")
-
-
 def source_images(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
     """(images, whether BatchNorms normalize by batch statistics on them) of an image-based generator: noise for
     propagated, distilled images for distilled and hybrid, real images for real. Cached in `ctx`."""
-    if cfg.name not in IMAGE_GENERATORS:
-        raise UserError(f"generator={cfg.name} makes no images; use one of {', '.join(IMAGE_GENERATORS)}")
-    key = (cfg.name if cfg.name != "hybrid" else "distilled", weights_digest(model), cfg.num_images, cfg.seed,
-           inversion(cfg), cfg.chunk, cfg.smoothing)  # fmt: skip
-    if key not in ctx.cache:
-        if cfg.name == "real":
-            if ctx.real_images is None:
-                raise UserError("generator=real needs real training images (a data module); it is the non-data-free "
-                                "ceiling")  # fmt: skip
-            ctx.cache[key] = ctx.real_images[: cfg.num_images]
-        elif cfg.name == "propagated":
-            ctx.cache[key] = _noise_images(cfg, ctx)
-        else:
-            digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
-            ctx.cache[key] = _reused(ctx, digest, lambda: _distilled(model, cfg, ctx, digest))
-    return ctx.cache[key], cfg.name == "propagated"
+    return generator(cfg).images(model, ctx)
 
 
 def _reused(ctx: GenerationContext, digest: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -277,30 +398,16 @@ def inversion(cfg: GeneratorConfig) -> Inversion:
                      flip=cfg.flip)  # fmt: skip
 
 
-SEQUENTIAL_GENERATORS = ("propagated", "distilled", "real")
-
-
 def check_sequential(name: str) -> None:
     """Sequential layer runs need a network forward to run the compressed layers in: a one-line error otherwise."""
-    if name not in SEQUENTIAL_GENERATORS:
-        raise UserError(
-            f"layerwise.mode=sequential needs generator={', '.join(SEQUENTIAL_GENERATORS)}, not {name}: its "
-            "layer inputs come from no single forward pass (use layerwise.mode=independent)"
-        )
+    if not GENERATORS.get(name).has_domain:
+        raise _no_domain(name)
 
 
-@torch.no_grad()
 def generator_domain(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext) -> tuple[nn.Module, torch.Tensor]:
     """The BN network and the images whose plain eval-mode forward gives the generator's layer inputs, for
-    sequential runs (a layer fed by the already compressed layers before it needs a network to run them in).
-
-    real, distilled: the model itself on the (real, distilled) images. propagated: a copy whose BatchNorms hold
-    the noise images' own statistics (averaged over chunks) in place of the training ones, so every BN output again
-    has mean beta and std |gamma| per channel; folding that copy gives each layer in the "synthetic domain".
-    """
-    check_sequential(cfg.name)
-    images, batch_stat_bn = source_images(model, cfg, ctx)
-    return (batch_statistics(model, images, cfg.chunk) if batch_stat_bn else model), images
+    sequential runs (a layer fed by the already compressed layers before it needs a network to run them in)."""
+    return generator(cfg).domain(model, ctx)
 
 
 @torch.no_grad()
@@ -346,4 +453,4 @@ def build_inputs(
     model: nn.Module, layers: list[LayerInfo], cfg: GeneratorConfig, ctx: GenerationContext
 ) -> dict[str, LayerInputs]:
     """Layer inputs for every layer in `layers` (analyzed on the unfolded FP `model`) by `cfg.name`."""
-    return GENERATORS.get(cfg.name)(model, layers, cfg, ctx)
+    return generator(cfg).inputs(model, layers, ctx)
