@@ -4,11 +4,9 @@
 #   bash experiments/round3_min_gain.sh        (from the repository root)
 set -uo pipefail
 cd "$(dirname "$0")"
+source probe_lib.sh
 mkdir -p ../logs/round3
-probe() {  # model, bits W A, extra args
-  PYTHONPATH=. ../.venv/bin/python solver_probe.py --model "$1" --bits "$2" "$3" --threads 1 "${@:4}" \
-    --variant rounding=auto --variant min_gain=0.1 --variant min_gain=0.2 2>&1 | grep -v -i warn
-}
+VARIANTS=(rounding=auto min_gain=0.1 min_gain=0.2)
 {
   probe mobilenetv2_small 4 4 --all-layers
   probe mobilenetv2_small 3 4
