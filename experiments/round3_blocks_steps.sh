@@ -6,23 +6,25 @@
 #   bash experiments/round3_blocks_steps.sh        (from the repository root)
 set -uo pipefail
 cd "$(dirname "$0")"
+source probe_lib.sh
 mkdir -p ../logs/round3
-probe() {  # model, bits W A, extra args
-  PYTHONPATH=. ../.venv/bin/python solver_probe.py --model "$1" --bits "$2" "$3" --threads 1 "${@:4}" \
-    --image-cache ../data/cache/probe_images \
-    --variant "unit=block learn_input_scale=True generator.name='distilled'" \
-    --variant "unit=block generator.name='distilled'" --variant "unit=block learn_input_scale=True" \
-    2>&1 | grep -v -i warn
-}
+VARIANTS=("unit=block learn_input_scale=True" "unit=block learn_input_scale=True generator.name='real'")
 {
   probe mobilenetv2_small 4 4
-  probe mobilenetv2_small 3 3
-  probe mobilenetv2_small 2 4
   probe resnet20 4 4
-  probe resnet20 2 4
-  probe resnet20 3 3
-  probe mobilenetv2_small 4 4 --all-layers
-  probe mobilenetv2_small 3 4
-  probe mobilenetv2_small 8 8
-  probe resnet20 8 8
+  probe mobilenetv2_small 3 3
+} >> ../logs/round3/blocks.log
+VARIANTS=("unit=block learn_input_scale=True generator.name='distilled'" "unit=block generator.name='distilled'"
+          "unit=block learn_input_scale=True")
+{
+  probe mobilenetv2_small 4 4 --image-cache ../data/cache/probe_images
+  probe mobilenetv2_small 3 3 --image-cache ../data/cache/probe_images
+  probe mobilenetv2_small 2 4 --image-cache ../data/cache/probe_images
+  probe resnet20 4 4 --image-cache ../data/cache/probe_images
+  probe resnet20 2 4 --image-cache ../data/cache/probe_images
+  probe resnet20 3 3 --image-cache ../data/cache/probe_images
+  probe mobilenetv2_small 4 4 --all-layers --image-cache ../data/cache/probe_images
+  probe mobilenetv2_small 3 4 --image-cache ../data/cache/probe_images
+  probe mobilenetv2_small 8 8 --image-cache ../data/cache/probe_images
+  probe resnet20 8 8 --image-cache ../data/cache/probe_images
 } >> ../logs/round3/blocks.log
