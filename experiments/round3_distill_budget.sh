@@ -15,3 +15,8 @@ VARIANTS=("unit=block learn_input_scale=True generator.name='distilled' generato
   probe mobilenetv2_small 2 4 --image-cache ../data/cache/probe_images
   probe mobilenetv2_small 4 4 --image-cache ../data/cache/probe_images
 } >> ../logs/round3/distill_budget.log
+# A second seed (new images, new layer-run streams) at the cell goal 1 turns on; output in logs/round3/seed1.log.
+VARIANTS=("unit=block learn_input_scale=True generator.name='distilled' generator.num_images=128" rounding=auto)
+probe mobilenetv2_small 4 4 --seed 1 --image-cache ../data/cache/probe_images >> ../logs/round3/seed1.log
+VARIANTS=("unit=block learn_input_scale=True generator.name='distilled'")
+probe mobilenetv2_small 4 4 --seed 1 --image-cache ../data/cache/probe_images >> ../logs/round3/seed1.log
