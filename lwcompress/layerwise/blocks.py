@@ -57,7 +57,8 @@ def block_map(model: nn.Module, names: Sequence[str]) -> dict[str, str]:
     single = set()
     for block in {b for b in blocks.values() if sum(v == b for v in blocks.values()) > 1}:
         inside = [n for n in nodes if runs_in(n, block)]
-        if len(_ends(inside)[1]) == 1 and _ends(inside)[0] == set(inside[0].all_input_nodes[:1]):
+        inputs, outputs = _ends(inside)
+        if len(outputs) == 1 and inputs == set(inside[0].all_input_nodes[:1]):  # fed by what its first op reads
             single.add(block)
     return {n: b for n, b in blocks.items() if b in single}
 
