@@ -20,3 +20,6 @@ VARIANTS=("unit=block learn_input_scale=True generator.name='distilled' generato
 probe mobilenetv2_small 4 4 --seed 1 --image-cache ../data/cache/probe_images >> ../logs/round3/seed1.log
 VARIANTS=("unit=block learn_input_scale=True generator.name='distilled'")
 probe mobilenetv2_small 4 4 --seed 1 --image-cache ../data/cache/probe_images >> ../logs/round3/seed1.log
+VARIANTS=("unit=block learn_input_scale=True generator.name='distilled'" rounding=auto)
+probe mobilenetv2_small 3 3 --seed 1 --image-cache ../data/cache/probe_images >> ../logs/round3/seed1.log
+probe mobilenetv2_small 2 4 --seed 1 --image-cache ../data/cache/probe_images >> ../logs/round3/seed1.log
