@@ -23,17 +23,23 @@ def buckets(indices: Sequence[int], params: Sequence[int], max_params: int) -> l
     return out
 
 
+def runs_of(keys: Sequence[object]) -> list[list[int]]:
+    """Indices in order, neighbours with the same key (not None) together: a block's layers, every other alone."""
+    groups: list[list[int]] = []
+    for i, key in enumerate(keys):
+        if groups and key is not None and keys[groups[-1][-1]] == key:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def segments(costs: Sequence[float], k: int, together: Sequence[object] | None = None) -> list[list[int]]:
     """The layer order cut into `k` contiguous segments of about equal total cost (one per layer at most): each
     segment ends once it holds its fair share of the cost still to be cut. `together`: per layer, a key (its block)
     that neighbours sharing it must not be cut apart by (None: no constraint)."""
     if together is not None and any(key is not None for key in together):
-        groups: list[list[int]] = []
-        for i, key in enumerate(together):
-            if groups and key is not None and together[groups[-1][-1]] == key:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
+        groups = runs_of(together)
         cut = segments([sum(costs[i] for i in g) for g in groups], k)
         return [[i for g in seg for i in groups[g]] for seg in cut]
     n = len(costs)

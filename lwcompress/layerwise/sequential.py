@@ -25,6 +25,7 @@ from lwcompress.layerwise.blocks import block_module, run_block
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, held_out_error, run_bucket
+from lwcompress.layerwise.schedule import runs_of
 from lwcompress.layerwise.store import LayerStore
 
 
@@ -102,7 +103,8 @@ def reconstruct_sequential(
     fp = Stepwise(domain, images, chunk, device) if cfg.target == "fp" else None
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     results = []
-    for unit in _units(tasks, blocks or {}):
+    blocks = blocks or {}
+    for unit in ([tasks[i] for i in run] for run in runs_of([blocks.get(t.name) for t in tasks])):
         if store is not None and all(store.has(t.name) for t in unit):
             for t in unit:
                 state, result = store.load(t.name)
@@ -134,15 +136,3 @@ def reconstruct_sequential(
                 progress.layer_done(result)
             results.append(result)
     return results
-
-
-def _units(tasks: list[LayerTask], blocks: dict[str, str]) -> list[list[LayerTask]]:
-    """Consecutive tasks of one block together, every other task alone."""
-    units: list[list[LayerTask]] = []
-    for t in tasks:
-        block = blocks.get(t.name)
-        if units and block is not None and blocks.get(units[-1][-1].name) == block:
-            units[-1].append(t)
-        else:
-            units.append([t])
-    return units
