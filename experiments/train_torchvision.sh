@@ -15,8 +15,8 @@ train() {  # model epochs precision
   "$BIN/lwcompress-pretrain" "model=$1" model.weights=null "trainer.max_epochs=$2" "trainer.precision=$3" weights_dtype=float16 publish=true \
     "threads=${THREADS:-1}" trainer.enable_progress_bar=false "hydra.run.dir=logs/pretrain/$1_$2ep_$3"
 }
-# bf16-mixed uses the CPU's AMX/AVX-512 bf16 units where it has them: resnet18 at 64x64, 2 threads, 0.61 s per batch of
-# 128 vs 1.03 s in float32; mobilenet_v2's depthwise convolutions are slower in bf16 (1.13 vs 0.62 s), so it stays in
+# bf16-mixed uses the CPU's AMX/AVX-512 bf16 units where it has them: resnet18 at 64x64, 2 threads, 0.53 s per batch of
+# 128 vs 0.89 s in float32; mobilenet_v2's depthwise convolutions are slower in bf16 (0.98 vs 0.59 s), so it stays in
 # float32. The manifest's top-1 is evaluated in float32 either way.
 train resnet18_fmnist 12 bf16-mixed  # 6 epochs reached test 92.71 (val 92.26) in 4723 s on one thread: short of 93
 train mobilenet_v2_fmnist 12 32-true  # 7 epochs reached test 92.22 (val 92.72) in 3074 s on one thread: short of 93
