@@ -315,7 +315,7 @@ def test_blocks_are_found_from_the_structure_and_segments_keep_them_whole() -> N
 def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -> None:
     """layerwise.unit=block on real inputs: each block's layers share one held-out error (the block's, before and
     after), which falls below round-to-nearest's; the network ends closer to the FP logits than RTN; a rerun over the
-    same store reloads every layer; gptq rounding is refused in one line."""
+    same store reloads every layer; gptq rounding, which has no block form, runs layer units."""
     torch.manual_seed(0)
     model = calibrated("resnet8_tiny")
     x = images(64)
@@ -341,8 +341,9 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     again = run()
     assert all(r.wall_s == s.wall_s for r, s in zip(again.results, lw.results, strict=True))  # read, not re-run
     assert torch.equal(again.model(x), lw.model(x))
-    with pytest.raises(UserError, match="unit=block .*rounding=gptq"):
-        compress(model, CompressorConfig(name="quant", rounding="gptq", **common), NORM, (1, 28, 28), generator=gen,
-                 layerwise=blocks, real_images=images(128))  # fmt: skip
-    with pytest.raises(UserError, match="needs mode=sequential"):
-        LayerwiseConfig(unit="block", mode="independent")
+    # GPTQ has no block form: under unit=block it solves each layer on its own, as unit=layer does.
+    gptq = CompressorConfig(name="quant", rounding="gptq", **common)
+    real = images(128)
+    by_unit = [compress(model, gptq, NORM, (1, 28, 28), generator=gen, layerwise=LayerwiseConfig(unit=unit),
+                        real_images=real) for unit in ("block", "layer")]  # fmt: skip
+    assert torch.equal(by_unit[0].model(x), by_unit[1].model(x))

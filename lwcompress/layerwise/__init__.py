@@ -3,6 +3,7 @@ ranks of a job and resumable per layer."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -10,7 +11,7 @@ from torch import nn
 
 from lwcompress.distributed import Ranks
 from lwcompress.generate import LayerData
-from lwcompress.layerwise.blocks import block_map, block_rounding
+from lwcompress.layerwise.blocks import block_map, without_blocks
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, layer_trainer, run_bucket
@@ -30,6 +31,8 @@ __all__ = [
     "reconstruct",
     "reconstruct_sequential",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def learn(
@@ -58,9 +61,10 @@ def learn(
     if cfg.mode == "sequential":
         domain, images = data.domain()
         domain = (prepare(domain) if prepare is not None else domain).eval()
-        blocks = block_map(domain, [t.name for t in tasks]) if cfg.unit == "block" else {}
-        if blocks:
-            block_rounding(learned)  # a rounding blocks cannot learn is refused before any run
+        reason = without_blocks(learned, [t.quant for t in tasks]) if cfg.unit == "block" else None
+        if reason:
+            log.info("layerwise.unit=block: %s, so every layer is its own unit", reason)
+        blocks = block_map(domain, [t.name for t in tasks]) if cfg.unit == "block" and not reason else {}
         units = segments(costs, cfg.segments, together=[blocks.get(t.name) for t in tasks])
 
         def run(chosen: list[list[int]], report: LayerProgress | None) -> list[LayerResult]:

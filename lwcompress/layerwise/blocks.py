@@ -20,7 +20,6 @@ from torch import fx, nn
 from torch.utils.data import DataLoader
 
 from lwcompress.compress.modules import CompressedLayer
-from lwcompress.errors import UserError
 from lwcompress.generate.inputs import PairedPool, layer_stream
 from lwcompress.graph.trace import module_path, runs_in, trace
 from lwcompress.layerwise.config import LayerwiseConfig
@@ -70,12 +69,19 @@ def _ends(inside: list[fx.Node]) -> tuple[set[fx.Node], list[fx.Node]]:
     return inputs, [n for n in inside if any(u not in members for u in n.users)]
 
 
+def without_blocks(learned: Learned, layers: list[CompressedLayer]) -> str | None:
+    """Why `layers` cannot learn in block units, or None if they can: GPTQ solves one layer from its own inputs, and
+    a pruned layer's survivors are refit from its own inputs; neither has a block form. Such runs use layer units."""
+    if learned.rounding == "gptq":
+        return "compressor.rounding=gptq solves single layers"
+    if any(q.mask is not None for q in layers):
+        return "pruned layers are refit one by one"
+    return None
+
+
 def block_rounding(learned: Learned) -> str:
     """The rounding block units learn: AdaRound where the choice is "auto" (BRECQ learns 2-bit blocks by it; GPTQ
-    solves one layer from its own inputs and has no block form)."""
-    if learned.rounding == "gptq":
-        raise UserError("layerwise.unit=block learns roundings jointly (adaround or ste); compressor.rounding=gptq "
-                        "solves single layers: use layerwise.unit=layer")  # fmt: skip
+    has no block form, see `without_blocks`)."""
     return "adaround" if learned.rounding == "auto" else learned.rounding
 
 
@@ -149,9 +155,8 @@ def run_block(
     block, `inputs` its input pool. Each layer's result carries the block's held-out error before (round-to-nearest)
     and after; a block that ends worse is put back whole. Layers end hardened."""
     layers = [t.quant for t in tasks]
-    if any(q.mask is not None for q in layers):
-        raise UserError("layerwise.unit=block learns quantized layers; pruned layers (compressor=prune) need "
-                        "layerwise.unit=layer (their survivors are refit from each layer's own inputs)")  # fmt: skip
+    if reason := without_blocks(learned, layers):
+        raise ValueError(f"a block unit of layers that have no block form: {reason}")
     for q in layers:
         q.eval()
     index = tasks[0].index

@@ -93,9 +93,6 @@ class LayerwiseConfig:
 
     def __post_init__(self) -> None:
         check(self)
-        if self.unit == "block" and self.mode != "sequential":
-            raise UserError(f"unit=block reconstructs blocks inside the partly compressed network: it needs "
-                            f"mode=sequential, not mode={self.mode}")  # fmt: skip
         if self.segments > 1 and self.mode != "sequential":
             raise UserError(f"segments={self.segments}: segments cut a sequential run; with mode={self.mode} every "
                             "layer is its own unit already")  # fmt: skip
