@@ -67,7 +67,8 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
 def test_defaults_are_the_embedded_default() -> None:
     job = load_config()
     assert (job.model.name, job.data.name, job.compressor.name, job.generator.name, job.preconditioner.name) == (
-        "resnet20", "fashion_mnist", "quant", "propagated", "bn_fold")  # fmt: skip
+        "resnet20", "fashion_mnist", "quant", "distilled", "bn_fold")  # fmt: skip
+    assert (job.layerwise.mode, job.layerwise.unit, job.compressor.learn_input_scale) == ("sequential", "block", True)
     assert job.model.weights.endswith("checkpoints/fashion_mnist/resnet20.pt")
 
 

@@ -256,13 +256,13 @@ def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
     """layerwise.max_gap: a layer whose generated inputs are further from its training inputs than the threshold
     (generate.domain_gaps) is not trained and keeps its round-to-nearest codes; the others train as usual."""
     model = calibrated("resnet8_tiny")
-    gen = GeneratorConfig(num_images=64, chunk=32)
+    gen = GeneratorConfig("propagated", num_images=64, chunk=32)
     layers = analyze(model, torch.zeros(1, 1, 28, 28))
     gaps = domain_gaps(model, layers, gen, GenerationContext((1, 28, 28), 8))
     limit = sorted(gaps.values())[len(gaps) // 2]
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     lw = compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=gen,
-                  layerwise=LayerwiseConfig(steps=5, batch_size=8, max_gap=limit))  # fmt: skip
+                  layerwise=LayerwiseConfig(steps=5, batch_size=8, max_gap=limit, unit="layer"))  # fmt: skip
     rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     image_fed = {i.name for i in layers if any(s.kind == "input" for s in i.sources)}
     for r in lw.results:

@@ -143,7 +143,7 @@ class CompressorConfig:
     act_sums: str = choice("bounds", "bounds", "quadrature")
     rounding: str = choice("auto", "auto", "adaround", "ste", "gptq")
     learn_weight_scale: bool = True
-    learn_input_scale: bool = False
+    learn_input_scale: bool = True
     sparsity: float = bounded(0.0, 0.0, 0.99)
     allocation: str = choice("uniform", "uniform", "global")
     pattern: str = "unstructured"

@@ -7,7 +7,7 @@ propagated   N(0, 1) images through the FP network once, every BN normalizing by
              the same per-channel statistics, with correlations from the network itself
 gaussian     N(0, 1) for every layer input (the naive ablation)
 distilled    images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP
-             network: the high-compute generative baseline
+             network: the default (round 3), made once per model and seed and cached
 hybrid       each batch mixed from distilled-image inputs and a cheap partner's (bn_gaussian or propagated)
 real         inputs captured from real training images (not data-free: the ceiling)
 """
@@ -53,7 +53,7 @@ class GeneratorConfig:
     distilled images, the rest from `partner`.
     """
 
-    name: str = choice("propagated", "none", "bn_gaussian", "propagated", "gaussian", "distilled", "hybrid", "real")
+    name: str = choice("distilled", "none", "bn_gaussian", "propagated", "gaussian", "distilled", "hybrid", "real")
     num_images: int = bounded(256, 1)
     chunk: int = bounded(64, 2)
     seed: int = 0

@@ -28,9 +28,12 @@ class LayerwiseConfig:
     independent (the paper: inputs and targets from the FP network, layers parallel across ranks). Chosen on the
     validation split: mobilenetv2_small W3A8 91.10 vs 89.92, resnet20 W3A8 a tie, mobilenetv2_small W4A4 88.82
     vs 89.52 (experiments/results/layerwise_tuning.md).
-    `unit` (sequential mode): "layer" (each layer against its own FP output) or "block" (BRECQ: the layers of a
-    residual / inverted-residual block learn together against the FP block's output, activation grids inside the
-    block included; layerwise/blocks.py says how blocks are found; the stem and head stay single layers).
+    `unit` (sequential mode): "block" (BRECQ: the layers of a residual / inverted-residual block learn together
+    against the FP block's output, activation grids inside the block included; layerwise/blocks.py says how blocks
+    are found; the stem and head stay single layers; GPTQ-rounded and pruned layers, which have no block form, run
+    one by one) or "layer" (each layer against its own FP output). Block is the default since round 3: with
+    generator=distilled and learned input steps it was at or above round-to-nearest at all 16 round-2 cells (val,
+    seed 0; mobilenetv2_small W3A3 86.10 vs 79.70 with layer units, experiments/results/round3_tuning.md §5).
     `segments` (sequential mode): cut the layer order into that many contiguous segments of about equal cost, each
     sequential inside itself with its first layer fed by the FP network, so the ranks of a job can run them in
     parallel: 1 is the plain sequential run, one segment per layer is close to the independent run
@@ -78,7 +81,7 @@ class LayerwiseConfig:
     bucket_params: int = bounded(0, 0)  # layers per Lightning module by total params; 0 = all in one
     mode: str = choice("sequential", "independent", "sequential")  # see below
     target: str = choice("fp", "fp", "own")  # sequential mode: the FP layer's output on FP inputs, or on its own
-    unit: str = choice("layer", "layer", "block")  # sequential mode: what one run reconstructs, see above
+    unit: str = choice("block", "layer", "block")  # sequential mode: what one run reconstructs, see above
     segments: int = bounded(1, 1)  # sequential mode: contiguous segments, each sequential inside, run in parallel
     refit: bool = True  # pruned layers: least-squares survivors before the steps (layerwise/refit.py)
     refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fits (refit, gptq) see
