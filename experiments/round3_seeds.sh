@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Round 3 (issue 23, goal 1): seeds 1 and 2 of the candidate default (layerwise.unit=block,
 # compressor.learn_input_scale=true, generator=distilled) at every round-2 cell, validation split, one thread; seed 0
-# is in logs/round3/blocks.log. Resumable: a cell's output is appended to logs/round3/seeds.log only when it is
-# whole, and a cell already there is skipped. Distilled images kept in the probe cache (once per model and seed).
+# of 14 cells is in experiments/results/round3_blocks.log (`... 0` runs the other two). Resumable: a cell's output
+# is appended to logs/round3/seeds.log only when it is whole, and a cell already there (or in round3_blocks.log) is
+# skipped. Distilled images kept in the probe cache (once per model and seed).
 #   bash experiments/round3_seeds.sh [seeds]        (from the repository root; default "1 2")
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -12,7 +13,7 @@ log=../logs/round3/seeds.log
 VARIANTS=("unit=block learn_input_scale=True generator.name='distilled'")
 cell() {  # seed model wbits abits [--all-layers]
   local header="$2 W$3A$4${5:+ all layers} seed $1:"
-  grep -qF "$header" "$log" 2>/dev/null && return
+  grep -qF "$header" "$log" results/round3_blocks.log 2>/dev/null && return
   probe "$2" "$3" "$4" --seed "$1" ${5:+"$5"} --image-cache ../data/cache/probe_images > "$log.part" && cat "$log.part" >> "$log"
 }
 for seed in ${1:-1 2}; do

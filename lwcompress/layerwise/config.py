@@ -32,8 +32,8 @@ class LayerwiseConfig:
     against the FP block's output, activation grids inside the block included; layerwise/blocks.py says how blocks
     are found; the stem and head stay single layers; GPTQ-rounded and pruned layers, which have no block form, run
     one by one) or "layer" (each layer against its own FP output). Block is the default since round 3: with
-    generator=distilled and learned input steps it was at or above round-to-nearest at all 16 round-2 cells (val,
-    seed 0; mobilenetv2_small W3A3 86.10 vs 79.70 with layer units, experiments/results/round3_tuning.md §5).
+    generator=distilled and learned input steps it was at or above round-to-nearest at 47 of 48 round-2 cells x
+    seeds (val; mobilenetv2_small W3A3 86.10 vs 79.70 with layer units, experiments/results/round3_tuning.md §5-6).
     `segments` (sequential mode): cut the layer order into that many contiguous segments of about equal cost, each
     sequential inside itself with its first layer fed by the FP network, so the ranks of a job can run them in
     parallel: 1 is the plain sequential run, one segment per layer is close to the independent run
