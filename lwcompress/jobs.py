@@ -104,11 +104,11 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     setup_process(job.seed, job.threads)
     dm, model, _ = model_and_data(job.model, job.data)
     config = asdict(job)
-    loggers = build_loggers(job.logger, out_dir, f"pretrain-{job.model.name}", config)
     ckpt_dir = out_dir / "checkpoints"
+    last = ckpt_dir / "last.ckpt"
+    loggers = build_loggers(job.logger, out_dir, f"pretrain-{job.model.name}", config, continued=last.is_file())
     trainer = make_trainer(job.trainer, loggers, callbacks=[epoch_checkpoint(ckpt_dir)])
     module = PretrainModule(model, job.pretrain)
-    last = ckpt_dir / "last.ckpt"
     start = time.perf_counter()
     model.train()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if last.is_file() else None)

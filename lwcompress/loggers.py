@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import warnings
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from typing import Any
 
 from pytorch_lightning.loggers import CSVLogger, Logger
 
+from lwcompress import io
 from lwcompress.schema import LoggerConfig
 
 
@@ -20,18 +22,35 @@ def wandb_has_credentials() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
+class ContinuedCSVLogger(CSVLogger):
+    """A CSVLogger that keeps the rows of the metrics.csv already in its dir and appends to them: a resumed training
+    logs only the epochs after its checkpoint, and Lightning's writer deletes the file when it starts."""
+
+    @property
+    def experiment(self) -> Any:
+        path = Path(self.log_dir) / "metrics.csv"
+        kept = path.read_text() if self._experiment is None and path.is_file() else ""
+        writer = super().experiment
+        if kept and hasattr(writer, "metrics_keys"):  # rank 0's writer (other ranks get a dummy)
+            io.write_text(path, kept)
+            writer.metrics_keys = next(csv.reader([kept.splitlines()[0]]))
+        return writer
+
+
 def build_loggers(
-    cfg: LoggerConfig, out_dir: Path, name: str, config: dict[str, Any], tags: Sequence[str] = ()
-) -> list[Logger]:
+    cfg: LoggerConfig, out_dir: Path, name: str, config: dict[str, Any], tags: Sequence[str] = (),
+    continued: bool = False,
+) -> list[Logger]:  # fmt: skip
     """Loggers writing under `out_dir`; `config` (the resolved job config) is recorded as hyperparameters. A W&B
     run is named `name`, grouped by `logger.group` (the sweep: the experiment's task name) and tagged with `tags`
-    besides `logger.tags`, so that a dashboard can filter and group the runs of a sweep."""
+    besides `logger.tags`, so that a dashboard can filter and group the runs of a sweep. `continued`: the job
+    resumes a training whose earlier epochs are logged already, so metrics.csv keeps them."""
     if cfg.name == "none":
         return []
     # A rerun into a run dir (only with the same configuration: lwcompress.rundir) logs every metric again, so the
     # old metrics.csv is meant to go; Lightning's warning about it would only alarm.
     warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
-    loggers: list[Logger] = [CSVLogger(str(out_dir), name="csv", version="")]
+    loggers: list[Logger] = [(ContinuedCSVLogger if continued else CSVLogger)(str(out_dir), name="csv", version="")]
     if cfg.name == "wandb":
         from pytorch_lightning.loggers import WandbLogger
 

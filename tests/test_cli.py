@@ -15,6 +15,7 @@ import torch
 
 from lwcompress.api import load_compressed
 from lwcompress.jobs import epoch_checkpoint
+from lwcompress.loggers import ContinuedCSVLogger
 from lwcompress.models import MODELS
 
 from .conftest import run_cli, run_cli_tty
@@ -46,6 +47,36 @@ def test_pretraining_checkpoints_after_every_epoch(tmp_path: Path) -> None:
                          enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(Toy(), torch.utils.data.DataLoader(torch.randn(8, 2), batch_size=4))
     assert seen == [False, True, True] and sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_a_resumed_training_keeps_the_logged_epochs(tmp_path: Path) -> None:
+    """A training resumed from last.ckpt appends its epochs to metrics.csv (Lightning's CSV writer deletes the file
+    it finds), also when the resumed run logs a metric the first did not."""
+
+    class Toy(pl.LightningModule):
+        def __init__(self, extra: bool) -> None:
+            super().__init__()
+            self.layer, self.extra = torch.nn.Linear(2, 1), extra
+
+        def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+            loss = self.layer(batch).pow(2).mean()
+            self.log("loss", loss, on_step=False, on_epoch=True)
+            if self.extra:
+                self.log("extra", 1.0, on_step=False, on_epoch=True)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.randn(8, 2), batch_size=4)
+    for epochs, logger_class, extra in [(2, pl.loggers.CSVLogger, False), (4, ContinuedCSVLogger, True)]:
+        ckpt = tmp_path / "checkpoints" / "last.ckpt"
+        trainer = pl.Trainer(max_epochs=epochs, callbacks=[epoch_checkpoint(ckpt.parent)], enable_progress_bar=False,
+                             logger=logger_class(str(tmp_path), name="csv", version=""), enable_model_summary=False)
+        trainer.fit(Toy(extra), data, ckpt_path=str(ckpt) if ckpt.is_file() else None)  # fmt: skip
+    rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [r["extra"] for r in rows[:2]] == ["", ""] and all(float(r["extra"]) == 1 for r in rows[2:])
 
 
 def test_fp_accuracy_is_evaluated_once_per_weights_and_data(tiny_checkpoint: Path, tmp_path: Path) -> None:
