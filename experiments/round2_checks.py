@@ -35,15 +35,36 @@ def fmt(x: float | None, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def benchmark_table(runs: dict[tuple[str, str, str], list[dict]], cells: list[tuple[str, str]]) -> None:
+Runs = dict[tuple[str, str, str], list[dict]]
+
+
+def load_runs(root: Path) -> tuple[Runs, list[tuple[str, str]]]:
+    """The benchmark's summaries under `root` by (model, cell, method), and its (model, cell) pairs, easy to hard."""
+    runs: Runs = defaultdict(list)
+    for s in collect_summaries(root):
+        labels = lookup(s, "labels") or {}
+        if s.get("top1") is not None and "cell" in labels and "method" in labels:
+            runs[(str(s["model"]), labels["cell"], labels["method"])].append(s)
+    order = {c: i for i, c in enumerate(CELLS)}
+    cells = sorted({(m, c) for m, c, _ in runs}, key=lambda mc: (mc[0], order.get(mc[1], len(order)), mc[1]))
+    return runs, cells
+
+
+def closed_forms(runs: Runs, model: str, cell: str) -> tuple[float | None, str | None, float | None]:
+    """(FP32 top-1, the best of the RTN closed forms by name, its top-1) of one model x cell."""
+    closed = {m: r[0] for (mm, c, m), r in runs.items() if mm == model and c == cell and m.startswith("RTN")}
+    fp = next((s.get("fp_top1") for s in closed.values() if s.get("fp_top1") is not None), None)
+    best = max(closed, key=lambda m: closed[m]["top1"], default=None)
+    return fp, best, closed[best]["top1"] if best else None
+
+
+def benchmark_table(runs: Runs, cells: list[tuple[str, str]]) -> None:
     """One row per model x cell: FP32, the best of the four RTN closed forms (named), then TABLE's methods."""
     print("| model | cell | FP32 | best closed form | " + " | ".join(TABLE) + " |")
     print("|---|---|---|---|" + "---|" * len(TABLE))
     for model, cell in cells:
-        closed = {m: r[0] for (mm, c, m), r in runs.items() if mm == model and c == cell and m.startswith("RTN")}
-        fp = next((s.get("fp_top1") for s in closed.values() if s.get("fp_top1") is not None), None)
-        best = max(closed, key=lambda m: closed[m]["top1"], default=None)
-        best_txt = f"{closed[best]['top1']:.2f} ({best})" if best else "–"
+        fp, best, top1 = closed_forms(runs, model, cell)
+        best_txt = f"{top1:.2f} ({best})" if best else "–"
         cols = " | ".join(format_cell(runs.get((model, cell, m), []), wall=True) for m in TABLE)
         print(f"| {model} | {cell} | {fmt(fp)} | {best_txt} | {cols} |")
 
@@ -52,13 +73,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
     args = parser.parse_args()
-    runs: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for s in collect_summaries(args.root):
-        labels = lookup(s, "labels") or {}
-        if s.get("top1") is not None and "cell" in labels and "method" in labels:
-            runs[(str(s["model"]), labels["cell"], labels["method"])].append(s)
-    order = {c: i for i, c in enumerate(CELLS)}
-    cells = sorted({(m, c) for m, c, _ in runs}, key=lambda mc: (mc[0], order.get(mc[1], len(order)), mc[1]))
+    runs, cells = load_runs(args.root)
     print("The round-2 benchmark (test split; top-1 %, mean ± std (seeds), mean compression wall seconds on one thread "
           "(of which generating layer inputs, images reused from the cache counted at their cost); command in the "
           "file's first lines).\n")  # fmt: skip

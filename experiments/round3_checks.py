@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections import defaultdict
 from pathlib import Path
 
-from round2_checks import CELLS, fmt, mean
+from round2_checks import closed_forms, fmt, load_runs, mean
 
-from lwcompress.report import collect_summaries, lookup
-from lwcompress.sweep_report import format_cell
+from lwcompress.report import lookup
+from lwcompress.sweep_report import format_cell, uncached_wall_s
 
 TABLE = ("ZeroQ", "GPTQ", "data-free default", "real data")  # after FP32, the best closed form and round 2's
 ROUND2 = Path(__file__).parent / "results" / "round2_checks.md"
@@ -51,43 +50,33 @@ def round2_means() -> dict[tuple[str, str, str], tuple[float, float | None]]:
     return out
 
 
-def wall_s(s: dict) -> float:
-    """Compression seconds with reused images counted at what they cost (a run with nothing cached)."""
-    return float(s["compress_wall_s"]) + float(s.get("generate_reused_s") or 0.0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
     args = parser.parse_args()
-    runs: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for s in collect_summaries(args.root):
-        labels = lookup(s, "labels") or {}
-        if s.get("top1") is not None and "cell" in labels and "method" in labels:
-            runs[(str(s["model"]), labels["cell"], labels["method"])].append(s)
+    runs, cells = load_runs(args.root)
     old = round2_means()
-    order = {c: i for i, c in enumerate(CELLS)}
-    cells = sorted({(m, c) for m, c, _ in runs}, key=lambda mc: (mc[0], order.get(mc[1], len(order)), mc[1]))
     print("The round-2 benchmark on the round-3 default (test split; top-1 %, mean ± std (seeds), mean compression "
           "wall seconds on one thread (of which generating layer inputs, cached images counted at their cost)); "
           "round 2's default and real-data columns are its means from round2_checks.md.\n")  # fmt: skip
-    print("| model | cell | FP32 | best closed form | round-2 default | " + " | ".join(TABLE) + " | round-2 real |")
-    print("|---|---|---|---|---|" + "---|" * len(TABLE) + "---|")
+    print("| model | cell | FP32 | best closed form | default's RTN start | round-2 default | " + " | ".join(TABLE)
+          + " | round-2 real |")  # fmt: skip
+    print("|---|---|---|---|---|---|" + "---|" * len(TABLE) + "---|")
     best: dict[tuple[str, str], float] = {}
     for model, cell in cells:
-        closed = {m: r[0] for (mm, c, m), r in runs.items() if mm == model and c == cell and m.startswith("RTN")}
-        fp = next((s.get("fp_top1") for s in closed.values() if s.get("fp_top1") is not None), None)
-        top = max(closed, key=lambda m: closed[m]["top1"], default=None)
+        fp, top, top1 = closed_forms(runs, model, cell)
         if top:
-            best[(model, cell)] = closed[top]["top1"]
+            best[(model, cell)] = top1
+        start = mean([s["rtn_top1"] for s in runs.get((model, cell, "data-free default"), [])
+                      if s.get("rtn_top1") is not None])  # fmt: skip
         cols = " | ".join(format_cell(runs.get((model, cell, m), []), wall=True) for m in TABLE)
         r2d, r2r = old.get((model, cell, "data-free default")), old.get((model, cell, "real data"))
-        print(f"| {model} | {cell} | {fmt(fp)} | {f'{best[(model, cell)]:.2f} ({top})' if top else '–'} | "
+        print(f"| {model} | {cell} | {fmt(fp)} | {f'{top1:.2f} ({top})' if top else '–'} | {fmt(start)} | "
               f"{fmt(r2d and r2d[0])} | {cols} | {fmt(r2r and r2r[0])} |")  # fmt: skip
 
     print("\nIssue 23's goals, cell by cell (test split).\n")
-    print("| model | cell | default − RTN start, per seed | mean − best closed form | seed spread | "
-          "real − default (goal) | real: round 3 − round 2 | wall: round 3 / round 2, / MCT | GPTQ − default | met |")
+    print("| model | cell | default − RTN start, per seed | mean − best closed form | seed spread | real − default "
+          "(goal) | real: round 3 − round 2 | wall: round 3 / round 2, / MCT | GPTQ − default | met |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model, cell in cells:
         default = sorted(runs.get((model, cell, "data-free default"), []), key=lambda s: lookup(s, "seed"))
@@ -103,7 +92,7 @@ def main() -> None:
         goal = 1.5 if wbits == 2 or (wbits, abits) == (3, 3) else 0.5 if wbits >= 3 and abits >= 4 else None
         gap = None if real is None else real - dflt
         spread = max(tops) - min(tops)
-        wall = mean([wall_s(s) for s in default])
+        wall = mean([uncached_wall_s(s) for s in default])
         r2d, r2r = old.get((model, cell, "data-free default")), old.get((model, cell, "real data"))
         ratio = wall / r2d[1] if r2d and r2d[1] else None
         above = dflt - best[(model, cell)] if (model, cell) in best else None
@@ -120,9 +109,10 @@ def main() -> None:
         print(f"| {model} | {cell} | {' '.join(f'{d:+.2f}' for d in starts) or '–'} | {fmt(above)} | "
               f"{spread:.2f} | {fmt(gap)} ({fmt(goal, 1) if goal else 'none'}) | "
               f"{fmt(None if real is None or not r2r else real - r2r[0])} | {fmt(ratio, 1)}×, "
-              f"{wall / MCT_WALL_S:.2f}× | {fmt(None if gptq is None else gptq - dflt)} | {', '.join(met)} |")
+              f"{wall / MCT_WALL_S:.2f}× | {fmt(None if gptq is None else gptq - dflt)} | "
+              f"{', '.join(met)} |")  # fmt: skip
     print(f"\nwall ✓: the default's mean compression wall (nothing cached) ≤ 1.5× round 2's and ≤ ½ of MCT's "
-          f"fastest whole data-free run here ({MCT_WALL_S} s on one thread).")
+          f"fastest whole data-free run here ({MCT_WALL_S} s on one thread).")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -133,6 +133,12 @@ def _seconds(x: float) -> str:
     return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
 
 
+def uncached_wall_s(s: Summary) -> float:
+    """A run's compression seconds with the images it reused from the cache counted at what they cost to make: what
+    the run would have taken with nothing cached."""
+    return float(s["compress_wall_s"]) + float(s.get("generate_reused_s") or 0.0)
+
+
 def format_cell(runs: Sequence[Summary], wall: bool = False) -> str:
     """The top-1 of a cell's runs: `91.86` for one, `92.00 ± 0.11 (3)` for several; with `wall` their mean
     compression seconds after it, `(29 s, 1.2 generating)`; `–` for an empty cell. Images a run reused from the
@@ -143,8 +149,7 @@ def format_cell(runs: Sequence[Summary], wall: bool = False) -> str:
     mu, sd = mean_std(top1)
     text = f"{mu:.2f}" if len(top1) == 1 else f"{mu:.2f} ± {sd:.2f} ({len(top1)})"
     reused = [float(s.get("generate_reused_s") or 0.0) for s in runs]
-    walls = [float(s["compress_wall_s"]) + r for s, r in zip(runs, reused, strict=True)
-             if s.get("compress_wall_s") is not None]  # fmt: skip
+    walls = [uncached_wall_s(s) for s in runs if s.get("compress_wall_s") is not None]
     if wall and walls:
         made = [float(s.get("generate_wall_s") or 0.0) for s in runs]
         generating = statistics.fmean(m + r for m, r in zip(made, reused, strict=True))

@@ -71,9 +71,10 @@ def test_a_resumed_training_keeps_the_logged_epochs(tmp_path: Path) -> None:
     data = torch.utils.data.DataLoader(torch.randn(8, 2), batch_size=4)
     for epochs, logger_class, extra in [(2, pl.loggers.CSVLogger, False), (4, ContinuedCSVLogger, True)]:
         ckpt = tmp_path / "checkpoints" / "last.ckpt"
-        trainer = pl.Trainer(max_epochs=epochs, callbacks=[epoch_checkpoint(ckpt.parent)], enable_progress_bar=False,
-                             logger=logger_class(str(tmp_path), name="csv", version=""), enable_model_summary=False)
-        trainer.fit(Toy(extra), data, ckpt_path=str(ckpt) if ckpt.is_file() else None)  # fmt: skip
+        logger = logger_class(str(tmp_path), name="csv", version="")
+        trainer = pl.Trainer(max_epochs=epochs, callbacks=[epoch_checkpoint(ckpt.parent)], logger=logger,
+                             enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+        trainer.fit(Toy(extra), data, ckpt_path=str(ckpt) if ckpt.is_file() else None)
     rows = list(csv.DictReader((tmp_path / "csv" / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     assert [r["extra"] for r in rows[:2]] == ["", ""] and all(float(r["extra"]) == 1 for r in rows[2:])

@@ -31,6 +31,7 @@ from lwcompress.generate import (
     layer_stream,
     source_images,
 )
+from lwcompress.generate.distill import _ShiftedMoments
 from lwcompress.generate.generators import smoothed
 from lwcompress.graph import analyze
 from lwcompress.models import MODELS
@@ -172,6 +173,30 @@ def test_distilled_images_match_the_bn_statistics_better_than_noise() -> None:
     before, after = float(bn_statistics_loss(model, noise)), float(bn_statistics_loss(model, distilled))
     assert after < 0.5 * before
     assert all(not p.requires_grad or p.grad is None for p in model.parameters())  # the model is left alone
+
+
+def test_distillation_moments_match_the_variance_and_its_gradient() -> None:
+    """The BN-statistics loss takes its moments in one shifted sum pass with a hand-written backward: gradcheck
+    on conv- and linear-shaped inputs, and the loss equals ZeroQ's form with Tensor.var on a trained model."""
+    shift = torch.randn(3, dtype=torch.double)
+    for shape in [(4, 3, 5, 5), (6, 3)]:
+        x = torch.randn(shape, dtype=torch.double, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda t: _ShiftedMoments.apply(t, shift), (x,))
+    model = calibrated("resnet8_tiny").eval()
+    x = images(32)
+    terms = []
+
+    def zeroq(bn: nn.Module, args: tuple) -> None:
+        dims = [0, 2, 3]
+        mean, var = args[0].mean(dims), args[0].var(dims, unbiased=False)
+        std, running_std = (var + bn.eps).sqrt(), (bn.running_var + bn.eps).sqrt()
+        terms.append((mean - bn.running_mean).norm() + (std - running_std).norm())
+
+    hooks = [m.register_forward_pre_hook(zeroq) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    model(x)
+    for h in hooks:
+        h.remove()
+    assert float(bn_statistics_loss(model, x)) == pytest.approx(float(sum(terms)), rel=1e-5)
 
 
 def test_inversion_priors_class_term_and_seeded_augmentation() -> None:
