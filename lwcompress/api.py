@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,14 @@ from lwcompress.compress.packing import pack_state, unpack_state
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
-from lwcompress.generate import GENERATORS, GenerationContext, GeneratorConfig, LayerData, activation_ranges
+from lwcompress.generate import (
+    GENERATORS,
+    GenerationContext,
+    GeneratorConfig,
+    LayerData,
+    activation_ranges,
+    bn_gaussian_inputs,
+)
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import (
     LayerProgress,
@@ -38,9 +46,12 @@ from lwcompress.layerwise import (
     layer_trainer,
     learn,
 )
+from lwcompress.layerwise.gate import rounding_noise, untrained, worth_learning
 from lwcompress.layerwise.guard import guard
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ClosedForm", "CompressedModel", "closed_form", "compress", "export_onnx", "load_compressed"]
 
@@ -156,15 +167,24 @@ def compress(
     config = allocation.resolved(config) if allocation is not None else config
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
-    guarded = config.learned and layerwise.guard != "none"
+    tasks = _tasks(closed, data, layerwise) if config.learned else []
+    gated = config.learned and layerwise.learn_above is not None
+    noise = (rounding_noise(tasks, bn_gaussian_inputs(model, layers, layerwise.spatial_size), layerwise.eval_batch,
+                            layerwise.seed) if gated else {})  # fmt: skip
+    learns = config.learned and worth_learning(tasks, noise, layerwise.learn_above)
+    if config.learned and not learns:
+        log.info("every trained layer's round-to-nearest output error is at most %.1e (layerwise.learn_above=%g): "
+                 "nothing to learn, the closed form is kept and no layer data is made",
+                 max(noise[t.name] for t in tasks if t.train), layerwise.learn_above)  # fmt: skip
+    guarded = learns and layerwise.guard != "none"
     starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if guarded else {}
-    results = (_learn(closed, data, config, pre, layerwise, make_trainer, store, ctx.ranks, progress)
-               if config.learned else [])  # fmt: skip
+    results = (_learn(tasks, data, config, pre, layerwise, make_trainer, store, ctx.ranks, progress)
+               if learns else untrained(tasks, noise))  # fmt: skip
     if not ctx.ranks.is_main:
         return None
     checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
-            "generate_reused_s": ctx.reused_wall_s, "guard": checked,
+            "generate_reused_s": ctx.reused_wall_s, "guard": checked, "learned": learns,
             "allocation": dataclasses.asdict(allocation) if allocation is not None else None}  # fmt: skip
     return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
 
@@ -241,21 +261,26 @@ def _layer_store(
     return LayerStore(store_dir / "layers", fingerprint, ranks.rank)
 
 
+def _tasks(closed: ClosedForm, data: LayerData, layerwise: LayerwiseConfig) -> list[LayerTask]:
+    """One task per layer, started from its closed form; image-fed layers stay at round-to-nearest unless the
+    images are real pixels (`LayerData.float_inputs`) or `layerwise.train_input_layers`."""
+    held = data.held_out()
+    fed = set() if layerwise.train_input_layers else data.float_inputs
+    return [LayerTask(info.name, index, closed.model.get_submodule(info.name), closed.references[info.name], None,
+                      info.activation, held.get(info.name), train=info.name not in fed)
+            for index, info in enumerate(closed.layers)]  # fmt: skip
+
+
 def _learn(
-    closed: ClosedForm, data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
+    tasks: list[LayerTask], data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
     layerwise: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer] | None, store: LayerStore | None, ranks: Ranks,
     progress: LayerProgress | None,
 ) -> list[LayerResult]:  # fmt: skip
-    """The layer-wise stage: one task per layer, started from its closed form, run in `layerwise.mode`."""
-    held = data.held_out()
-    tasks = []
-    float_inputs = data.float_inputs  # image-fed layers stay at round-to-nearest unless the images are real
-    gaps = data.gaps() if layerwise.max_gap is not None else {}
-    for index, info in enumerate(closed.layers):
-        trusted = not gaps or gaps.get(info.name, 0.0) <= layerwise.max_gap
-        fed = info.name in float_inputs and not layerwise.train_input_layers
-        tasks.append(LayerTask(info.name, index, closed.model.get_submodule(info.name), closed.references[info.name],
-                               None, info.activation, held.get(info.name), train=trusted and not fed))  # fmt: skip
+    """The layer-wise stage: `tasks` run in `layerwise.mode`; layers past `layerwise.max_gap` are not trained."""
+    if layerwise.max_gap is not None:
+        gaps = data.gaps()
+        for t in tasks:
+            t.train = t.train and gaps.get(t.name, 0.0) <= layerwise.max_gap
     learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
     return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre),
                  progress)  # fmt: skip

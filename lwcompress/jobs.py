@@ -215,16 +215,19 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
         summary["fp_top1"], summary["fp_eval_wall_s"], summary["fp_cached"] = _fp_top1(job, model, dm, loader, trainer)
     else:
         summary["fp_top1"] = None
-    if job.compressor.learned and job.eval_rtn:
+    learned = compressed.meta["learned"]  # False where layerwise.learn_above kept the closed form: RTN's model
+    if learned and job.eval_rtn:
         start = replace(compressed.config, name=job.compressor.closed_form)  # the widths a budget chose, if any
         rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
                        real_images, cache=cache, device=device, image_cache_dir=kept)  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)
+    if job.compressor.learned and job.eval_rtn and not learned:
+        summary["rtn_top1"], summary["rtn_wall_s"] = summary["top1"], compressed.wall_s
     summary.update(generate_wall_s=compressed.meta["generate_wall_s"],
                    generate_reused_s=compressed.meta["generate_reused_s"], size_bits=compressed.size_bits(),
-                   sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, command=command,
+                   sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, learned=learned, command=command,
                    config=config, **{f"guard_{k}": v for k, v in compressed.meta.get("guard", {}).items()})  # fmt: skip
     summary["avg_wbits"], summary["weight_bits"] = compressed.average_wbits(), compressed.weight_bits()
     summary["layer_bits"] = {r.name: {"wbits": r.wbits, "abits": r.abits, "sparsity": round(r.sparsity, 4)}

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from lwcompress.api import compress
+from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.distributed import assign
 from lwcompress.errors import UserError
@@ -275,6 +275,28 @@ def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
     with pytest.raises(UserError, match="layerwise.max_gap compares .* generator=bn_gaussian makes no images"):
         compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=GeneratorConfig(
             "bn_gaussian"), layerwise=LayerwiseConfig(steps=1, mode="independent", max_gap=0.1))  # fmt: skip
+
+
+def test_learning_is_skipped_where_round_to_nearest_broke_nothing() -> None:
+    """layerwise.learn_above (layerwise/gate.py): at 8-bit weights and inputs no trainable layer's round-to-nearest
+    error on BN-Gaussian inputs reaches the threshold, so the run keeps the closed form and makes no layer data (no
+    images, no steps); with 3-bit weights, or with the gate off, the layers learn as before."""
+    model = calibrated("resnet8_tiny")
+    gen = GeneratorConfig("distilled", num_images=16, chunk=8, steps=2)
+
+    def run(wbits: int, **layerwise: object) -> CompressedModel:
+        return compress(model, CompressorConfig("quant", wbits=wbits, abits=8), NORM, (1, 28, 28), generator=gen,
+                        layerwise=LayerwiseConfig(steps=3, batch_size=4, **layerwise), cache={})  # fmt: skip
+
+    settled, rtn = run(8), compress(model, CompressorConfig("rtn", wbits=8, abits=8), NORM, (1, 28, 28))
+    assert settled.meta["generate_wall_s"] == 0.0 and not settled.meta["learned"] and len(settled.results) == 10
+    assert all(r.wall_s == 0.0 and r.error == r.rtn_error and not r.reverted for r in settled.results)
+    assert 0 < max(r.rtn_error for r in settled.results[1:]) <= 2e-3  # the image-fed layer never trains
+    for name, q in settled.compressed_layers().items():
+        assert torch.equal(q.codes(), rtn.model.get_submodule(name).codes()), name
+    for learned in (run(8, learn_above=None), run(3)):
+        assert learned.meta["learned"] and learned.meta["generate_wall_s"] > 0
+        assert all(r.wall_s > 0 for r in learned.results[1:])
 
 
 def test_blocks_are_found_from_the_structure_and_segments_keep_them_whole() -> None:

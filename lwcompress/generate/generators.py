@@ -175,11 +175,14 @@ class BNGaussian(Generator):
     """The paper: BN outputs i.i.d. N(beta, gamma^2), the image N(0, 1), replayed through each layer's path."""
 
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
-        out: dict[str, LayerInputs] = {}
-        for info in layers:
-            means, stds = gaussian_params(model, info)
-            out[info.name] = GaussianSources(info, means, stds, sample_shapes(info, ctx.spatial_size))
-        return out
+        return {info.name: GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, ctx.spatial_size))
+                for info in layers}  # fmt: skip
+
+
+def bn_gaussian_inputs(model: nn.Module, layers: list[LayerInfo], spatial_size: int) -> dict[str, LayerInputs]:
+    """The paper's input model of every layer whose sources all have one (BN outputs, the image); no images made."""
+    return {info.name: GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, spatial_size))
+            for info in layers if all(src.kind in ("input", "bn") for src in info.sources)}  # fmt: skip
 
 
 @GENERATORS.register("gaussian")

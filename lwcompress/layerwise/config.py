@@ -49,6 +49,12 @@ class LayerwiseConfig:
     the gaps are largest in the early blocks, where the learned layers hurt most; 0.05 lifts the run from 88.76 to
     89.62, 0.02 gives 88.48, both below round-to-nearest's 90.06 (experiments/results/round2_tuning.md), so it
     stays off.
+    `learn_above`: before anything is generated, each layer's round-to-nearest relative output error is measured
+    on the paper's BN-Gaussian inputs (milliseconds, no images; layerwise/gate.py); if no trainable layer's exceeds
+    it, rounding broke nothing learning could recover on synthetic data, and the closed form is the result. 8-bit
+    weights and inputs give 5e-5 ... 3e-4, any 4-bit or lower layer >= 9e-3 on both benchmark nets; at W8A8 the
+    learned default cost 128-201 s and landed -0.17 ... +0.20 around round-to-nearest (val and test, 3 seeds;
+    experiments/results/round3_tuning.md §7). null: always learn.
     `min_gain`: a learned layer is kept only if its held-out error is at most (1 - min_gain) x its round-to-nearest
     error (with keep_better); a small gain on synthetic inputs is as likely to be fitted to them as to carry over.
     `rtn_anchor`: AdaRound layers pay rtn_anchor x (their round-to-nearest error) x (the mean squared distance of
@@ -75,6 +81,7 @@ class LayerwiseConfig:
     beta_end: float = bounded(2.0, 1.0)
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
     keep_better: bool = True
+    learn_above: float | None = bounded(2e-3, 0.0, optional=True)  # see below; null: always learn
     min_gain: float = bounded(0.0, 0.0, 1.0)  # with keep_better: the share of its RTN error to shed, see below
     train_input_layers: bool = False  # see below
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
