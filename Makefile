@@ -22,10 +22,12 @@ lint: setup
 setup: $(BIN)/.installed
 
 # Reinstall when the package metadata changes; the editable install picks up code changes by itself.
-$(BIN)/.installed: pyproject.toml
+# The example plug-in package (experiments/plugin_example) is installed beside it: the tests exercise it.
+$(BIN)/.installed: pyproject.toml experiments/plugin_example/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps -e experiments/plugin_example
 	touch $@
 
 # Fashion-MNIST from Debian when we can install packages; otherwise the data module downloads it into

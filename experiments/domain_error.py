@@ -18,7 +18,7 @@ import lwcompress
 from lwcompress.api import compress
 from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
-from lwcompress.generate import GenerationContext, GeneratorConfig, capture_inputs, generator_domain
+from lwcompress.generate import GenerationContext, capture_inputs, generator_config, generator_domain
 from lwcompress.graph.fold import fold_bn
 from lwcompress.layerwise.sequential import channel_ratio, into_domain
 from lwcompress.models import ModelConfig, build_model
@@ -50,7 +50,7 @@ def main() -> None:
     fp_real = capture_inputs(fold_bn(model), names, real, batch_stat_bn=False)
     q_real = capture_inputs(rtn.model, names, real, batch_stat_bn=False)
 
-    domain, noise = generator_domain(model, GeneratorConfig("propagated"), GenerationContext((1, 28, 28), 8))
+    domain, noise = generator_domain(model, generator_config("propagated"), GenerationContext((1, 28, 28), 8))
     fp_syn = fold_bn(domain)
     q_syn = copy.deepcopy(fp_syn)
     for k, (name, q) in enumerate(quants.items()):

@@ -20,7 +20,7 @@ from torch import nn
 
 from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData
+from lwcompress.generate import GenerationContext, LayerData, generator_config
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import domain_twin
@@ -72,8 +72,10 @@ def main() -> None:
         ),  # fmt: skip
     }
     cache: dict = {}
-    propagated = LayerData(model, analyze(model, example), GeneratorConfig(), GenerationContext((1, 28, 28), 8))
-    distilled = LayerData(model, analyze(model, example), GeneratorConfig("distilled", num_images=args.distilled),
+    propagated = LayerData(
+        model, analyze(model, example), generator_config("propagated"), GenerationContext((1, 28, 28), 8)
+    )
+    distilled = LayerData(model, analyze(model, example), generator_config("distilled", num_images=args.distilled),
                           GenerationContext((1, 28, 28), 8, cache=cache))  # fmt: skip
     noise = propagated.guard_images(128)
     images, _ = distilled.images()

@@ -18,7 +18,7 @@ from solver_probe import parse
 
 from lwcompress.api import compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import generator_config
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.run import ReconstructionModule
 
@@ -55,7 +55,10 @@ def main() -> None:
     bits = dict(wbits=args.bits[0], abits=args.bits[1])
     base = {**bits, "learn_input_scale": True, **comp}
     rtn = compress(model, CompressorConfig("rtn", **bits), dm.normalization, (1, 28, 28))
-    gen_cfg, lw_cfg = GeneratorConfig(seed=args.seed, **gen), LayerwiseConfig(seed=args.seed, **lw)
+    gen_cfg, lw_cfg = (
+        generator_config(**{"name": "distilled", "seed": args.seed, **gen}),
+        LayerwiseConfig(seed=args.seed, **lw),
+    )
     out = compress(model, CompressorConfig("quant", **base), dm.normalization, (1, 28, 28), generator=gen_cfg,
                    layerwise=lw_cfg)  # fmt: skip
     print(

@@ -19,7 +19,7 @@ from torch import nn
 
 from lwcompress.api import compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GenerationContext, GeneratorConfig, domain_gaps
+from lwcompress.generate import GenerationContext, domain_gaps, generator_config
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
 
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     model, dm, x, y = load(args.model, args.threads)
     comp, lw, gen = parse(args.variant)
-    generator = GeneratorConfig(**{"seed": args.seed, **gen})
+    generator = generator_config(**{"name": "distilled", "seed": args.seed, **gen})
     layers = analyze(model.eval(), torch.zeros(1, 1, 28, 28))
     gaps = domain_gaps(model, layers, generator, GenerationContext((1, 28, 28), 8))
     print(f"domain gaps ({generator.name}):", "  ".join(f"{n} {g:.3f}" for n, g in gaps.items()), flush=True)

@@ -18,7 +18,7 @@ import lwcompress
 from lwcompress.api import compress
 from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import generator_config
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig, build_model
 
@@ -55,7 +55,7 @@ def main() -> None:
     rtn = compress(model, CompressorConfig("rtn", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28))
     learned = compress(
         model, CompressorConfig(name="quant", wbits=args.wbits, abits=abits), dm.normalization, (1, 28, 28),
-        generator=GeneratorConfig(args.generator),
+        generator=generator_config(args.generator),
         layerwise=LayerwiseConfig(train_bias=not args.no_train_bias, mode=args.mode),
         real_images=dm.train_images(320) if args.generator == "real" else None,
     )  # fmt: skip

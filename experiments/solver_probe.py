@@ -24,7 +24,7 @@ from torch import nn
 
 from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData
+from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, generator_config
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import guard
@@ -76,7 +76,7 @@ def main() -> None:
     real = dm.train_images(1024)
     for variant in args.variant or ["rounding=adaround"]:
         comp, lw, gen = parse(variant)
-        out_gen, cache = GeneratorConfig(**{"seed": args.seed, **gen}), {}
+        out_gen, cache = generator_config(**{"name": "distilled", "seed": args.seed, **gen}), {}
         start = time.perf_counter()
         out = compress(
             model, CompressorConfig(name="quant", **{**base, **comp}), dm.normalization, (1, 28, 28),
@@ -98,7 +98,7 @@ def main() -> None:
                 print(f"    {r.name:28s} synthetic {r.rtn_error:.4g} -> {r.error:.4g}  {on_real}  moved {moved:.1%}",
                       flush=True)  # fmt: skip
         if args.guards and out.results:
-            judge = GeneratorConfig(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
+            judge = generator_config(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
             for mode in ("model", "layer"):
                 clock = time.perf_counter()
                 guarded, errors = guarded_copy(model, out, rtn, judge, mode, cache, real)

@@ -29,6 +29,7 @@ from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
 from lwcompress.generate import (
     GENERATORS,
+    DistilledConfig,
     GenerationContext,
     GeneratorConfig,
     LayerData,
@@ -160,7 +161,7 @@ def compress(
     _check_statistics(model, config, generator)
     model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)
-    data = LayerData(model, layers, generator or GeneratorConfig(), ctx)  # made on first use
+    data = LayerData(model, layers, generator or DistilledConfig(), ctx)  # made on first use
     # Opened before anything is generated: a run dir of another configuration fails at once.
     store = _layer_store(shared, data, config, pre, layerwise, ctx.ranks) if config.learned else None
     allocation = _allocated(model, layers, config, pre, normalization, data) if config.budget.active else None

@@ -59,14 +59,22 @@ _FLAGS_WITH_VALUE = {
 
 
 def _overrides(argv: list[str]) -> list[str]:
-    out, skip = [], False
+    """The overrides of a command line; a user config dir (`--config-dir` / `-cd`) becomes the `hydra.searchpath`
+    entry Hydra itself makes of it, so that the preflight composes the user's own options too."""
+    out, dirs, flag = [], [], None
     for arg in argv:
-        if skip:
-            skip = False
+        if flag is not None:
+            if flag in ("--config-dir", "-cd"):
+                dirs.append(arg)
+            flag = None
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.split("=", 1)[1])
         elif arg.startswith("-"):
-            skip = arg in _FLAGS_WITH_VALUE
+            flag = arg if arg in _FLAGS_WITH_VALUE else None
         else:
             out.append(arg)
+    if dirs and not any(o.lstrip("+~").startswith("hydra.searchpath=") for o in out):
+        out.append(f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in dirs)}]")
     return out
 
 

@@ -57,14 +57,17 @@ def check(obj: Any, prefix: str = "") -> None:
 
 
 def allowed_for(schema: type, key: str) -> str | None:
-    """What the dataclass `schema` allows for a dotted key such as "compressor.wbits"."""
-    obj: Any = schema()
+    """What the dataclass `schema` allows for a dotted key such as "compressor.wbits" (read from the field
+    declarations: nothing is built, so a job schema whose defaults alone do not validate can answer too)."""
+    cls: Any = schema
     metadata: Mapping[str, Any] = {}
     for part in key.split("."):
-        if not dataclasses.is_dataclass(obj):
+        if not dataclasses.is_dataclass(cls):
             return None
-        by_name = {f.name: f for f in dataclasses.fields(obj)}
+        by_name = {f.name: f for f in dataclasses.fields(cls)}
         if part not in by_name:
             return None
-        metadata, obj = by_name[part].metadata, getattr(obj, part)
+        f = by_name[part]
+        metadata = f.metadata
+        cls = f.default_factory if f.default_factory is not dataclasses.MISSING else None
     return allowed(metadata)

@@ -17,7 +17,7 @@ from lwcompress.compress.config import CompressorConfig
 from lwcompress.data import DataConfig
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
-from lwcompress.generate import GENERATORS, GeneratorConfig, able, check_sequential
+from lwcompress.generate import GENERATORS, GeneratorConfig, able, check_sequential, generator_config
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.models import ModelConfig
 from lwcompress.precondition import PreconditionerConfig
@@ -73,6 +73,26 @@ class LoggerConfig:
 
 
 @dataclass
+class CustomGenerator(GeneratorConfig):
+    """generator=custom: a Generator class from outside the package by its import path (`target`), with its own
+    settings in `params` (checked against its config class when the job is built)."""
+
+    name: str = "custom"
+    target: str = MISSING
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> GeneratorConfig:
+        """The target class's own config: these shared settings and `params` over its defaults (a bad value is a
+        UserError naming its key, `generator.params.KEY=...`)."""
+        try:
+            return generator_config(self.target, num_images=self.num_images, chunk=self.chunk, seed=self.seed,
+                                    **self.params)  # fmt: skip
+        except UserError as e:
+            message = str(e)
+            raise UserError(message if message.startswith("generator") else f"generator.params.{message}") from None
+
+
+@dataclass
 class CompressJob:
     """The main job (`lwcompress`)."""
 
@@ -80,7 +100,7 @@ class CompressJob:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     preconditioner: PreconditionerConfig = field(default_factory=PreconditionerConfig)
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # conf/generator options: subclasses
     compressor: CompressorConfig = field(default_factory=CompressorConfig)
     layerwise: LayerwiseConfig = field(default_factory=LayerwiseConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -102,15 +122,15 @@ class CompressJob:
 
     def __post_init__(self) -> None:
         check(self)
+        if isinstance(self.generator, CustomGenerator):
+            self.generator = self.generator.resolved()
         if self.model.name == "custom" and not self.model.weights:
             raise UserError("model=custom needs model.weights: the checkpoint to compress (without it the model would "
                             "be compressed with random weights)")  # fmt: skip
         learned = isinstance(self.compressor, CompressorConfig) and self.compressor.learned
         if learned and self.generator.name == "none":
-            raise UserError(
-                f"compressor={self.compressor.name} trains on layer-wise data: choose a generator (propagated, "
-                "bn_gaussian, distilled, hybrid, gaussian or real)"
-            )
+            raise UserError(f"compressor={self.compressor.name} trains on layer-wise data: choose a generator "
+                            f"({', '.join(GENERATORS.names())})")  # fmt: skip
         if learned and self.layerwise.mode == "sequential":
             check_sequential(self.generator.name)
         if self.compressor.act_range == "calibrated" and not (
@@ -148,6 +168,13 @@ def register() -> None:
     """Put the job schemas in the ConfigStore; config.yaml / pretrain.yaml extend them."""
     cs = ConfigStore.instance()
     cs.store(name="compress_schema", node=CompressJob)
+    for name in GENERATORS.names():  # each option's own fields: conf/generator/<name>.yaml extends its schema
+        cs.store(group="schema/generator", name=name, node=GENERATORS.get(name).config(name=name))
+    cs.store(group="schema/generator", name="custom", node=CustomGenerator)
+    for name in GENERATORS.plugins():  # installed plug-ins (entry points): `generator=<name>` with no YAML
+        node = OmegaConf.structured(GENERATORS.get(name).config(name=name))
+        node.seed = "${seed}"
+        cs.store(group="generator", name=name, node=node)
     cs.store(name="pretrain_schema", node=PretrainJob)
 
 

@@ -29,6 +29,8 @@ def options(group: str) -> list[str]:
 # Options that need values only a user can give (a model path, a data folder) get them here.
 EXTRA = {
     ("model", "custom"): ["model.target=torch.nn.Identity", "model.weights=/x.pt"],
+    ("generator", "custom"): ["generator.target=lwcompress.generate.generators.Propagated",
+                              "+generator.params.smoothing=0.5"],  # fmt: skip
     ("generator", "none"): ["compressor=rtn"],  # no layer-wise data is only valid for a closed-form compressor
     # Samples drawn without a forward pass cannot feed the default sequential runs.
     ("generator", "bn_gaussian"): ["layerwise.mode=independent"],
@@ -77,12 +79,12 @@ def test_python_defaults_are_the_cli_defaults() -> None:
     from dataclasses import asdict
 
     from lwcompress.compress import CompressorConfig
-    from lwcompress.generate import GeneratorConfig
+    from lwcompress.generate import DistilledConfig
     from lwcompress.layerwise import LayerwiseConfig
     from lwcompress.precondition import PreconditionerConfig
 
     job = load_config()
-    for key, cls in [("compressor", CompressorConfig), ("generator", GeneratorConfig), ("layerwise", LayerwiseConfig),
+    for key, cls in [("compressor", CompressorConfig), ("generator", DistilledConfig), ("layerwise", LayerwiseConfig),
                      ("preconditioner", PreconditionerConfig)]:  # fmt: skip
         assert asdict(cls()) == asdict(getattr(job, key)), key
 
@@ -102,15 +104,17 @@ def test_pretrain_config_starts_from_random_weights() -> None:
         ("trainer.accelerator=tpu9", "trainer.accelerator='tpu9': must be one of"),
         ("compressor.wbit=4", "compressor.wbit"),
         ("generator=none", "compressor=quant trains on layer-wise data: choose a generator"),
-        ("generator=bn_gaussian", "needs generator=distilled, propagated, real, not bn_gaussian"),
-        ("generator=hybrid", "needs generator=distilled, propagated, real, not hybrid"),
+        ("generator=bn_gaussian", "needs generator=distilled, pink_noise, propagated, real, not bn_gaussian"),
+        ("generator=hybrid", "needs generator=distilled, pink_noise, propagated, real, not hybrid"),
         ("compressor=prune generator=none", "compressor=prune trains on layer-wise data"),
         ("compressor.pattern=2:4", "compressor.pattern=2:4 fixes the sparsity at 0.5"),
         (
             "compressor.act_range=calibrated generator=bn_gaussian layerwise.mode=independent",
             "compressor.act_range=calibrated measures activation ranges on a generator's images",
         ),
-        ("generator.partner=gaussian", "generator.partner='gaussian': must be one of bn_gaussian, propagated"),
+        ("generator=hybrid layerwise.mode=independent generator.partner=gaussian",
+         "generator.partner='gaussian': must be one of bn_gaussian, propagated"),
+        ("generator=propagated generator.steps=3", "Could not override 'generator.steps'"),  # distilled's, not its
         ("model=custom", "model.target is required with model=custom"),
         ("model=custom model.target=torch.nn.Identity", "model=custom needs model.weights"),
     ],

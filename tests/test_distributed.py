@@ -15,7 +15,7 @@ import torch
 from lwcompress.cli import load_config
 from lwcompress.distributed import Ranks, assign, external_launcher, launch
 from lwcompress.errors import UserError
-from lwcompress.generate import GenerationContext, GeneratorConfig, source_images
+from lwcompress.generate import GenerationContext, generator_config, source_images
 
 from .conftest import BIN, run_cli
 from .test_compress import calibrated
@@ -46,8 +46,9 @@ def assert_same_model(a: Path, b: Path) -> None:
         ["layerwise.segments=3"],
         # cache=false: the second run must distill again (split over its ranks), not reuse the first run's images
         ["generator=distilled", "generator.steps=3", "generator.chunk=8", "layerwise.segments=2", "cache=false"],
+        ["generator=pink_noise", "layerwise.segments=2"],  # the example plug-in (experiments/plugin_example)
     ],
-    ids=["independent", "segments", "distilled"],
+    ids=["independent", "segments", "distilled", "plugin"],
 )
 def test_two_processes_give_the_one_process_model(tiny_checkpoint: Path, tmp_path: Path, mode: list[str]) -> None:
     """trainer.devices=2 on CPU (two spawned ranks over gloo, one thread each) vs one process, same seed and the
@@ -75,7 +76,7 @@ def test_distilled_chunks_are_made_once_and_shared(tmp_path: Path, monkeypatch: 
     real_distill = generators.distill_images
     monkeypatch.setattr(generators, "distill_images", lambda m, x, **k: made.append(len(x)) or real_distill(m, x, **k))
     model = calibrated("resnet8_tiny")
-    cfg = GeneratorConfig(name="distilled", num_images=24, chunk=8, steps=2)
+    cfg = generator_config("distilled", num_images=24, chunk=8, steps=2)
     one = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]
     assert made == [8, 8, 8]
     made.clear()
@@ -113,15 +114,18 @@ def _alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "devices"), [(signal.SIGKILL, 2), (signal.SIGTERM, 1)])
+@pytest.mark.parametrize(("sig", "devices", "generator"), [(signal.SIGKILL, 2, "distilled"),
+                                                         (signal.SIGTERM, 1, "pink_noise")])  # fmt: skip
 def test_killed_job_resumes_to_the_uninterrupted_result(
-    tiny_checkpoint: Path, tmp_path: Path, sig: signal.Signals, devices: int
+    tiny_checkpoint: Path, tmp_path: Path, sig: signal.Signals, devices: int, generator: str
 ) -> None:
     """Killed in the middle of its layer runs, a job fails visibly (never exit 0, no summary.json; SIGTERM lands
     inside a Lightning Trainer, SIGKILL on the parent of two spawned ranks, which must not outlive it); started
-    again on the same run dir it reuses the finished layers and ends with the uninterrupted run's model."""
+    again on the same run dir it reuses the finished layers and ends with the uninterrupted run's model. The
+    SIGTERM case runs on the example plug-in's generator (experiments/plugin_example): plug-ins resume alike."""
     common = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=150",
-              "layerwise.mode=independent", "layerwise.bucket_params=1", f"trainer.devices={devices}"]  # fmt: skip
+              "layerwise.mode=independent", "layerwise.bucket_params=1", f"trainer.devices={devices}",
+              f"generator={generator}"]  # fmt: skip
     killed = tmp_path / "killed"
     proc = _start([*common, f"hydra.run.dir={killed}"], tmp_path / "killed.log")
     _wait_for_layers(killed, 3, proc)

@@ -11,7 +11,7 @@ from torch import nn
 
 from lwcompress.api import compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import generator_config
 from lwcompress.layerwise import LayerwiseConfig, Learned, layer_trainer, reconstruct
 from lwcompress.layerwise.gptq import gptq_layer
 
@@ -91,7 +91,7 @@ def test_sequential_gptq_beats_round_to_nearest_in_a_fraction_of_the_training_ti
     ref = model(x)
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
-    gen = GeneratorConfig(name="real", num_images=64)
+    gen = generator_config("real", num_images=64)
     rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     walls = {}
     for rounding in ("gptq", "adaround"):

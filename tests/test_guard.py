@@ -9,7 +9,7 @@ import torch
 
 from lwcompress.api import compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import generator_config
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import domain_twin, guard
 from lwcompress.precondition import PreconditionerConfig, fold
@@ -70,11 +70,11 @@ def test_a_better_network_is_kept() -> None:
 def test_the_guard_stage_reports_its_errors() -> None:
     model = calibrated("resnet8_tiny")
     cfg = CompressorConfig(name="quant", wbits=3, **COMMON)
-    out = compress(model, cfg, NORM, (1, 28, 28), generator=GeneratorConfig("propagated", num_images=64),
+    out = compress(model, cfg, NORM, (1, 28, 28), generator=generator_config("propagated", num_images=64),
                    layerwise=LayerwiseConfig(steps=20, guard="layer"))  # fmt: skip
     g = out.meta["guard"]
     assert set(g) == {"start", "learned", "kept", "reverted"} and g["kept"] <= min(g["start"], g["learned"]) + 1e-12
     assert sum(r.reverted for r in out.results) >= g["reverted"]
-    off = compress(model, cfg, NORM, (1, 28, 28), generator=GeneratorConfig("bn_gaussian"),
+    off = compress(model, cfg, NORM, (1, 28, 28), generator=generator_config("bn_gaussian"),
                    layerwise=LayerwiseConfig(steps=5, guard="layer", mode="independent"))  # fmt: skip
     assert off.meta["guard"] == {}  # no domain network to check in

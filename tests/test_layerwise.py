@@ -15,7 +15,7 @@ from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.distributed import assign
 from lwcompress.errors import UserError
-from lwcompress.generate import GenerationContext, GeneratorConfig, domain_gaps
+from lwcompress.generate import GenerationContext, domain_gaps, generator_config
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, reconstruct
 from lwcompress.layerwise.blocks import block_map
@@ -224,7 +224,7 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
     ref = model(x)
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     seq = LayerwiseConfig(steps=60, batch_size=16, mode="sequential")
-    gen = GeneratorConfig(name="real", num_images=64)
+    gen = generator_config("real", num_images=64)
     run = lambda: compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
                            layerwise=seq, real_images=images(128), store_dir=tmp_path)  # fmt: skip
     lw = run()
@@ -256,7 +256,7 @@ def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
     """layerwise.max_gap: a layer whose generated inputs are further from its training inputs than the threshold
     (generate.domain_gaps) is not trained and keeps its round-to-nearest codes; the others train as usual."""
     model = calibrated("resnet8_tiny")
-    gen = GeneratorConfig("propagated", num_images=64, chunk=32)
+    gen = generator_config("propagated", num_images=64, chunk=32)
     layers = analyze(model, torch.zeros(1, 1, 28, 28))
     gaps = domain_gaps(model, layers, gen, GenerationContext((1, 28, 28), 8))
     limit = sorted(gaps.values())[len(gaps) // 2]
@@ -273,7 +273,7 @@ def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
             assert torch.equal(*same) and r.error == r.rtn_error
     assert sum(g > limit for g in gaps.values()) >= 3  # the test means something
     with pytest.raises(UserError, match="layerwise.max_gap compares .* generator=bn_gaussian makes no images"):
-        compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=GeneratorConfig(
+        compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=generator_config(
             "bn_gaussian"), layerwise=LayerwiseConfig(steps=1, mode="independent", max_gap=0.1))  # fmt: skip
 
 
@@ -282,7 +282,7 @@ def test_learning_is_skipped_where_round_to_nearest_broke_nothing() -> None:
     error on BN-Gaussian inputs reaches the threshold, so the run keeps the closed form and makes no layer data (no
     images, no steps); with 3-bit weights, or with the gate off, the layers learn as before."""
     model = calibrated("resnet8_tiny")
-    gen = GeneratorConfig("distilled", num_images=16, chunk=8, steps=2)
+    gen = generator_config("distilled", num_images=16, chunk=8, steps=2)
 
     def run(wbits: int, **layerwise: object) -> CompressedModel:
         return compress(model, CompressorConfig("quant", wbits=wbits, abits=8), NORM, (1, 28, 28), generator=gen,
@@ -344,7 +344,7 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     ref = model(x)
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     blocks = LayerwiseConfig(steps=60, batch_size=16, unit="block")
-    gen = GeneratorConfig(name="real", num_images=64)
+    gen = generator_config("real", num_images=64)
     run = lambda rounding="auto": compress(model, CompressorConfig(name="quant", rounding=rounding, **common),  # noqa: E731
                                            NORM, (1, 28, 28), generator=gen, layerwise=blocks,
                                            real_images=images(128), store_dir=tmp_path)  # fmt: skip

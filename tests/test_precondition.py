@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from lwcompress.compress import CompressedLayer
-from lwcompress.generate import GenerationContext, GeneratorConfig, build_inputs
+from lwcompress.generate import GenerationContext, build_inputs, generator_config
 from lwcompress.graph import analyze, fold_bn
 from lwcompress.models import MODELS
 from lwcompress.precondition.bias_correction import closed_form_mean, correct_biases, expected_inputs
@@ -280,7 +280,7 @@ def generator_means(model: nn.Module, example: torch.Tensor, layer: str, n: int,
     """(mean, standard error) per input channel of `layer` over n full-size samples of the bn_gaussian generator."""
     layers = analyze(model, example)
     ctx = GenerationContext(tuple(example.shape[1:]), example.shape[-1])
-    sampler = build_inputs(model, layers, GeneratorConfig(name="bn_gaussian"), ctx)[layer]
+    sampler = build_inputs(model, layers, generator_config("bn_gaussian"), ctx)[layer]
     x = sampler.sample(n, torch.Generator().manual_seed(seed))
     per_sample = x.flatten(2).mean(2) if x.dim() > 2 else x  # positions of one sample are not independent after pooling
     return per_sample.mean(0), per_sample.std(0) / n**0.5
@@ -385,7 +385,7 @@ def test_bias_correction_removes_the_mean_error_on_generator_samples() -> None:
     float_conv2 = copy.deepcopy(folded.conv2)
     folded.conv2 = CompressedLayer(folded.conv2, wbits=3, symmetric=True)
     ctx = GenerationContext((2, 8, 8), 8)
-    x = build_inputs(model, layers, GeneratorConfig(name="bn_gaussian"), ctx)["conv2"].sample(4000, torch.Generator())
+    x = build_inputs(model, layers, generator_config("bn_gaussian"), ctx)["conv2"].sample(4000, torch.Generator())
     with torch.no_grad():
         ref = float_conv2(x).mean((0, 2, 3))
         before = (folded.conv2(x).mean((0, 2, 3)) - ref).abs()

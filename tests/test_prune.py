@@ -13,7 +13,7 @@ from lwcompress.api import compress, load_compressed
 from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.compress.prune import keep_largest, magnitude_masks, n_m_mask
 from lwcompress.errors import UserError
-from lwcompress.generate import GeneratorConfig
+from lwcompress.generate import DistilledConfig
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.refit import refit_survivors
 from lwcompress.models import MODELS
@@ -109,7 +109,7 @@ def test_layerwise_pruning_lowers_the_error_and_keeps_the_mask(mode: str, wbits:
         target = model(x)
     cfg = CompressorConfig(name="prune_magnitude", wbits=wbits, abits=None, sparsity=0.7)
     magnitude = compress(model, cfg, NORM, (1, 28, 28))
-    gen, lw = GeneratorConfig(num_images=64), LayerwiseConfig(steps=60, mode=mode)
+    gen, lw = DistilledConfig(num_images=64), LayerwiseConfig(steps=60, mode=mode)
     learned = compress(model, dataclasses.replace(cfg, name="prune"), NORM, (1, 28, 28), generator=gen, layerwise=lw)
     trained = [r for r in learned.results if r.wall_s > 0]
     assert len(trained) == len(learned.results) - 1  # all but the image-fed layer

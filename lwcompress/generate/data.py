@@ -17,7 +17,15 @@ from torch import nn
 
 from lwcompress.errors import UserError
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.generators import GenerationContext, Generator, GeneratorConfig, able, domain_gaps, generator
+from lwcompress.generate.generators import (
+    GenerationContext,
+    Generator,
+    GeneratorConfig,
+    able,
+    checked_inputs,
+    domain_gaps,
+    generator,
+)
 from lwcompress.generate.inputs import LayerInputs
 from lwcompress.graph import LayerInfo
 
@@ -52,7 +60,8 @@ class LayerData:
 
     def inputs(self) -> dict[str, LayerInputs]:
         """Every layer's input batches for independent runs (inputs and targets from the FP network)."""
-        return self._timed(self.generator.inputs, self.model, self.layers, self.ctx)
+        inputs = self._timed(self.generator.inputs, self.model, self.layers, self.ctx)
+        return checked_inputs(inputs, self.layers, self.cfg)
 
     def domain(self) -> tuple[nn.Module, torch.Tensor]:
         """The BN network and images whose forward gives the layer inputs, for sequential runs."""

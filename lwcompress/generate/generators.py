@@ -15,9 +15,12 @@ real         inputs captured from real training images (not data-free: the ceili
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
+import inspect
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,21 +45,36 @@ from lwcompress.registry import Registry
 
 @dataclass
 class GeneratorConfig:
-    """`num_images`: size of the captured pool (propagated, distilled, real); `chunk`: images per forward pass (and
-    per batch-statistics group for propagated and distilled).
+    """What every generator takes: `name` (the registered generator, or "none"), `num_images` (the captured pool of
+    image generators), `chunk` (images per forward pass, and per batch-statistics group for propagated and
+    distilled), `seed`. A generator with settings of its own declares a subclass (`Generator.config`)."""
 
-    Distillation (distilled, hybrid): `steps` Adam steps at `lr` (cosine) per chunk, with optional image priors
-    (DeepInversion's; generate.distill.Inversion): `tv_weight` (total variation), `l2_weight`, `class_weight`
-    (cross-entropy towards a target class per image, the classes in turn), `first_bn_weight` (the first
-    BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that many pixels every step) and
-    `flip` (random mirroring every step). Hybrid: `distilled_fraction` of every batch comes from the
-    distilled images, the rest from `partner`.
-    """
-
-    name: str = choice("distilled", "none", "bn_gaussian", "propagated", "gaussian", "distilled", "hybrid", "real")
+    name: str = "none"
     num_images: int = bounded(256, 1)
     chunk: int = bounded(64, 2)
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass
+class PropagatedConfig(GeneratorConfig):
+    """`smoothing`: Gaussian blur (pixels) of the noise images; natural images are spatially correlated."""
+
+    name: str = "propagated"
+    smoothing: float = bounded(0.0, 0.0, 16.0)
+
+
+@dataclass
+class DistilledConfig(PropagatedConfig):
+    """Distillation of the (optionally smoothed) noise images: `steps` Adam steps at `lr` (cosine) per chunk, with
+    optional image priors (DeepInversion's; generate.distill.Inversion): `tv_weight` (total variation),
+    `l2_weight`, `class_weight` (cross-entropy towards a target class per image, the classes in turn),
+    `first_bn_weight` (the first BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that
+    many pixels every step) and `flip` (random mirroring every step)."""
+
+    name: str = "distilled"
     steps: int = bounded(200, 0)
     lr: float = bounded(0.25, 0.0)
     tv_weight: float = bounded(0.0, 0.0)
@@ -65,12 +83,15 @@ class GeneratorConfig:
     first_bn_weight: float = bounded(1.0, 0.0)
     jitter: int = bounded(0, 0)
     flip: bool = False
+
+
+@dataclass
+class HybridConfig(DistilledConfig):
+    """`distilled_fraction` of every batch comes from the distilled images, the rest from `partner`."""
+
+    name: str = "hybrid"
     distilled_fraction: float = bounded(0.5, 0.0, 1.0)
     partner: str = choice("bn_gaussian", "bn_gaussian", "propagated")
-    smoothing: float = bounded(0.0, 0.0, 16.0)  # noise images (propagated, distilled start): Gaussian blur, pixels
-
-    def __post_init__(self) -> None:
-        check(self)
 
 
 @dataclass
@@ -97,10 +118,11 @@ class GenerationContext:
     reused_wall_s: float = 0.0
 
 
-class Generator:
+class Generator(ABC):
     """A layer-data generator, registered by name in GENERATORS. What it can do is declared by the class, so the
     pipeline asks the class and never tests a name:
 
+    config        its settings: a GeneratorConfig dataclass (a subclass with its own fields where it has some)
     makes_images  it has images (calibrated activation ranges, domain gaps, the guard)
     has_domain    one forward pass of a network over its images gives its layer inputs (sequential runs, the guard)
     pixels        its images are real pixels: image-fed layers may train, with their input quantized
@@ -111,13 +133,24 @@ class Generator:
     has_domain: ClassVar[bool] = False
     pixels: ClassVar[bool] = False
     needs_real: ClassVar[bool] = False
+    config: ClassVar[type[GeneratorConfig]] = GeneratorConfig  # its settings; subclasses bring their own fields
 
     def __init__(self, cfg: GeneratorConfig) -> None:
+        if not isinstance(cfg, self.config):
+            raise UserError(f"generator={cfg.name} takes a {self.config.__name__}, not a {type(cfg).__name__}")
         self.cfg = cfg
 
+    @classmethod
+    def check_plugin(cls, where: str) -> None:
+        """A class from outside the package must bring a GeneratorConfig dataclass as its `config`."""
+        if not (inspect.isclass(cls.config) and issubclass(cls.config, GeneratorConfig)):
+            raise UserError(f"generator {where}: its `config` must be a dataclass that extends "
+                            f"lwcompress.generate.GeneratorConfig, not {cls.config!r}")  # fmt: skip
+
+    @abstractmethod
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
-        """Every layer's input batches for independent runs (inputs and targets from the FP `model`)."""
-        raise NotImplementedError
+        """Every layer's input batches for independent runs (inputs and targets from the FP `model`), by layer name:
+        objects whose `sample(n, generator)` gives n inputs of the layer (N, C, ...) as float tensors."""
 
     def images(self, model: nn.Module, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
         """(images, whether BatchNorms normalize by their batch statistics on them)."""
@@ -133,7 +166,7 @@ class Generator:
         return self.images(model, ctx)[0][:n]
 
 
-GENERATORS: Registry[type[Generator]] = Registry("generator")
+GENERATORS: Registry[type[Generator]] = Registry("generator", base=Generator)
 
 
 def _no_domain(name: str) -> UserError:
@@ -144,6 +177,19 @@ def _no_domain(name: str) -> UserError:
 def able(capability: str) -> list[str]:
     """The registered generators whose class declares `capability` (for messages that name the choices)."""
     return [name for name in GENERATORS.names() if getattr(GENERATORS.get(name), capability)]
+
+
+def generator_config(name: str, **settings: object) -> GeneratorConfig:
+    """Generator `name`'s settings (its own config class) with `settings` over the defaults; an unknown setting is
+    a one-line UserError that lists the known ones."""
+    cls = GENERATORS.get(name).config
+    known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise UserError(
+            f"generator={name}: unknown setting {unknown[0]!r}; {cls.__name__} has {', '.join(sorted(known))}"
+        )
+    return cls(name=name, **settings)
 
 
 def generator(cfg: GeneratorConfig) -> Generator:
@@ -215,9 +261,51 @@ def _pools(
     return {name: Pool(x, ctx.spatial_size) for name, x in captured.items()}
 
 
-def _noise_images(cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
+def _noise_images(cfg: PropagatedConfig, ctx: GenerationContext) -> torch.Tensor:
     noise = torch.randn((cfg.num_images, *ctx.input_shape), generator=layer_stream(cfg.seed, 1 << 20))
     return smoothed(noise, cfg.smoothing) if cfg.smoothing > 0 else noise
+
+
+def checked_images(images: object, cfg: GeneratorConfig, ctx: GenerationContext) -> torch.Tensor:
+    """`images` if they are what `ImageGenerator.make` promises (1 to cfg.num_images finite float images of the
+    model's input shape), else a one-line UserError naming the generator: a plug-in's mistake stops here, before
+    any layer runs."""
+    shape = tuple(images.shape) if isinstance(images, torch.Tensor) else None
+    wrong = (
+        f"a {type(images).__name__}, not a tensor" if shape is None
+        else f"dtype {images.dtype}, not a float type" if not images.is_floating_point()
+        else f"shape {shape}, not (N <= {cfg.num_images}, {', '.join(map(str, ctx.input_shape))})"
+        if shape[1:] != tuple(ctx.input_shape) or not 0 < shape[0] <= cfg.num_images
+        else "non-finite values" if not torch.isfinite(images).all()
+        else None
+    )  # fmt: skip
+    if wrong is not None:
+        raise UserError(f"generator={cfg.name}: make() returned {wrong}")
+    return images
+
+
+def checked_inputs(inputs: object, layers: list[LayerInfo], cfg: GeneratorConfig) -> dict[str, LayerInputs]:
+    """`inputs` if they hold every layer's batches as `Generator.inputs` promises (a 2-sample draw of each is float,
+    finite and of the layer's input shape), else a one-line UserError naming the generator and the layer."""
+    if not isinstance(inputs, dict):
+        raise UserError(f"generator={cfg.name}: inputs() returned a {type(inputs).__name__}, not a dict by layer name")
+    missing = [info.name for info in layers if info.name not in inputs]
+    if missing:
+        raise UserError(f"generator={cfg.name}: inputs() has no entry for layer {', '.join(missing)}")
+    for info in layers:
+        try:
+            x = inputs[info.name].sample(2, torch.Generator().manual_seed(0))
+        except Exception as e:  # noqa: BLE001 (a plug-in's failure, reported in one line)
+            raise UserError(
+                f"generator={cfg.name}: layer {info.name}: sample() failed: {type(e).__name__}: {e}"
+            ) from None
+        want = info.input_shape[0] if info.input_shape else None
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else None
+        if shape is None or not x.is_floating_point() or shape[0] != 2 or (want is not None and shape[1] != want):
+            got = f"{x.dtype} {shape}" if shape is not None else type(x).__name__
+            raise UserError(f"generator={cfg.name}: layer {info.name}: sample(2) gave {got}, not a float tensor of "
+                            f"shape (2, {want}, ...)")  # fmt: skip
+    return inputs
 
 
 def smoothed(images: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -246,16 +334,17 @@ class ImageGenerator(Generator):
     kind: ClassVar[str] = ""  # the images' name in the cache key (hybrid shares the distilled images)
 
     def key(self, model: nn.Module) -> tuple:
-        cfg = self.cfg
-        return (self.kind, weights_digest(model), cfg.num_images, cfg.seed, inversion(cfg), cfg.chunk, cfg.smoothing)
+        """What decides the images: equal keys, the same images (the in-memory cache's key)."""
+        return self.kind, weights_digest(model), self.cfg.num_images, self.cfg.seed, self.cfg.chunk
 
+    @abstractmethod
     def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
-        raise NotImplementedError
+        """`cfg.num_images` images (N, *ctx.input_shape), float, normalized as the model's inputs."""
 
     def images(self, model: nn.Module, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
         key = self.key(model)
         if key not in ctx.cache:
-            ctx.cache[key] = self.make(model, ctx)
+            ctx.cache[key] = checked_images(self.make(model, ctx), self.cfg, ctx)
         return ctx.cache[key], self.batch_stat_bn
 
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
@@ -277,6 +366,10 @@ class Propagated(ImageGenerator):
 
     batch_stat_bn = True
     kind = "propagated"
+    config = PropagatedConfig
+
+    def key(self, model: nn.Module) -> tuple:
+        return *super().key(model), self.cfg.smoothing
 
     def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
         return _noise_images(self.cfg, ctx)
@@ -293,6 +386,12 @@ class Distilled(ImageGenerator):
     """Images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP network."""
 
     kind = "distilled"
+    config = DistilledConfig
+
+    def key(self, model: nn.Module) -> tuple:
+        """Also the name of the images kept across runs (`GenerationContext.cache_dir`)."""
+        cfg = self.cfg
+        return (self.kind, weights_digest(model), cfg.num_images, cfg.seed, inversion(cfg), cfg.chunk, cfg.smoothing)
 
     def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
         digest = hashlib.sha256(repr(self.key(model)).encode()).hexdigest()[:16]
@@ -320,6 +419,7 @@ class Hybrid(Distilled):
     forward pass gives its inputs."""
 
     has_domain = False
+    config = HybridConfig
 
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
         distilled = super().inputs(model, layers, ctx)
@@ -370,7 +470,7 @@ def _reused(ctx: GenerationContext, digest: str, make: Callable[[], torch.Tensor
     return images
 
 
-def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, key: str) -> torch.Tensor:
+def _distilled(model: nn.Module, cfg: DistilledConfig, ctx: GenerationContext, key: str) -> torch.Tensor:
     """Distilled images, chunk by chunk (each chunk is optimized on its own). With a `shared_dir`, each chunk is a
     file there: the ranks split the chunks, and a restarted job reuses the finished ones."""
     noise = _noise_images(cfg, ctx)
@@ -394,7 +494,7 @@ def _distilled(model: nn.Module, cfg: GeneratorConfig, ctx: GenerationContext, k
     return torch.cat([io.torch_load(folder / f"{i}.pt") for i in range(len(starts))])
 
 
-def inversion(cfg: GeneratorConfig) -> Inversion:
+def inversion(cfg: DistilledConfig) -> Inversion:
     """The distillation settings of `cfg`."""
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,

@@ -1,0 +1,136 @@
+"""Plug-ins from outside the package (docs/extending.md): the example package experiments/plugin_example (installed
+by `make setup`) as a config option beside the built-ins, generator=custom targets, user config dirs, and the
+one-line errors of bad plug-ins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from lwcompress.api import compress
+from lwcompress.cli import load_config
+from lwcompress.compress import CompressorConfig
+from lwcompress.errors import UserError
+from lwcompress.generate import (
+    GENERATORS,
+    GenerationContext,
+    Generator,
+    GeneratorConfig,
+    ImageGenerator,
+    generator_config,
+)
+from lwcompress.layerwise import LayerwiseConfig
+
+from .conftest import run_cli
+from .test_compress import NORM, calibrated
+
+TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
+W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "real_diagnostics=false"]
+PINK = "lwc_plugin_example.generators.PinkNoise"
+
+
+@pytest.fixture(autouse=True)
+def example_plugin_installed() -> None:
+    if "pink_noise" not in GENERATORS:
+        pytest.fail("the example plug-in is not installed: `make setup` (pip install -e experiments/plugin_example)")
+
+
+def test_an_installed_plugin_is_an_option_beside_the_builtins(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """Announced through the `lwcompress.plugins` entry points: listed by --help, composed with its own typed
+    fields, and compared with a built-in in one multirun that ends in one table."""
+    line = next(ln for ln in run_cli("lwcompress", "--help").stdout.splitlines() if ln.startswith("generator: "))
+    assert "pink_noise" in line and "propagated" in line
+    assert load_config(["generator=pink_noise", "generator.exponent=1.0"]).generator.exponent == 1.0
+    sweep = run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=5",
+                    "generator=pink_noise,propagated", "save_model=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    table = sweep.stdout[sweep.stdout.index(f"sweep {tmp_path}") :]
+    for name in ("pink_noise", "propagated"):
+        assert f"| resnet8_tiny | compressor=quant generator={name} mode=sequential |" in table
+
+
+def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
+    """generator=custom names a class by import path, its own settings under `params`; a user's config dir adds
+    options of their own (here one that extends `custom`), found by the preflight as by Hydra."""
+    job = load_config(["generator=custom", f"generator.target={PINK}", "+generator.params.exponent=0.5"])
+    assert type(job.generator).__name__ == "PinkNoiseConfig" and job.generator.exponent == 0.5
+    assert job.generator.name == PINK and GENERATORS.get(PINK).__name__ == "PinkNoise"
+    conf = tmp_path / "conf" / "generator"
+    conf.mkdir(parents=True)
+    (conf / "mygen.yaml").write_text(f"defaults:\n  - custom\n  - _self_\ntarget: {PINK}\nparams:\n  exponent: 3.0\n")
+    assert load_config([f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "generator=mygen"]).generator.exponent == 3.0
+    shown = run_cli("lwcompress", "--config-dir", str(tmp_path / "conf"), "generator=mygen", "+generator.params.x=1",
+                    check=False)  # fmt: skip
+    assert shown.returncode == 2 and f"generator={PINK}: unknown setting 'x'; PinkNoiseConfig has" in shown.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "params", "expected"),
+    [
+        ("no_such_pkg.Gen", [], "generator 'no_such_pkg.Gen' cannot be imported: ModuleNotFoundError"),
+        ("torch.nn.Conv2d", [], "generator 'torch.nn.Conv2d' is not a subclass of lwcompress.generate"),
+        ("lwcompress.generate.generators.ImageGenerator", [], "does not implement make"),
+        (PINK, ["+generator.params.exponent=9"], "generator.params.exponent=9: must be a number in 0.0..4.0"),
+        (PINK, ["+generator.params.steps=3"], f"generator={PINK}: unknown setting 'steps'; PinkNoiseConfig has chunk"),
+    ],
+)  # fmt: skip
+def test_bad_plugins_fail_before_anything_runs_in_one_line(target: str, params: list[str], expected: str) -> None:
+    proc = run_cli("lwcompress", "generator=custom", f"generator.target={target}", *params, check=False)
+    assert proc.returncode == 2 and expected in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+@dataclass
+class _Shape(GeneratorConfig):
+    name: str = "shape"
+    wrong: str = "dtype"
+
+
+class WrongImages(ImageGenerator):
+    """Images of the wrong dtype, shape or values, as a buggy plug-in might make them."""
+
+    config = _Shape
+    kind = "wrong"
+
+    def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
+        x = torch.zeros((self.cfg.num_images, *ctx.input_shape))
+        return {"dtype": x.long(), "shape": x[:, :, :7], "nan": x / 0, "many": torch.cat([x, x])}[self.cfg.wrong]
+
+
+class WrongInputs(Generator):
+    """Layer inputs with a missing layer or the wrong channel count."""
+
+    config = _Shape
+
+    def inputs(self, model: nn.Module, layers: list, ctx: GenerationContext) -> dict:
+        class Fixed:
+            def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+                return torch.zeros(n, 3, 4, 4)
+
+        names = [i.name for i in layers]
+        return {n: Fixed() for n in (names[:-1] if self.cfg.wrong == "missing" else names)}
+
+
+@pytest.mark.parametrize(
+    ("cls", "wrong", "expected"),
+    [
+        (WrongImages, "dtype", "make() returned dtype torch.int64, not a float type"),
+        (WrongImages, "shape", "make() returned shape (16, 1, 7, 28), not (N <= 16, 1, 28, 28)"),
+        (WrongImages, "nan", "make() returned non-finite values"),
+        (WrongImages, "many", "make() returned shape (32, 1, 28, 28)"),
+        (WrongInputs, "missing", "inputs() has no entry for layer fc"),
+        (WrongInputs, "channels", "layer conv1: sample(2) gave torch.float32 (2, 3, 4, 4), not a float tensor of "
+                                  "shape (2, 1, ...)"),
+    ],
+)  # fmt: skip
+def test_a_plugin_returning_the_wrong_thing_is_named_before_any_layer_runs(
+    cls: type, wrong: str, expected: str
+) -> None:
+    name = f"{__name__}.{cls.__name__}"
+    lw = LayerwiseConfig(steps=1, mode="independent" if cls is WrongInputs else "sequential")
+    with pytest.raises(UserError, match=f"generator={name}: ") as e:
+        compress(calibrated("resnet8_tiny"), CompressorConfig("quant", wbits=3, abits=8), NORM, (1, 28, 28),
+                 generator=generator_config(name, num_images=16, wrong=wrong), layerwise=lw)  # fmt: skip
+    assert expected in str(e.value) and "\n" not in str(e.value)
