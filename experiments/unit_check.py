@@ -20,9 +20,11 @@ from torch import nn
 import lwcompress
 from lwcompress.api import compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
+from lwcompress.compress.modules import rectified_sigmoid
 from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import capture_inputs
 from lwcompress.graph.fold import fold_bn
+from lwcompress.layerwise.rounding import AdaRound
 from lwcompress.layerwise.sequential import channel_ratio, into_domain
 from lwcompress.models import ModelConfig, build_model
 from lwcompress.precondition import PreconditionerConfig, fold
@@ -99,9 +101,9 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
 def train_unit(qs: list[CompressedLayer], unit: nn.Module, inp: torch.Tensor, targets: torch.Tensor, args, g) -> None:
     """AdaRound on the CompressedLayers `qs` inside `unit` so that unit(inp) matches targets; hardens them."""
     for q in qs:
-        q.make_trainable("adaround", False, False, False)
-    opt = torch.optim.Adam([q.alpha for q in qs], lr=3e-2)
-    n_alpha = sum(q.alpha.numel() for q in qs)
+        q.make_trainable(AdaRound, False, False, False)
+    opt = torch.optim.Adam([q.rounding.alpha for q in qs], lr=3e-2)
+    n_alpha = sum(q.rounding.alpha.numel() for q in qs)
     for t in range(args.steps):
         idx = torch.randint(0, len(inp), (32,), generator=g)
         target = targets[idx]
@@ -109,7 +111,8 @@ def train_unit(qs: list[CompressedLayer], unit: nn.Module, inp: torch.Tensor, ta
         progress = t / args.steps
         if progress >= 0.2:
             beta = 2 + 9 * (1 + math.cos(math.pi * (progress - 0.2) / 0.8))
-            loss = loss + 0.01 * sum(q.rounding_regularizer(beta) for q in qs) / n_alpha
+            soft = [rectified_sigmoid(q.rounding.alpha) for q in qs]
+            loss = loss + 0.01 * sum((1 - (2 * h - 1).abs().pow(beta)).sum() for h in soft) / n_alpha
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -87,7 +87,7 @@ class Registry(Generic[T]):
                             f"{self.base.__qualname__}")  # fmt: skip
         if inspect.isabstract(item):
             missing = ", ".join(sorted(item.__abstractmethods__))
-            raise UserError(f"{self.kind} '{where}' does not implement {missing} (see {self.base.__qualname__})")
+            raise UserError(f"{self.kind} '{where}' does not implement {missing}")
         check = getattr(item, "check_plugin", None)
         if check is not None:
             check(where)

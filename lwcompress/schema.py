@@ -19,6 +19,7 @@ from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate import GENERATORS, GeneratorConfig, able, check_sequential, generator_config
 from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.layerwise.rounding import ROUNDINGS
 from lwcompress.models import ModelConfig
 from lwcompress.precondition import PreconditionerConfig
 from lwcompress.pretrain import PretrainConfig
@@ -124,6 +125,11 @@ class CompressJob:
         check(self)
         if isinstance(self.generator, CustomGenerator):
             self.generator = self.generator.resolved()
+        if self.compressor.rounding != "auto":
+            try:
+                ROUNDINGS.get(self.compressor.rounding)
+            except UserError as e:
+                raise UserError(f"compressor.rounding={self.compressor.rounding}: {e}") from None
         if self.model.name == "custom" and not self.model.weights:
             raise UserError("model=custom needs model.weights: the checkpoint to compress (without it the model would "
                             "be compressed with random weights)")  # fmt: skip

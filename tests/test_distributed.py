@@ -46,7 +46,8 @@ def assert_same_model(a: Path, b: Path) -> None:
         ["layerwise.segments=3"],
         # cache=false: the second run must distill again (split over its ranks), not reuse the first run's images
         ["generator=distilled", "generator.steps=3", "generator.chunk=8", "layerwise.segments=2", "cache=false"],
-        ["generator=pink_noise", "layerwise.segments=2"],  # the example plug-in (experiments/plugin_example)
+        # the example plug-ins (experiments/plugin_example): a generator and a learned rounding
+        ["generator=pink_noise", "compressor.rounding=offset_round", "layerwise.segments=2"],
     ],
     ids=["independent", "segments", "distilled", "plugin"],
 )
@@ -114,18 +115,18 @@ def _alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "devices", "generator"), [(signal.SIGKILL, 2, "distilled"),
-                                                         (signal.SIGTERM, 1, "pink_noise")])  # fmt: skip
+@pytest.mark.parametrize(("sig", "devices", "plugins"), [
+    (signal.SIGKILL, 2, []), (signal.SIGTERM, 1, ["generator=pink_noise", "compressor.rounding=offset_round"])])
 def test_killed_job_resumes_to_the_uninterrupted_result(
-    tiny_checkpoint: Path, tmp_path: Path, sig: signal.Signals, devices: int, generator: str
+    tiny_checkpoint: Path, tmp_path: Path, sig: signal.Signals, devices: int, plugins: list[str]
 ) -> None:
     """Killed in the middle of its layer runs, a job fails visibly (never exit 0, no summary.json; SIGTERM lands
     inside a Lightning Trainer, SIGKILL on the parent of two spawned ranks, which must not outlive it); started
     again on the same run dir it reuses the finished layers and ends with the uninterrupted run's model. The
-    SIGTERM case runs on the example plug-in's generator (experiments/plugin_example): plug-ins resume alike."""
+    SIGTERM case runs the example plug-ins' generator and rounding (experiments/plugin_example): they resume alike."""
     common = ["lwcompress", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=150",
               "layerwise.mode=independent", "layerwise.bucket_params=1", f"trainer.devices={devices}",
-              f"generator={generator}"]  # fmt: skip
+              *plugins]  # fmt: skip
     killed = tmp_path / "killed"
     proc = _start([*common, f"hydra.run.dir={killed}"], tmp_path / "killed.log")
     _wait_for_layers(killed, 3, proc)

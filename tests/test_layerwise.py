@@ -19,6 +19,7 @@ from lwcompress.generate import GenerationContext, domain_gaps, generator_config
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, reconstruct
 from lwcompress.layerwise.blocks import block_map
+from lwcompress.layerwise.rounding import ROUNDINGS
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import buckets, segments
 from lwcompress.layerwise.sequential import channel_ratio, into_domain, transfer
@@ -51,7 +52,7 @@ def test_reconstruction_loss_falls_on_a_small_layer(rounding: str) -> None:
     cfg = LayerwiseConfig(steps=150, batch_size=16)
     (result,) = reconstruct([task], cfg, layer_trainer, Learned(rounding))
     assert not result.reverted and result.error < 0.8 * result.rtn_error
-    assert task.quant.alpha is None and not any(p.requires_grad for p in task.quant.parameters())
+    assert task.quant.rounding is None and not any(p.requires_grad for p in task.quant.parameters())
     codes = task.quant.codes()  # hardened: the weight sits exactly on its grid
     task.quant.load_codes(codes)
     assert torch.equal(task.quant.codes(), codes)
@@ -166,7 +167,7 @@ def test_relative_error_variants() -> None:
 def test_module_steps_every_layer_once_per_lightning_step() -> None:
     tasks = [conv_task(0), conv_task(1)]
     for t in tasks:
-        t.quant.make_trainable("ste")
+        t.quant.make_trainable(ROUNDINGS.get("ste"))
     module = ReconstructionModule(tasks, LayerwiseConfig(steps=3, batch_size=2), [1.0, 1.0], [1.0, 1.0])
     trainer = layer_trainer()
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(range(3), batch_size=None))
@@ -240,7 +241,7 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
 def test_qdrop_skips_input_quantization_only_while_training() -> None:
     task = conv_task(bits=4)
     q, x = task.quant, task.inputs.sample(8, torch.Generator().manual_seed(5))
-    q.make_trainable("adaround", drop_prob=1.0)
+    q.make_trainable(ROUNDINGS.get("adaround"), drop_prob=1.0)
     with torch.no_grad():
         w = q.quantized_weight()
         assert torch.equal(q.train()(x), q.layer._conv_forward(x, w, q.layer.bias))  # every element dropped

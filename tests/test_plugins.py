@@ -24,6 +24,7 @@ from lwcompress.generate import (
     generator_config,
 )
 from lwcompress.layerwise import LayerwiseConfig
+from lwcompress.layerwise.rounding import ROUNDINGS
 
 from .conftest import run_cli
 from .test_compress import NORM, calibrated
@@ -35,7 +36,7 @@ PINK = "lwc_plugin_example.generators.PinkNoise"
 
 @pytest.fixture(autouse=True)
 def example_plugin_installed() -> None:
-    if "pink_noise" not in GENERATORS:
+    if "pink_noise" not in GENERATORS or "offset_round" not in ROUNDINGS:
         pytest.fail("the example plug-in is not installed: `make setup` (pip install -e experiments/plugin_example)")
 
 
@@ -50,6 +51,27 @@ def test_an_installed_plugin_is_an_option_beside_the_builtins(tiny_checkpoint: P
     table = sweep.stdout[sweep.stdout.index(f"sweep {tmp_path}") :]
     for name in ("pink_noise", "propagated"):
         assert f"| resnet8_tiny | compressor=quant generator={name} mode=sequential |" in table
+
+
+def test_a_plugin_rounding_learns_and_is_compared_in_one_table(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """compressor.rounding=offset_round (the example's TrainedRounding): it learns (codes leave round-to-nearest,
+    the held-out error falls, in block units too) and sits beside AdaRound in one sweep table."""
+    model = calibrated("resnet8_tiny")
+    common = dict(wbits=3, abits=8)
+    rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
+    for unit in ("layer", "block"):
+        out = compress(model, CompressorConfig("quant", rounding="offset_round", **common), NORM, (1, 28, 28),
+                       generator=generator_config("propagated", num_images=32), layerwise=LayerwiseConfig(
+                           steps=40, batch_size=8, unit=unit))  # fmt: skip
+        assert sum(r.error for r in out.results) < sum(r.rtn_error for r in out.results)
+        moved = [not torch.equal(q.codes(), rtn.model.get_submodule(n).codes()) for n, q in
+                 out.compressed_layers().items()]  # fmt: skip
+        assert sum(moved) >= 3, unit
+    sweep = run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=5",
+                    "generator=propagated", "compressor.rounding=offset_round,adaround", "save_model=false",
+                    f"hydra.sweep.dir={tmp_path}")  # fmt: skip
+    table = sweep.stdout[sweep.stdout.index(f"sweep {tmp_path}") :]
+    assert "rounding=offset_round" in table and "rounding=adaround" in table, table
 
 
 def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
@@ -75,6 +97,10 @@ def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
         ("lwcompress.generate.generators.ImageGenerator", [], "does not implement make"),
         (PINK, ["+generator.params.exponent=9"], "generator.params.exponent=9: must be a number in 0.0..4.0"),
         (PINK, ["+generator.params.steps=3"], f"generator={PINK}: unknown setting 'steps'; PinkNoiseConfig has chunk"),
+        (PINK, ["compressor.rounding=no_such_pkg.R"], "compressor.rounding=no_such_pkg.R: rounding 'no_such_pkg.R' "
+                                                      "cannot be imported: ModuleNotFoundError"),
+        (PINK, ["compressor.rounding=lwcompress.layerwise.rounding.TrainedRounding"],
+         "does not implement param_groups, weight"),
     ],
 )  # fmt: skip
 def test_bad_plugins_fail_before_anything_runs_in_one_line(target: str, params: list[str], expected: str) -> None:

@@ -125,8 +125,9 @@ class CompressorConfig:
     bias; float weights (pruning alone) are retrained directly, the mask held fixed. rounding="gptq" trains
     nothing: each layer is solved in closed form from its inputs' second moments (layerwise/gptq.py);
     rounding="auto" does that for the layers with 2-bit weights, where it beat AdaRound, and AdaRound for the
-    rest. The two families differ only in their defaults (conf/compressor): `compressor=prune compressor.wbits=4`
-    prunes, quantizes and trains both.
+    rest. `rounding` names a class in layerwise.rounding.ROUNDINGS (or an installed plug-in's, or any class by
+    its import path: docs/extending.md), checked when the job is built. The two families differ only in their
+    defaults (conf/compressor): `compressor=prune compressor.wbits=4` prunes, quantizes and trains both.
     """
 
     name: str = choice("quant", "rtn", "quant", "prune_magnitude", "prune")  # the CLI's default too
@@ -141,7 +142,7 @@ class CompressorConfig:
     act_sigmas: float | None = bounded(None, 0.5, 100.0, optional=True)
     act_range: str = choice("sigmas", "sigmas", "mse", "calibrated")
     act_sums: str = choice("bounds", "bounds", "quadrature")
-    rounding: str = choice("auto", "auto", "adaround", "ste", "gptq")
+    rounding: str = "auto"  # auto, adaround, ste, gptq, a plug-in's name or a class's import path (see above)
     learn_weight_scale: bool = True
     learn_input_scale: bool = True
     sparsity: float = bounded(0.0, 0.0, 0.99)

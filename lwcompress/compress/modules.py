@@ -3,6 +3,8 @@ whose input may be fake-quantized."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,10 +25,10 @@ class CompressedLayer(nn.Module):
 
     `w_scale` is the weight's per-channel unit: the grid step, or for float weights (`wbits=None`) the channel's
     RMS, so learning rates and the codes that carry a layer between BN foldings mean the same in both cases.
-    As built it is round-to-nearest / magnitude-pruned. `make_trainable` opens it for a layer-wise run: the latent
-    float weight through a straight-through estimator ("ste") or learned rounding offsets ("adaround"), the weight
-    and input scales (LSQ-style), the bias. `harden` fixes the result, after which `codes()` is what a deployed
-    model stores. `abits=None` leaves the input in float.
+    As built it is round-to-nearest / magnitude-pruned. `make_trainable` opens it for a layer-wise run: a learned
+    rounding (`rounding`, a module built on this layer: layerwise/rounding.py) that owns what of the weight learns
+    and gives the weight on the grid meanwhile, the input scale (LSQ-style), the bias. `harden` fixes the result,
+    after which `codes()` is what a deployed model stores. `abits=None` leaves the input in float.
     """
 
     def __init__(
@@ -59,7 +61,7 @@ class CompressedLayer(nn.Module):
             a_scale, a_zero = affine_params(lo, hi, abits, False)
             self.a_scale = nn.Parameter(a_scale, requires_grad=False)
             self.register_buffer("a_zero_point", a_zero)
-        self.alpha: nn.Parameter | None = None  # AdaRound's rounding logits while learning to round
+        self.rounding: nn.Module | None = None  # the learned rounding, while a layer run learns it
         self.drop_prob = 0.0  # while learning: the fraction of input elements left unquantized (QDrop)
 
     def _weight_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,55 +90,31 @@ class CompressedLayer(nn.Module):
         return (qmin - z) * s, (qmax - z) * s
 
     def make_trainable(
-        self, rounding: str = "ste", learn_weight_scale: bool = True, learn_input_scale: bool = False,
-        train_bias: bool = True, drop_prob: float = 0.0,
+        self, rounding: Callable[[CompressedLayer, bool], nn.Module] | None = None, learn_weight_scale: bool = True,
+        learn_input_scale: bool = False, train_bias: bool = True, drop_prob: float = 0.0,
     ) -> None:  # fmt: skip
-        """Choose what a layer-wise run may change. "adaround" learns per-weight up/down rounding with the
-        weight and its scale fixed (their grid defines the choices); "ste" trains the latent weight itself.
-        Float weights are trained directly whatever the rounding; the mask never changes. `drop_prob`: in training
-        mode, each input element skips its quantization with this probability (QDrop, Wei et al. 2022: weights
-        that must work with and without the activation error end in a flatter spot)."""
+        """Choose what a layer-wise run may change: `rounding(self, learn_weight_scale)` builds the learned rounding
+        (a TrainedRounding class, layerwise/rounding.py; None: the weight stays as it is). Float weights are trained
+        directly whatever the rounding; the mask never changes. `drop_prob`: in training mode, each input element
+        skips its quantization with this probability (QDrop, Wei et al. 2022: weights that must work with and
+        without the activation error end in a flatter spot)."""
         for p in self.parameters():
             p.requires_grad_(False)
         self.drop_prob = drop_prob
         if self.wbits is None:
             self.layer.weight.requires_grad_(True)
-        elif rounding == "adaround":
-            rest = (self.layer.weight / self.w_scale - torch.floor(self.layer.weight / self.w_scale)).detach()
-            # Start where h(alpha) equals the rounding remainder: the soft weight is the float weight.
-            p = ((rest - GAMMA) / (ZETA - GAMMA)).clamp(1e-4, 1 - 1e-4)
-            self.alpha = nn.Parameter(torch.log(p / (1 - p)))
-        elif rounding == "ste":
-            self.layer.weight.requires_grad_(True)
-            self.w_scale.requires_grad_(learn_weight_scale)
-        else:
-            raise ValueError(f"unknown rounding '{rounding}'")
+        elif rounding is not None:
+            self.rounding = rounding(self, learn_weight_scale)
         if self.abits is not None:
             self.a_scale.requires_grad_(learn_input_scale)
         if self.layer.bias is not None:
             self.layer.bias.requires_grad_(train_bias)
 
-    def rounding_regularizer(self, beta: float) -> torch.Tensor:
-        """AdaRound's push of every h(alpha) towards 0 or 1 (annealed by lowering beta)."""
-        if self.alpha is None:
-            return self.layer.weight.new_zeros(())
-        h = rectified_sigmoid(self.alpha)
-        return (1 - (2 * h - 1).abs().pow(beta)).sum()
-
-    def rtn_distance(self) -> torch.Tensor:
-        """Mean squared distance of the soft rounding choices h(alpha) from round-to-nearest's (0 at RTN, the
-        share of flipped weights once hard): what the trust region of a layer run (layerwise.rtn_anchor) pays."""
-        if self.alpha is None:
-            return self.layer.weight.new_zeros(())
-        w = self.layer.weight.detach() / self.w_scale.detach()  # both fixed while AdaRound learns
-        nearest = (w - torch.floor(w) >= 0.5).float()
-        return (rectified_sigmoid(self.alpha) - nearest).pow(2).mean()
-
     @torch.no_grad()
     def harden(self) -> None:
         """End learning: put the chosen grid values into the latent weight; the layer is round-to-nearest again."""
         self.layer.weight.copy_(self.quantized_weight(hard=True))
-        self.alpha = None
+        self.rounding = None
         self.drop_prob = 0.0
         for p in self.parameters():
             p.requires_grad_(False)
@@ -145,13 +123,10 @@ class CompressedLayer(nn.Module):
         """The weight the layer computes with: masked, then on its grid."""
         if self.wbits is None:
             w = self.layer.weight
-        elif self.alpha is None:
-            w = fake_quant(self.layer.weight, self.w_scale, self.w_zero_point, *qrange(self.wbits, self.symmetric))
+        elif self.rounding is not None:
+            w = self.rounding.weight(self, hard)
         else:
-            h = (self.alpha >= 0).float() if hard else rectified_sigmoid(self.alpha)
-            floor = torch.floor(self.layer.weight / self.w_scale).detach()
-            q = torch.clamp(floor + h + self.w_zero_point, *qrange(self.wbits, self.symmetric))
-            w = (q - self.w_zero_point) * self.w_scale
+            w = fake_quant(self.layer.weight, self.w_scale, self.w_zero_point, *qrange(self.wbits, self.symmetric))
         # Zero is on every grid, so a pruned weight stays an exact zero after quantization.
         return w if self.mask is None else w * self.mask
 
@@ -168,7 +143,7 @@ class CompressedLayer(nn.Module):
     def codes(self) -> torch.Tensor:
         """Integer weight codes, int8 for symmetric grids and uint8 for asymmetric ones; float weights in units of
         `w_scale`."""
-        if self.alpha is not None:
+        if self.rounding is not None:
             raise RuntimeError("harden() the layer before exporting codes")
         if self.wbits is None:
             return self.layer.weight.detach() / self.w_scale

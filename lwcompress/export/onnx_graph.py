@@ -146,7 +146,7 @@ def _int32_bias(b: _Builder, name: str, q: CompressedLayer) -> str | None:
 def _compressed(b: _Builder, name: str, q: CompressedLayer, x: str) -> str:
     """A quantized layer; where input and weight are both quantized, its bias is int32 codes (`b.int32_bias`) or a
     separate float Add (see `to_onnx`)."""
-    if q.alpha is not None:
+    if q.rounding is not None:
         raise ExportError(f"layer {name} is still learning its rounding: harden() it before exporting")
     x = _input_qdq(b, x, name, q) if q.abits is not None else x
     weight = _quantized_weight(b, name, q)

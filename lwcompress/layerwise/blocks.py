@@ -23,6 +23,7 @@ from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import PairedPool, layer_stream
 from lwcompress.graph.trace import module_path, runs_in, trace
 from lwcompress.layerwise.config import LayerwiseConfig
+from lwcompress.layerwise.rounding import ROUNDINGS, Rounding
 from lwcompress.layerwise.run import (
     LayerResult,
     LayerTask,
@@ -72,17 +73,17 @@ def _ends(inside: list[fx.Node]) -> tuple[set[fx.Node], list[fx.Node]]:
 def without_blocks(learned: Learned, layers: list[CompressedLayer]) -> str | None:
     """Why `layers` cannot learn in block units, or None if they can: GPTQ solves one layer from its own inputs, and
     a pruned layer's survivors are refit from its own inputs; neither has a block form. Such runs use layer units."""
-    if learned.rounding == "gptq":
-        return "compressor.rounding=gptq solves single layers"
+    if learned.rounding != "auto" and not ROUNDINGS.get(learned.rounding).block_form:
+        return f"compressor.rounding={learned.rounding} solves single layers"
     if any(q.mask is not None for q in layers):
         return "pruned layers are refit one by one"
     return None
 
 
-def block_rounding(learned: Learned) -> str:
+def block_rounding(learned: Learned) -> type[Rounding]:
     """The rounding block units learn: AdaRound where the choice is "auto" (BRECQ learns 2-bit blocks by it; GPTQ
     has no block form, see `without_blocks`)."""
-    return "adaround" if learned.rounding == "auto" else learned.rounding
+    return ROUNDINGS.get("adaround" if learned.rounding == "auto" else learned.rounding)
 
 
 def block_module(model: nn.Module, block: str, replaced: dict[str, nn.Module] | None = None) -> fx.GraphModule:

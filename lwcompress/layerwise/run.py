@@ -9,7 +9,6 @@ separate, which also gives honest per-layer wall times.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -26,8 +25,8 @@ from torch.utils.data import DataLoader
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import LayerInputs, PairedPool, Pool, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
-from lwcompress.layerwise.gptq import gptq_layer
 from lwcompress.layerwise.refit import refit_survivors
+from lwcompress.layerwise.rounding import ROUNDINGS, Rounding
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
 # rounding="auto": GPTQ beat AdaRound with 2-bit weights and not above (experiments/results/round2_tuning.md).
@@ -54,8 +53,9 @@ class LayerTask:
 
 @dataclass(frozen=True)
 class Learned:
-    """What a layer run learns besides nothing (the compressor's choice): the rounding ("adaround": learned up/down
-    per weight; "ste": latent weights), the weight grid's scale, and the input grid's scale."""
+    """What a layer run learns besides nothing (the compressor's choice): the rounding (a name in
+    layerwise.rounding.ROUNDINGS, a class's import path, or "auto"), the weight grid's scale, and the input grid's
+    scale."""
 
     rounding: str = "auto"
     weight_scale: bool = True
@@ -104,14 +104,9 @@ def param_groups(q: CompressedLayer, cfg: LayerwiseConfig, output_std: float) ->
     """Adam's parameter groups for what a layer run opened in `q`, each at a learning rate in the unit of what it
     moves (see LayerwiseConfig)."""
     # w_scale is the weight's unit: its grid step, or its RMS when it stays float (see CompressedLayer).
-    w_step = (cfg.lr_weight if q.wbits is None else cfg.lr_scaled) * float(q.w_scale.detach().mean())
-    groups = []
-    if q.alpha is not None:
-        groups.append({"params": [q.alpha], "lr": cfg.lr})
-    if q.layer.weight.requires_grad:
-        groups.append({"params": [q.layer.weight], "lr": w_step})
-    if q.w_scale.requires_grad:
-        groups.append({"params": [q.w_scale], "lr": w_step / 10})
+    groups = q.rounding.param_groups(q, cfg) if q.rounding is not None else []
+    if q.wbits is None and q.layer.weight.requires_grad:  # float weights (pruning alone) train directly
+        groups.append({"params": [q.layer.weight], "lr": cfg.lr_weight * float(q.w_scale.detach().mean())})
     if q.abits is not None and q.a_scale.requires_grad:
         groups.append({"params": [q.a_scale], "lr": cfg.lr_scaled * float(q.a_scale.detach())})
     if q.layer.bias is not None and q.layer.bias.requires_grad:
@@ -137,14 +132,9 @@ def annealed_beta(cfg: LayerwiseConfig, progress: float) -> float | None:
 
 
 def penalty(q: CompressedLayer, cfg: LayerwiseConfig, beta: float | None, rtn_error: float) -> torch.Tensor | float:
-    """What a learning layer pays besides its reconstruction loss: AdaRound's rounding regularizer (per weight)
-    once `beta` is set, and the trust region around round-to-nearest (rtn_anchor, scaled by `rtn_error`)."""
-    if q.alpha is None:
-        return 0.0
-    total = cfg.reg_weight * (q.rounding_regularizer(beta) / q.alpha.numel()) if beta is not None else 0.0
-    if cfg.rtn_anchor:
-        total = total + cfg.rtn_anchor * rtn_error * q.rtn_distance()
-    return total
+    """What a learning layer pays besides its reconstruction loss: its learned rounding's penalty (AdaRound: the
+    regularizer once `beta` is set, the trust region around round-to-nearest scaled by `rtn_error`)."""
+    return q.rounding.penalty(q, cfg, beta, rtn_error) if q.rounding is not None else 0.0
 
 
 class ReconstructionModule(pl.LightningModule):
@@ -213,7 +203,8 @@ def run_bucket(
     tasks: list[LayerTask], cfg: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer], learned: Learned
 ) -> list[LayerResult]:
     """Reconstruct each layer of the bucket (trained by `make_trainer()`'s Trainer, or solved in closed form where
-    its rounding is "gptq", see Learned.rounding_of); layers that end worse than round-to-nearest are put back."""
+    its rounding is a SolvedRounding, see Learned.rounding_of); layers that end worse than round-to-nearest are put
+    back."""
     held = [draw(t.inputs, cfg.eval_batch, layer_stream(cfg.seed + 1, t.index)) for t in tasks]
     metric = "mse" if cfg.loss == "mse_channel" else cfg.loss
     rtn = [held_out_error(t, x, metric) for t, x in zip(tasks, held, strict=True)]
@@ -229,15 +220,14 @@ def run_bucket(
             with torch.no_grad():
                 refit_survivors(q, x, tasks[i].reference(x_ref))
             q.fit_grid()
-    solved = [i for i in trained if learned.rounding_of(tasks[i].quant) == "gptq"]
-    learnt = [i for i in trained if i not in solved]
-    wall_s = dict(zip(solved, _solve([tasks[i] for i in solved], cfg), strict=True))
+    methods = {i: ROUNDINGS.get(learned.rounding_of(tasks[i].quant)) for i in trained}
+    solved = [i for i in trained if not methods[i].trained]
+    learnt = [i for i in trained if methods[i].trained]
+    wall_s = dict(zip(solved, _solve([tasks[i] for i in solved], [methods[i] for i in solved], cfg), strict=True))
     losses: dict[int, list[float]] = {}
     if learnt:
-        rounding = learned.rounding_of(tasks[learnt[0]].quant)  # the same for all of them: only gptq is per layer
-        chosen = dataclasses.replace(learned, rounding=rounding)
-        walls, curves = _train([tasks[i] for i in learnt], cfg, make_trainer, chosen, [output_std[i] for i in learnt],
-                               [rtn[i] for i in learnt])  # fmt: skip
+        walls, curves = _train([tasks[i] for i in learnt], [methods[i] for i in learnt], cfg, make_trainer, learned,
+                               [output_std[i] for i in learnt], [rtn[i] for i in learnt])  # fmt: skip
         wall_s.update(zip(learnt, walls, strict=True))
         losses.update(zip(learnt, curves, strict=True))
     results = []
@@ -256,13 +246,13 @@ def run_bucket(
 
 
 def _train(
-    tasks: list[LayerTask], cfg: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer], learned: Learned,
-    output_std: list[float], rtn_error: list[float],
+    tasks: list[LayerTask], roundings: list[type[Rounding]], cfg: LayerwiseConfig,
+    make_trainer: Callable[[], pl.Trainer], learned: Learned, output_std: list[float], rtn_error: list[float],
 ) -> tuple[list[float], list[list[float]]]:  # fmt: skip
-    """`cfg.steps` optimizer steps for every layer at once; (wall seconds, loss curve) per layer."""
-    for t in tasks:
-        t.quant.make_trainable(learned.rounding, learned.weight_scale, learned.input_scale, cfg.train_bias,
-                               cfg.drop_prob)  # fmt: skip
+    """`cfg.steps` optimizer steps for every layer at once, each learning its rounding; (wall seconds, loss
+    curve) per layer."""
+    for t, rounding in zip(tasks, roundings, strict=True):
+        t.quant.make_trainable(rounding, learned.weight_scale, learned.input_scale, cfg.train_bias, cfg.drop_prob)
     module = ReconstructionModule(tasks, cfg, output_std, rtn_error)
     if cfg.steps > 0 and tasks:
         with warnings.catch_warnings():
@@ -272,17 +262,17 @@ def _train(
     return module.wall_s, module.losses
 
 
-def _solve(tasks: list[LayerTask], cfg: LayerwiseConfig) -> list[float]:
-    """GPTQ per layer on the whole captured pool (every position of every image: no crop borders), or on
-    `cfg.refit_samples` drawn inputs where the inputs are sampled; wall seconds per layer."""
+def _solve(tasks: list[LayerTask], roundings: list[type[Rounding]], cfg: LayerwiseConfig) -> list[float]:
+    """Closed-form roundings (GPTQ) per layer on the whole captured pool (every position of every image: no crop
+    borders), or on `cfg.refit_samples` drawn inputs where the inputs are sampled; wall seconds per layer."""
     wall_s = []
-    for t in tasks:
+    for t, rounding in zip(tasks, roundings, strict=True):
         start = time.perf_counter()
         if isinstance(t.inputs, Pool):
             ref = t.inputs.reference if isinstance(t.inputs, PairedPool) else None
             x, x_ref = t.inputs.data, t.inputs.data if ref is None else ref
         else:
             x, x_ref = draw(t.inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, t.index))
-        gptq_layer(t.quant, x, x_ref, cfg.gptq_damp, cfg.gptq_order, cfg.gptq_rows)
+        rounding().solve(t.quant, x, x_ref, cfg)
         wall_s.append(time.perf_counter() - start)
     return wall_s

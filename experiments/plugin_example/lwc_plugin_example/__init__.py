@@ -1,1 +1,2 @@
-"""An example lwcompress plug-in package (docs/extending.md): one layer-data generator, `pink_noise`."""
+"""An example lwcompress plug-in package (docs/extending.md): a layer-data generator, `pink_noise`, and a learned
+rounding, `offset_round`."""
