@@ -43,8 +43,10 @@ def example_plugin_installed() -> None:
 def test_an_installed_plugin_is_an_option_beside_the_builtins(tiny_checkpoint: Path, tmp_path: Path) -> None:
     """Announced through the `lwcompress.plugins` entry points: listed by --help, composed with its own typed
     fields, and compared with a built-in in one multirun that ends in one table."""
-    line = next(ln for ln in run_cli("lwcompress", "--help").stdout.splitlines() if ln.startswith("generator: "))
+    shown = run_cli("lwcompress", "--help").stdout
+    line = next(ln for ln in shown.splitlines() if ln.startswith("generator: "))
     assert "pink_noise" in line and "propagated" in line
+    assert "compressor.rounding: auto, adaround, gptq, offset_round, ste" in shown
     assert load_config(["generator=pink_noise", "generator.exponent=1.0"]).generator.exponent == 1.0
     sweep = run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=5",
                     "generator=pink_noise,propagated", "save_model=false", f"hydra.sweep.dir={tmp_path}")  # fmt: skip
