@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The round-2 benchmark (experiment=round2), in resumable pieces: one Hydra sweep per model x cell x method into a
-# fixed dir, skipped once it holds all its summary.json files, so a killed run picks up where it stopped.
+# fixed dir, skipped once it holds all its summary.json files; a killed sweep picks up where it stopped (layer by
+# layer: nothing of a finished seed is thrown away).
 #   bash experiments/round2_table.sh [models] [cells] [methods]     # defaults: everything below
 #   lwcompress-report logs/round2/multiruns --by labels.cell --columns labels.method --wall \
 #       --out experiments/results/round2
@@ -21,7 +22,9 @@ for cell in $cells; do  # cell by cell, so that a partial run has whole rows
       want=$(( $(tr -cd , <<<"$seeds" | wc -c) + 1 ))
       have=$( (find "$dir" -name summary.json 2>/dev/null || true) | wc -l)
       if [ "$have" -ge "$want" ]; then continue; fi
-      rm -rf "$dir"
+      # An unfinished sweep is rerun into the same dir: its finished jobs are redone from their stored layers and
+      # cached images (an evaluation each), the interrupted one resumes at its next layer (a dir left by another
+      # configuration is refused in one line: remove it).
       echo "== $model $cell $method (seeds $seeds)"
       lwcompress -m experiment="$experiment" threads="$threads" model="$model" +benchmark/cell="$cell" +benchmark/method="$method" \
         seed="$seeds" hydra.sweep.dir="$dir"
