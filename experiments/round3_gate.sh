@@ -10,11 +10,6 @@ source probe_lib.sh
 mkdir -p ../logs/round3
 log=../logs/round3/gate.log
 VARIANTS=("learn_above=None")
-cell() {  # seed model wbits abits
-  local header="$2 W$3A$4 seed $1:"
-  grep -qF "$header" "$log" 2>/dev/null && return
-  probe "$2" "$3" "$4" --seed "$1" --image-cache ../data/cache/probe_images > "$log.part" && cat "$log.part" >> "$log"
-}
 for seed in 0 1 2; do
   for model in resnet20 mobilenetv2_small; do
     cell "$seed" "$model" 6 8

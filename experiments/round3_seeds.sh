@@ -11,11 +11,7 @@ source probe_lib.sh
 mkdir -p ../logs/round3
 log=../logs/round3/seeds.log
 VARIANTS=("unit=block learn_input_scale=True generator.name='distilled'")
-cell() {  # seed model wbits abits [--all-layers]
-  local header="$2 W$3A$4${5:+ all layers} seed $1:"
-  grep -qF "$header" "$log" results/round3_blocks.log 2>/dev/null && return
-  probe "$2" "$3" "$4" --seed "$1" ${5:+"$5"} --image-cache ../data/cache/probe_images > "$log.part" && cat "$log.part" >> "$log"
-}
+DONE=(results/round3_blocks.log)  # seed 0 of 14 cells
 for seed in ${1:-1 2}; do
   for model in mobilenetv2_small resnet20; do
     cell "$seed" "$model" 4 4

@@ -176,7 +176,7 @@ def compress(
     if config.learned and not learns:
         log.info("every trained layer's round-to-nearest output error is at most %.1e (layerwise.learn_above=%g): "
                  "nothing to learn, the closed form is kept and no layer data is made",
-                 max(noise[t.name] for t in tasks if t.train), layerwise.learn_above)  # fmt: skip
+                 max((noise[t.name] for t in tasks if t.train), default=0.0), layerwise.learn_above)  # fmt: skip
     guarded = learns and layerwise.guard != "none"
     starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if guarded else {}
     results = (_learn(tasks, data, config, pre, layerwise, make_trainer, store, ctx.ranks, progress)

@@ -31,6 +31,7 @@ class Registry(Generic[T]):
         self.base = base
         self._items: dict[str, T] = {}
         self._imported: dict[str, T] = {}  # classes asked for by import path: usable, but not listed as choices
+        self._plugins: dict[str, str] = {}  # entry-point name -> its value
         self._plugins_loaded = base is None
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -48,7 +49,7 @@ class Registry(Generic[T]):
             return self._items[name]
         if self.base is not None and "." in name:
             if name not in self._imported:
-                self._imported[name] = self._checked(name, _import(name, self.kind))
+                self._imported[name] = self._checked(f"'{name}'", _import(name, self.kind))
             return self._imported[name]
         hint = " (or a class's import path)" if self.base is not None else ""
         raise UserError(f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}{hint}")
@@ -58,10 +59,9 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def plugins(self) -> dict[str, str]:
-        """Entry-point plug-ins registered here: name -> where the class lives."""
+        """Entry-point plug-ins registered here: name -> where the class lives ("pkg.module:Name")."""
         self._load_plugins()
-        return {name: f"{item.__module__}.{item.__qualname__}" for name, item in self._items.items()
-                if getattr(item, "__module__", "").split(".")[0] != "lwcompress"}  # fmt: skip
+        return dict(self._plugins)
 
     def __contains__(self, name: str) -> bool:
         self._load_plugins()
@@ -79,15 +79,16 @@ class Registry(Generic[T]):
                 raise UserError(f"{where} cannot be imported: {type(e).__name__}: {e}") from None
             if inspect.isclass(item) and issubclass(item, self.base) and ep.name not in self._items:
                 self._items[ep.name] = self._checked(where, item)
+                self._plugins[ep.name] = ep.value
 
     def _checked(self, where: str, item: Any) -> Any:
         """`item` if it is a usable subclass of the base, else a one-line UserError."""
         if not (inspect.isclass(item) and issubclass(item, self.base)):
-            raise UserError(f"{self.kind} '{where}' is not a subclass of {self.base.__module__}."
+            raise UserError(f"{self.kind} {where} is not a subclass of {self.base.__module__}."
                             f"{self.base.__qualname__}")  # fmt: skip
         if inspect.isabstract(item):
             missing = ", ".join(sorted(item.__abstractmethods__))
-            raise UserError(f"{self.kind} '{where}' does not implement {missing}")
+            raise UserError(f"{self.kind} {where} does not implement {missing}")
         check = getattr(item, "check_plugin", None)
         if check is not None:
             check(where)

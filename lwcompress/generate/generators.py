@@ -221,14 +221,17 @@ class BNGaussian(Generator):
     """The paper: BN outputs i.i.d. N(beta, gamma^2), the image N(0, 1), replayed through each layer's path."""
 
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
-        return {info.name: GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, ctx.spatial_size))
-                for info in layers}  # fmt: skip
+        return {info.name: _gaussian_sources(model, info, ctx.spatial_size) for info in layers}
 
 
 def bn_gaussian_inputs(model: nn.Module, layers: list[LayerInfo], spatial_size: int) -> dict[str, LayerInputs]:
     """The paper's input model of every layer whose sources all have one (BN outputs, the image); no images made."""
-    return {info.name: GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, spatial_size))
-            for info in layers if all(src.kind in ("input", "bn") for src in info.sources)}  # fmt: skip
+    return {info.name: _gaussian_sources(model, info, spatial_size) for info in layers
+            if all(src.kind in ("input", "bn") for src in info.sources)}  # fmt: skip
+
+
+def _gaussian_sources(model: nn.Module, info: LayerInfo, spatial_size: int) -> GaussianSources:
+    return GaussianSources(info, *gaussian_params(model, info), sample_shapes(info, spatial_size))
 
 
 @GENERATORS.register("gaussian")
