@@ -20,7 +20,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from lwcompress import __version__, io
+from lwcompress import __version__, io, precondition
 from lwcompress.allocate import Allocation, allocate
 from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
 from lwcompress.compress.packing import pack_state, unpack_state
@@ -50,11 +50,11 @@ from lwcompress.layerwise import (
 from lwcompress.layerwise.gate import rounding_noise, untrained, worth_learning
 from lwcompress.layerwise.guard import guard
 from lwcompress.models.checkpoint import weights_digest
-from lwcompress.precondition import PreconditionerConfig, correct_biases, equalized, expected_inputs, fold
+from lwcompress.precondition import PRECONDITIONERS, Preconditioner, PreconditionerConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClosedForm", "CompressedModel", "closed_form", "compress", "export_onnx", "load_compressed"]
+__all__ = ["ClosedForm", "CompressedModel", "Runtime", "closed_form", "compress", "export_onnx", "load_compressed"]
 
 
 @dataclass
@@ -118,6 +118,30 @@ class CompressedModel:
         return io.torch_save(path, payload)
 
 
+@dataclass
+class Runtime:
+    """Where and how a compression runs, never what it computes (results are the same with any of these):
+
+    make_trainer     the Lightning Trainer of the layer runs (default: `layerwise.layer_trainer`, CPU)
+    store_dir        each finished layer (and each chunk of generated images) is saved there; a rerun resumes
+    cache            a dict that keeps generated images across calls (pass the same one to reuse distilled images)
+    image_cache_dir  keeps distilled images across processes and runs (same weights and generator settings: made once)
+    ranks            a job of several processes: every rank calls `compress` with the same arguments and a shared
+                     `store_dir`; rank 0 gets the model, the others None
+    device           where generation and the forward passes that capture layer inputs run (the layer runs on the
+                     trainer's)
+    progress         hears of the layer runs as they finish (`lwcompress.progress.LayerDisplay`: a bar and a log line)
+    """
+
+    make_trainer: Callable[[], pl.Trainer] | None = None
+    store_dir: str | Path | None = None
+    cache: dict | None = None
+    image_cache_dir: str | Path | None = None
+    ranks: Ranks | None = None
+    device: torch.device | str = "cpu"
+    progress: LayerProgress | None = None
+
+
 def compress(
     model: nn.Module,
     config: CompressorConfig,
@@ -127,39 +151,30 @@ def compress(
     generator: GeneratorConfig | None = None,
     layerwise: LayerwiseConfig | None = None,
     real_images: torch.Tensor | None = None,
-    make_trainer: Callable[[], pl.Trainer] | None = None,
-    store_dir: str | Path | None = None,
-    cache: dict | None = None,
-    ranks: Ranks | None = None,
-    device: torch.device | str = "cpu",
-    image_cache_dir: str | Path | None = None,
-    progress: LayerProgress | None = None,
+    runtime: Runtime | None = None,
 ) -> CompressedModel | None:
     """Compress a trained model; `model` itself is left untouched.
 
     `normalization` ({"mean": [...], "std": [...]}) and `input_shape` (C, H, W) describe the model's input,
-    which the data-free input model needs. Learned compressors (`config.learned`) then train every layer on
-    inputs from `generator` under `layerwise`; `real_images` (normalized, never needed by the data-free
-    generators) feed generator=real and the per-layer diagnostics on real activations. With `store_dir`, each
-    finished layer (and each chunk of generated images) is saved there and a rerun resumes from them. `cache`
-    keeps generated images across calls (pass the same dict to reuse distilled images); `image_cache_dir` keeps
-    distilled images across processes and runs (same weights and generator settings: made once);
-    `meta["generate_wall_s"]` is the time spent generating, `meta["generate_reused_s"]` what reused images once
-    cost. Under a job of several processes (`ranks`), every rank calls this with the same arguments and a shared
-    `store_dir`; rank 0 gets the model, the others None. Generation and the forward passes that capture layer
-    inputs run on `device` (the layer runs on `make_trainer`'s). `progress` hears of the layer runs as they finish
-    (`lwcompress.progress.LayerDisplay`: a bar and a log line per layer).
+    which the data-free input model needs. `preconditioner` (default: BN folding) rewrites the FP model around
+    quantization. Learned compressors (`config.learned`) then train every layer on inputs from `generator`
+    (default: distilled) under `layerwise`; `real_images` (normalized, never needed by the data-free generators)
+    feed generator=real and the per-layer diagnostics on real activations. `runtime`: where and how it runs
+    (processes, devices, stores that make it resumable, caches; `Runtime`). `meta["generate_wall_s"]` is the time
+    spent generating, `meta["generate_reused_s"]` what reused images once cost.
     """
+    rt = runtime or Runtime()
     start = time.perf_counter()
-    pre, layerwise = preconditioner or PreconditionerConfig(), layerwise or LayerwiseConfig()
+    pre, layerwise = precondition.preconditioner(preconditioner), layerwise or LayerwiseConfig()
     example = torch.zeros(1, *input_shape)
-    shared = Path(store_dir) if store_dir is not None else None
-    kept = Path(image_cache_dir) if image_cache_dir is not None else None
-    ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, {} if cache is None else cache,
-                            shared, ranks or Ranks(), device, kept)  # fmt: skip
+    shared = Path(rt.store_dir) if rt.store_dir is not None else None
+    kept = Path(rt.image_cache_dir) if rt.image_cache_dir is not None else None
+    cache = {} if rt.cache is None else rt.cache
+    ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, cache, shared,
+                            rt.ranks or Ranks(), rt.device, kept)  # fmt: skip
 
     _check_statistics(model, config, generator)
-    model = equalized(model.eval(), pre, example)  # before analysis: BN statistics must match rescaled channels
+    model = pre.equalize(model.eval(), example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)
     data = LayerData(model, layers, generator or DistilledConfig(), ctx)  # made on first use
     # Opened before anything is generated: a run dir of another configuration fails at once.
@@ -179,7 +194,7 @@ def compress(
                  max((noise[t.name] for t in tasks if t.train), default=0.0), layerwise.learn_above)  # fmt: skip
     guarded = learns and layerwise.guard != "none"
     starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if guarded else {}
-    results = (_learn(tasks, data, config, pre, layerwise, make_trainer, store, ctx.ranks, progress)
+    results = (_learn(tasks, data, config, pre, layerwise, rt.make_trainer, store, ctx.ranks, rt.progress)
                if learns else untrained(tasks, noise))  # fmt: skip
     if not ctx.ranks.is_main:
         return None
@@ -187,11 +202,11 @@ def compress(
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
             "generate_reused_s": ctx.reused_wall_s, "guard": checked, "learned": learns,
             "allocation": dataclasses.asdict(allocation) if allocation is not None else None}  # fmt: skip
-    return _finished(closed, results, config, pre, meta, time.perf_counter() - start, example)
+    return _finished(closed, results, config, pre.cfg, meta, time.perf_counter() - start, example)
 
 
 def _allocated(
-    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, pre: PreconditionerConfig,
+    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, pre: Preconditioner,
     normalization: dict[str, list[float]], data: LayerData,
 ) -> Allocation:  # fmt: skip
     """`config.budget`'s per-layer widths (lwcompress/allocate), sensitivities measured in the generator's domain
@@ -207,7 +222,7 @@ def _allocated(
                              data.cfg.seed)  # fmt: skip
         return closed.model, closed.references
 
-    return allocate(config, layers, params, rounded, fold(domain, pre).eval(), data.guard_images(config.budget.images),
+    return allocate(config, layers, params, rounded, pre.fold(domain).eval(), data.guard_images(config.budget.images),
                     data.float_inputs, data.cfg.chunk)  # fmt: skip
 
 
@@ -236,28 +251,28 @@ class ClosedForm:
 
 
 def closed_form(
-    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, pre: PreconditionerConfig,
+    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, pre: Preconditioner,
     ranges: dict[str, tuple[float, float] | None], seed: int = 0,
 ) -> ClosedForm:  # fmt: skip
-    """Fold BatchNorms, wrap and round (or mask) every layer by its closed form, then correct biases if asked."""
-    prepared = fold(model, pre).eval()
+    """The preconditioner's folded copy of the (equalized) `model`, every layer wrapped and rounded (or masked) by
+    its closed form, then the preconditioner's correction (DFQ: bias correction, if asked)."""
+    prepared = pre.fold(model).eval()
     references = {i.name: copy.deepcopy(prepared.get_submodule(i.name)).requires_grad_(False) for i in layers}
     spec = [(info.name, info.kind, info.is_first, info.is_last) for info in layers]
     records = COMPRESSORS.get(config.name)(prepared, spec, config, ranges)
-    if pre.bias_correction:
-        correct_biases(prepared, expected_inputs(model, layers, seed=seed))
+    pre.correct(prepared, model, layers, seed)
     return ClosedForm(prepared, records, layers, references)
 
 
 def _layer_store(
-    store_dir: Path | None, data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
+    store_dir: Path | None, data: LayerData, config: CompressorConfig, pre: Preconditioner,
     layerwise: LayerwiseConfig, ranks: Ranks,
 ) -> LayerStore | None:  # fmt: skip
     """The run's finished layers under `store_dir/layers`, stamped with everything that decides them."""
     if store_dir is None:
         return None
     fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(data.cfg),
-                   "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre),
+                   "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre.cfg),
                    "weights": weights_digest(data.model)}  # fmt: skip
     return LayerStore(store_dir / "layers", fingerprint, ranks.rank)
 
@@ -273,7 +288,7 @@ def _tasks(closed: ClosedForm, data: LayerData, layerwise: LayerwiseConfig) -> l
 
 
 def _learn(
-    tasks: list[LayerTask], data: LayerData, config: CompressorConfig, pre: PreconditionerConfig,
+    tasks: list[LayerTask], data: LayerData, config: CompressorConfig, pre: Preconditioner,
     layerwise: LayerwiseConfig, make_trainer: Callable[[], pl.Trainer] | None, store: LayerStore | None, ranks: Ranks,
     progress: LayerProgress | None,
 ) -> list[LayerResult]:  # fmt: skip
@@ -283,13 +298,13 @@ def _learn(
         for t in tasks:
             t.train = t.train and gaps.get(t.name, 0.0) <= layerwise.max_gap
     learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
-    return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, lambda m: fold(m, pre),
+    return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, pre.fold,
                  progress)  # fmt: skip
 
 
 def _guard(
     closed: ClosedForm, starts: dict[str, CompressedLayer], results: list[LayerResult], data: LayerData,
-    layerwise: LayerwiseConfig, pre: PreconditionerConfig,
+    layerwise: LayerwiseConfig, pre: Preconditioner,
 ) -> dict[str, float]:  # fmt: skip
     """The network-level guard (layerwise/guard.py): layers it puts back to their closed form are marked reverted.
     Returns the synthetic logit errors it saw ({} for generators without a domain network)."""
@@ -299,7 +314,7 @@ def _guard(
     names = [i.name for i in closed.layers]
     images = data.guard_images(layerwise.guard_images)
     back, errors = guard(names, [closed.model.get_submodule(n) for n in names], [starts[n] for n in names],
-                         [closed.references[n] for n in names], fold(domain, pre).eval(), images,
+                         [closed.references[n] for n in names], pre.fold(domain).eval(), images,
                          data.float_inputs, layerwise.guard, data.cfg.chunk)  # fmt: skip
     for i, name in enumerate(names):
         if back[i] and not results[i].reverted:
@@ -335,7 +350,7 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
     if "compressor" not in meta:
         raise UserError(f"{path} is not a compressed checkpoint (no compressor in its meta)")
     config = CompressorConfig(**meta["compressor"])
-    pre = PreconditionerConfig(**meta["preconditioner"])
+    pre = PRECONDITIONERS.settings(**meta["preconditioner"])
     # The closed-form compressor rebuilds the structure (masks, grids, wrappers); the stored state overwrites it.
     result = compress(
         model, dataclasses.replace(config, name=config.closed_form), meta["normalization"],

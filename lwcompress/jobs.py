@@ -18,7 +18,7 @@ import torch
 from lightning_fabric.plugins.environments import LightningEnvironment
 
 from lwcompress import io
-from lwcompress.api import compress
+from lwcompress.api import Runtime, compress
 from lwcompress.compress import CompressorConfig
 from lwcompress.data import DataConfig, build_data
 from lwcompress.distributed import Ranks, check_devices, launch, quiet_srun_hint
@@ -181,9 +181,10 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
                  f"{job.generator.name}, {ranks.world_size} process(es) x {torch.get_num_threads()} thread(s); "
                  f"run dir {out_dir}")  # fmt: skip
     display = LayerDisplay(show_bars(job.trainer), str(out_dir / "layers")) if ranks.is_main else None
+    runtime = Runtime(make_trainer=layer_runs, store_dir=out_dir, cache=cache, image_cache_dir=kept, ranks=ranks,
+                      device=device, progress=display)
     compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
-                          job.layerwise, real_images, layer_runs, out_dir, cache, ranks, device, kept,
-                          display)  # fmt: skip
+                          job.layerwise, real_images, runtime)  # fmt: skip
     if compressed is None:  # not rank 0: its layers are in the run dir
         return None
     log.info(f"compressed in {compressed.wall_s:.1f} s (generating inputs {compressed.meta['generate_wall_s']:.1f} s)")
@@ -219,7 +220,7 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     if learned and job.eval_rtn:
         start = replace(compressed.config, name=job.compressor.closed_form)  # the widths a budget chose, if any
         rtn = compress(model, start, dm.normalization, input_shape, job.preconditioner, job.generator, job.layerwise,
-                       real_images, cache=cache, device=device, image_cache_dir=kept)  # fmt: skip
+                       real_images, Runtime(cache=cache, image_cache_dir=kept, device=device))  # fmt: skip
         summary["rtn_top1"] = evaluate(rtn.model, loader, trainer, "rtn/", job.eval_split)
         summary["rtn_wall_s"] = rtn.wall_s
     summary["top1"], summary["eval_wall_s"] = _timed(evaluate, compressed.model, loader, trainer, "", job.eval_split)

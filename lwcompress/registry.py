@@ -11,6 +11,7 @@ unimplemented is a one-line UserError naming it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from collections.abc import Callable
@@ -53,6 +54,17 @@ class Registry(Generic[T]):
             return self._imported[name]
         hint = " (or a class's import path)" if self.base is not None else ""
         raise UserError(f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}{hint}")
+
+    def settings(self, name: str, **values: Any) -> Any:
+        """Option `name`'s settings: its class's own `config` dataclass with `values` over the defaults and `name`
+        set; an unknown setting is a one-line UserError that lists the known ones."""
+        cls = self.get(name).config
+        known = {f.name for f in dataclasses.fields(cls)} - {"name"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"{self.kind}={name}: unknown setting {unknown[0]!r}; {cls.__name__} has "
+                            f"{', '.join(sorted(known))}")  # fmt: skip
+        return cls(name=name, **values)
 
     def names(self) -> list[str]:
         self._load_plugins()

@@ -17,12 +17,13 @@ from lwcompress.compress.config import CompressorConfig
 from lwcompress.data import DataConfig
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
-from lwcompress.generate import GENERATORS, GeneratorConfig, able, check_sequential, generator_config
+from lwcompress.generate import GENERATORS, GeneratorConfig, able, check_sequential
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.rounding import ROUNDINGS
 from lwcompress.models import ModelConfig
-from lwcompress.precondition import PreconditionerConfig
+from lwcompress.precondition import PRECONDITIONERS, PreconditionerConfig
 from lwcompress.pretrain import PretrainConfig
+from lwcompress.registry import Registry
 
 
 @dataclass
@@ -73,6 +74,16 @@ class LoggerConfig:
         check(self)
 
 
+def _plugin_settings(group: str, registry: Registry, target: str, values: dict[str, Any]) -> Any:
+    """`<group>=custom`: the config of the class at import path `target`, `values` over its defaults (a bad value is
+    a UserError naming its key, `<group>.params.KEY=...`)."""
+    try:
+        return registry.settings(target, **values)
+    except UserError as e:
+        message = str(e)
+        raise UserError(message if message.startswith(group) else f"{group}.params.{message}") from None
+
+
 @dataclass
 class CustomGenerator(GeneratorConfig):
     """generator=custom: a Generator class from outside the package by its import path (`target`), with its own
@@ -83,14 +94,23 @@ class CustomGenerator(GeneratorConfig):
     params: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> GeneratorConfig:
-        """The target class's own config: these shared settings and `params` over its defaults (a bad value is a
-        UserError naming its key, `generator.params.KEY=...`)."""
-        try:
-            return generator_config(self.target, num_images=self.num_images, chunk=self.chunk, seed=self.seed,
-                                    **self.params)  # fmt: skip
-        except UserError as e:
-            message = str(e)
-            raise UserError(message if message.startswith("generator") else f"generator.params.{message}") from None
+        """The target class's own config: these shared settings and `params` over its defaults."""
+        shared = {"num_images": self.num_images, "chunk": self.chunk, "seed": self.seed}
+        return _plugin_settings("generator", GENERATORS, self.target, {**shared, **self.params})
+
+
+@dataclass
+class CustomPreconditioner(PreconditionerConfig):
+    """preconditioner=custom: a Preconditioner class from outside the package by its import path (`target`), with
+    its own settings in `params` (checked against its config class when the job is built)."""
+
+    name: str = "custom"
+    target: str = MISSING
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> PreconditionerConfig:
+        """The target class's own config: `params` over its defaults."""
+        return _plugin_settings("preconditioner", PRECONDITIONERS, self.target, dict(self.params))
 
 
 @dataclass
@@ -100,7 +120,7 @@ class CompressJob:
     paths: PathsConfig = field(default_factory=PathsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    preconditioner: PreconditionerConfig = field(default_factory=PreconditionerConfig)
+    preconditioner: PreconditionerConfig = field(default_factory=PreconditionerConfig)  # options: subclasses
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)  # conf/generator options: subclasses
     compressor: CompressorConfig = field(default_factory=CompressorConfig)
     layerwise: LayerwiseConfig = field(default_factory=LayerwiseConfig)
@@ -125,6 +145,8 @@ class CompressJob:
         check(self)
         if isinstance(self.generator, CustomGenerator):
             self.generator = self.generator.resolved()
+        if isinstance(self.preconditioner, CustomPreconditioner):
+            self.preconditioner = self.preconditioner.resolved()
         if self.compressor.rounding != "auto":
             try:
                 ROUNDINGS.get(self.compressor.rounding)
@@ -174,13 +196,16 @@ def register() -> None:
     """Put the job schemas in the ConfigStore; config.yaml / pretrain.yaml extend them."""
     cs = ConfigStore.instance()
     cs.store(name="compress_schema", node=CompressJob)
-    for name in GENERATORS.names():  # each option's own fields: conf/generator/<name>.yaml extends its schema
-        cs.store(group="schema/generator", name=name, node=GENERATORS.get(name).config(name=name))
-    cs.store(group="schema/generator", name="custom", node=CustomGenerator)
-    for name in GENERATORS.plugins():  # installed plug-ins (entry points): `generator=<name>` with no YAML
-        node = OmegaConf.structured(GENERATORS.get(name).config(name=name))
-        node.seed = "${seed}"
-        cs.store(group="generator", name=name, node=node)
+    for group, registry, custom in (("generator", GENERATORS, CustomGenerator),
+                                    ("preconditioner", PRECONDITIONERS, CustomPreconditioner)):  # fmt: skip
+        for name in registry.names():  # each option's own fields: conf/<group>/<name>.yaml extends its schema
+            cs.store(group=f"schema/{group}", name=name, node=registry.get(name).config(name=name))
+        cs.store(group=f"schema/{group}", name="custom", node=custom)
+        for name in registry.plugins():  # installed plug-ins (entry points): `<group>=<name>` with no YAML
+            node = OmegaConf.structured(registry.get(name).config(name=name))
+            if "seed" in node:
+                node.seed = "${seed}"
+            cs.store(group=group, name=name, node=node)
     cs.store(name="pretrain_schema", node=PretrainJob)
 
 

@@ -16,7 +16,7 @@ from lwcompress.generate import input_ranges, mse_ranges
 from lwcompress.generate.ranges import mse_clip
 from lwcompress.graph import analyze
 from lwcompress.models import MODELS
-from lwcompress.precondition import PreconditionerConfig
+from lwcompress.precondition import DFQConfig
 
 NORM = {"mean": [0.5], "std": [0.25]}  # pixels in [0, 1] -> normalized [-2, 2]
 
@@ -175,9 +175,9 @@ def test_lower_bits_mean_larger_error() -> None:
 
 
 PRESETS = {
-    "bn_fold": PreconditionerConfig(),
-    "none": PreconditionerConfig("none", fold_bn=False),
-    "cle_bias_correction": PreconditionerConfig("cle", cle=True, relu6_to_relu=True, bias_correction=True),
+    "bn_fold": DFQConfig(),
+    "none": DFQConfig("none", fold_bn=False),
+    "cle_bias_correction": DFQConfig("cle", cle=True, relu6_to_relu=True, bias_correction=True),
 }
 
 

@@ -14,7 +14,7 @@ from lwcompress.errors import UserError
 from lwcompress.jobs import make_trainer
 from lwcompress.loggers import build_loggers
 from lwcompress.models import MODELS, ModelConfig, build_model
-from lwcompress.precondition import equalized, fold
+from lwcompress.precondition import preconditioner
 
 from .conftest import run_cli
 
@@ -31,6 +31,8 @@ EXTRA = {
     ("model", "custom"): ["model.target=torch.nn.Identity", "model.weights=/x.pt"],
     ("generator", "custom"): ["generator.target=lwcompress.generate.generators.Propagated",
                               "+generator.params.smoothing=0.5"],  # fmt: skip
+    ("preconditioner", "custom"): ["preconditioner.target=lwcompress.precondition.DFQ",
+                                   "+preconditioner.params.cle=true"],  # fmt: skip
     ("generator", "none"): ["compressor=rtn"],  # no layer-wise data is only valid for a closed-form compressor
     # Samples drawn without a forward pass cannot feed the default sequential runs.
     ("generator", "bn_gaussian"): ["layerwise.mode=independent"],
@@ -55,7 +57,8 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
         # Every preset's before-quantization part is function-preserving on a ReLU network.
         tiny = MODELS.get("resnet8_tiny")(10, 1).eval()
         x = torch.randn(2, 1, 28, 28)
-        out = fold(equalized(tiny, job.preconditioner, x[:1]), job.preconditioner)
+        pre = preconditioner(job.preconditioner)
+        out = pre.fold(pre.equalize(tiny, x[:1]))
         assert torch.allclose(out(x), tiny(x), atol=1e-4)
     elif group == "compressor":
         assert callable(COMPRESSORS.get(job.compressor.name))
@@ -81,11 +84,11 @@ def test_python_defaults_are_the_cli_defaults() -> None:
     from lwcompress.compress import CompressorConfig
     from lwcompress.generate import DistilledConfig
     from lwcompress.layerwise import LayerwiseConfig
-    from lwcompress.precondition import PreconditionerConfig
+    from lwcompress.precondition import DFQConfig
 
     job = load_config()
     for key, cls in [("compressor", CompressorConfig), ("generator", DistilledConfig), ("layerwise", LayerwiseConfig),
-                     ("preconditioner", PreconditionerConfig)]:  # fmt: skip
+                     ("preconditioner", DFQConfig)]:  # fmt: skip
         assert asdict(cls()) == asdict(getattr(job, key)), key
 
 

@@ -10,9 +10,9 @@ import torch
 from lwcompress.api import compress
 from lwcompress.compress import CompressorConfig
 from lwcompress.generate import generator_config
+from lwcompress.graph import fold_bn
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import domain_twin, guard
-from lwcompress.precondition import PreconditionerConfig, fold
 
 from .test_compress import NORM, calibrated, images
 
@@ -22,7 +22,7 @@ COMMON = dict(abits=4, first_layer_wbits=None, last_layer_wbits=None)
 def layers_of(model: torch.nn.Module, wbits: int) -> tuple[list[str], list, list]:
     rtn = compress(model, CompressorConfig("rtn", wbits=wbits, **COMMON), NORM, (1, 28, 28))
     names = [r.name for r in rtn.layers]
-    references = [fold(model, PreconditionerConfig()).get_submodule(n) for n in names]
+    references = [fold_bn(model).get_submodule(n) for n in names]
     return names, [rtn.model.get_submodule(n) for n in names], references
 
 
@@ -49,7 +49,7 @@ def test_the_layer_that_hurts_is_put_back_and_only_it() -> None:
     with torch.no_grad():
         codes = learned[4].codes()
         learned[4].load_codes(codes.flip(0))  # another layer's output channels: a broken layer
-    domain, x = fold(model, PreconditionerConfig()).eval(), images(64)
+    domain, x = fold_bn(model).eval(), images(64)
     back, errors = guard(names, learned, start, refs, domain, x, set(), "layer")
     assert back == [i == 4 for i in range(len(names))]
     assert errors["learned"] > errors["start"] and errors["kept"] == errors["start"]
@@ -61,7 +61,7 @@ def test_a_better_network_is_kept() -> None:
     model = calibrated("resnet8_tiny")
     names, start, refs = layers_of(model, 2)
     _, learned, _ = layers_of(model, 6)  # "learned": six-bit codes instead of two-bit ones
-    domain, x = fold(model, PreconditionerConfig()).eval(), images(64)
+    domain, x = fold_bn(model).eval(), images(64)
     for mode in ("model", "layer"):
         back, errors = guard(names, learned, start, refs, domain, x, set(), mode)
         assert not any(back) and errors["kept"] == errors["learned"] < errors["start"]

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from lwcompress.api import CompressedModel, compress
+from lwcompress.api import CompressedModel, Runtime, compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.distributed import assign
 from lwcompress.errors import UserError
@@ -227,7 +227,7 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
     seq = LayerwiseConfig(steps=60, batch_size=16, mode="sequential")
     gen = generator_config("real", num_images=64)
     run = lambda: compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
-                           layerwise=seq, real_images=images(128), store_dir=tmp_path)  # fmt: skip
+                           layerwise=seq, real_images=images(128), runtime=Runtime(store_dir=tmp_path))  # fmt: skip
     lw = run()
     rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
@@ -287,7 +287,8 @@ def test_learning_is_skipped_where_round_to_nearest_broke_nothing() -> None:
 
     def run(wbits: int, **layerwise: object) -> CompressedModel:
         return compress(model, CompressorConfig("quant", wbits=wbits, abits=8), NORM, (1, 28, 28), generator=gen,
-                        layerwise=LayerwiseConfig(steps=3, batch_size=4, **layerwise), cache={})  # fmt: skip
+                        layerwise=LayerwiseConfig(steps=3, batch_size=4, **layerwise),
+                        runtime=Runtime(cache={}))  # fmt: skip
 
     settled, rtn = run(8), compress(model, CompressorConfig("rtn", wbits=8, abits=8), NORM, (1, 28, 28))
     assert settled.meta["generate_wall_s"] == 0.0 and not settled.meta["learned"] and len(settled.results) == 10
@@ -348,7 +349,7 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     gen = generator_config("real", num_images=64)
     run = lambda rounding="auto": compress(model, CompressorConfig(name="quant", rounding=rounding, **common),  # noqa: E731
                                            NORM, (1, 28, 28), generator=gen, layerwise=blocks,
-                                           real_images=images(128), store_dir=tmp_path)  # fmt: skip
+                                           real_images=images(128), runtime=Runtime(store_dir=tmp_path))  # fmt: skip
     lw = run()
     rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731

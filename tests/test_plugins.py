@@ -25,6 +25,7 @@ from lwcompress.generate import (
 )
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.rounding import ROUNDINGS
+from lwcompress.precondition import PRECONDITIONERS
 
 from .conftest import run_cli
 from .test_compress import NORM, calibrated
@@ -32,11 +33,12 @@ from .test_compress import NORM, calibrated
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
 W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "real_diagnostics=false"]
 PINK = "lwc_plugin_example.generators.PinkNoise"
+CLIP = "lwc_plugin_example.preconditioner.WeightClip"
 
 
 @pytest.fixture(autouse=True)
 def example_plugin_installed() -> None:
-    if "pink_noise" not in GENERATORS or "offset_round" not in ROUNDINGS:
+    if "pink_noise" not in GENERATORS or "offset_round" not in ROUNDINGS or "weight_clip" not in PRECONDITIONERS:
         pytest.fail("the example plug-in is not installed: `make setup` (pip install -e experiments/plugin_example)")
 
 
@@ -76,6 +78,31 @@ def test_a_plugin_rounding_learns_and_is_compared_in_one_table(tiny_checkpoint: 
     assert "rounding=offset_round" in table and "rounding=adaround" in table, table
 
 
+def test_a_plugin_preconditioner_runs_its_stages_and_is_restored_with_the_model(tmp_path: Path) -> None:
+    """preconditioner=weight_clip (the example's): listed by --help, composed with its own typed field, its `fold`
+    is what gets quantized (every layer's FP reference is clipped), and a saved model reloads with it."""
+    shown = run_cli("lwcompress", "--help").stdout
+    line = next(ln for ln in shown.splitlines() if ln.startswith("preconditioner: "))
+    assert "weight_clip" in line and "bn_fold" in line
+    assert load_config(["preconditioner=weight_clip", "preconditioner.sigmas=2"]).preconditioner.sigmas == 2.0
+    model = calibrated("resnet8_tiny")
+    clip = PRECONDITIONERS.settings("weight_clip", sigmas=1.5)
+    out = compress(model, CompressorConfig("rtn", wbits=3, abits=8), NORM, (1, 28, 28), clip)
+    plain = compress(model, CompressorConfig("rtn", wbits=3, abits=8), NORM, (1, 28, 28))
+    layers = out.compressed_layers()
+    for name, q in layers.items():
+        w = q.layer.weight.flatten(1)
+        assert ((w - w.mean(1, keepdim=True)).abs() <= 1.5 * w.std(1, keepdim=True) * 1.01 + 1e-6).all(), name
+    moved = [not torch.equal(q.codes(), plain.model.get_submodule(n).codes()) for n, q in layers.items()]
+    assert all(moved), moved
+    from lwcompress.api import load_compressed
+
+    back = load_compressed(out.save(tmp_path / "c.pt"), calibrated("resnet8_tiny"))
+    assert back.preconditioner == clip
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(back.model(x), out.model(x))
+
+
 def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
     """generator=custom names a class by import path, its own settings under `params`; a user's config dir adds
     options of their own (here one that extends `custom`), found by the preflight as by Hydra."""
@@ -103,6 +130,12 @@ def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
                                                       "cannot be imported: ModuleNotFoundError"),
         (PINK, ["compressor.rounding=lwcompress.layerwise.rounding.TrainedRounding"],
          "does not implement param_groups, weight"),
+        (PINK, ["preconditioner=custom", "preconditioner.target=torch.nn.Conv2d"],
+         "preconditioner 'torch.nn.Conv2d' is not a subclass of lwcompress.precondition.Preconditioner"),
+        (PINK, ["preconditioner=custom", f"preconditioner.target={CLIP}", "+preconditioner.params.sigmas=50"],
+         "preconditioner.params.sigmas=50: must be a number in 1.0..10.0"),
+        (PINK, ["preconditioner=custom", f"preconditioner.target={CLIP}", "+preconditioner.params.cle=true"],
+         f"preconditioner={CLIP}: unknown setting 'cle'; WeightClipConfig has sigmas"),
     ],
 )  # fmt: skip
 def test_bad_plugins_fail_before_anything_runs_in_one_line(target: str, params: list[str], expected: str) -> None:

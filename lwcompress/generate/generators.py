@@ -15,7 +15,6 @@ real         inputs captured from real training images (not data-free: the ceili
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import inspect
 import math
@@ -182,14 +181,7 @@ def able(capability: str) -> list[str]:
 def generator_config(name: str, **settings: object) -> GeneratorConfig:
     """Generator `name`'s settings (its own config class) with `settings` over the defaults; an unknown setting is
     a one-line UserError that lists the known ones."""
-    cls = GENERATORS.get(name).config
-    known = {f.name for f in dataclasses.fields(cls)} - {"name"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise UserError(
-            f"generator={name}: unknown setting {unknown[0]!r}; {cls.__name__} has {', '.join(sorted(known))}"
-        )
-    return cls(name=name, **settings)
+    return GENERATORS.settings(name, **settings)
 
 
 def generator(cfg: GeneratorConfig) -> Generator:
