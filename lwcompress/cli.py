@@ -198,6 +198,31 @@ def _check_sweep_dirs(overrides: list[str], first: list[str], config_name: str) 
         check_run_dir(Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), cfg, config_name)
 
 
+def swept_keys(sweeper: DictConfig, overrides: list[str]) -> list[str]:
+    """The config keys a multirun varies: its sweeper's `params` and the sweep overrides (`a=1,2`) among
+    `overrides`."""
+    params = list((sweeper.get("params") or {}).keys())
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:
+        parsed = []
+    return [*params, *(o.get_key_element() for o in parsed if o.is_sweep_override())]
+
+
+def sweep_run_name(hc: Any) -> str | None:
+    """A multirun job's name on dashboards: each key the sweep varies with this job's value (None if none)."""
+    from lwcompress.sweep_report import key_label
+
+    command_line = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]  # the overrides, with commas
+    swept = {k.lstrip("+~") for k in swept_keys(hc.sweeper, command_line)}
+    values = {}
+    for item in hc.overrides.task:
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") in swept:
+            values[key.lstrip("+~")] = value
+    return " ".join(f"{key_label(k)}={v}" for k, v in values.items()) or None
+
+
 class SweepTable(Callback):
     """Hydra callback (conf/config.yaml): a finished multirun prints its runs side by side, the table
     `lwcompress-report SWEEP_DIR` writes, its methods told apart by the keys the sweep varied."""
@@ -205,12 +230,7 @@ class SweepTable(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from lwcompress.sweep_report import sweep_table
 
-        params = list((config.hydra.sweeper.get("params") or {}).keys())
-        try:
-            parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-        except Exception:
-            parsed = []
-        swept = [*params, *(o.get_key_element() for o in parsed if o.is_sweep_override())]
+        swept = swept_keys(config.hydra.sweeper, list(config.hydra.overrides.task))
         sweep_dir = str(config.hydra.sweep.dir)
         text = sweep_table(sweep_dir, swept)
         if text is not None:
@@ -225,6 +245,8 @@ def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str
             hc = HydraConfig.get()
             if hc.mode == RunMode.MULTIRUN and job.trainer.enable_progress_bar is None:
                 job.trainer.enable_progress_bar = False  # auto: a sweep's jobs share one console; quiet
+            if hc.mode == RunMode.MULTIRUN and hasattr(job, "logger") and job.logger.run_name is None:
+                job.logger.run_name = sweep_run_name(hc)
             command = " ".join([Path(sys.argv[0]).name, *hc.overrides.task])
             task(job, Path(hc.runtime.output_dir), command)
         except UserError as e:

@@ -106,7 +106,8 @@ def run_pretrain(job: PretrainJob, out_dir: Path, command: str) -> dict[str, Any
     config = asdict(job)
     ckpt_dir = out_dir / "checkpoints"
     last = ckpt_dir / "last.ckpt"
-    loggers = build_loggers(job.logger, out_dir, f"pretrain-{job.model.name}", config, continued=last.is_file())
+    name = job.logger.run_name or f"pretrain-{job.model.name}"
+    loggers = build_loggers(job.logger, out_dir, name, config, continued=last.is_file())
     trainer = make_trainer(job.trainer, loggers, callbacks=[epoch_checkpoint(ckpt_dir)])
     module = PretrainModule(model, job.pretrain)
     start = time.perf_counter()
@@ -181,8 +182,15 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
                  f"{job.generator.name}, {ranks.world_size} process(es) x {torch.get_num_threads()} thread(s); "
                  f"run dir {out_dir}")  # fmt: skip
     display = LayerDisplay(show_bars(job.trainer), str(out_dir / "layers")) if ranks.is_main else None
-    runtime = Runtime(make_trainer=layer_runs, store_dir=out_dir, cache=cache, image_cache_dir=kept, ranks=ranks,
-                      device=device, progress=display)
+    runtime = Runtime(
+        make_trainer=layer_runs,
+        store_dir=out_dir,
+        cache=cache,
+        image_cache_dir=kept,
+        ranks=ranks,
+        device=device,
+        progress=display,
+    )
     compressed = compress(model, job.compressor, dm.normalization, input_shape, job.preconditioner, job.generator,
                           job.layerwise, real_images, runtime)  # fmt: skip
     if compressed is None:  # not rank 0: its layers are in the run dir
@@ -193,7 +201,8 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     c = job.compressor
     tags = [job.model.name, c.name, c.label(), *([job.generator.name, job.layerwise.mode] if uses_generator else []),
             *job.labels.values()]  # fmt: skip
-    loggers = build_loggers(job.logger, out_dir, " ".join([*tags, f"seed{job.seed}"]), config, tags)
+    name = job.logger.run_name or " ".join([*tags, f"seed{job.seed}"])
+    loggers = build_loggers(job.logger, out_dir, name, config, tags)
     trainer = make_trainer(single_device(job.trainer), loggers, plugins=[LightningEnvironment()])
     loader = dm.test_dataloader() if job.eval_split == "test" else dm.val_dataloader()
     summary: dict[str, Any] = {

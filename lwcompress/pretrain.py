@@ -21,8 +21,8 @@ class PretrainConfig:
 
 class PretrainModule(Classifier):
     """Cross-entropy training with a one-cycle schedule stepped per batch, in channels-last layout (per batch of 128
-    at 64x64, `experiments/probes/train_speed.py`: mobilenet_v2 1.56x faster on 1 and 2 threads, resnet18 1.25x on 1 thread
-    and a tie on 2); the model is handed back in the default layout."""
+    at 64x64, `experiments/probes/train_speed.py`: mobilenet_v2 1.56x faster on 1 and 2 threads, resnet18 1.25x on
+    1 thread and a tie on 2); the model is handed back in the default layout."""
 
     def __init__(self, model: nn.Module, cfg: PretrainConfig) -> None:
         super().__init__(model)

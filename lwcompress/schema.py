@@ -61,9 +61,14 @@ class TrainerConfig:
 
 @dataclass
 class LoggerConfig:
-    """csv: metrics.csv in the run dir. wandb: csv plus a W&B run (offline when no credentials are set)."""
+    """csv: metrics.csv in the run dir. wandb: csv plus a W&B run (offline when no credentials are set), in
+    `group`, tagged with `tags`, named `run_name`: null names it by what tells it apart, under a multirun the keys
+    the sweep varies with this job's values (`rounding=offset_round seed=1`: a chart's legend names only what
+    differs; group the runs by one of those config keys for one colour per method), else by the model, compressor,
+    setting, generator, labels and seed."""
 
     name: str = choice("csv", "csv", "wandb", "none")
+    run_name: str | None = None
     project: str = "lwcompress"
     entity: str | None = None
     group: str | None = None

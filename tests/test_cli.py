@@ -175,7 +175,7 @@ def test_multirun_sweep_with_wandb_offline_and_report(tiny_checkpoint: Path, tmp
         assert len(runs) == 1, f"{job_dir}: {runs}"
         run_ids.add(runs[0].name.rsplit("-", 1)[-1])
         held = wandb_records(runs[0])
-        assert held["run"].run_group == "compress"
+        assert held["run"].run_group == "compress" and held["run"].display_name == f"wbits={wbits}"
         assert list(held["run"].tags) == ["resnet8_tiny", "quant", f"W{wbits}A8", "distilled", "sequential"]
         assert {"model", "compressor", "generator", "layerwise", "seed"} <= held["config"]
         assert {"fp_top1", "rtn_top1", "top1", "compress_wall_s", "rtn_wall_s", "eval_wall_s"} <= set(held["summary"])
@@ -272,6 +272,4 @@ def test_prune_job_reports_sparsity_and_saves_masks(tiny_checkpoint: Path, tmp_p
     saved = load_compressed(tmp_path / "compressed.pt", MODELS.get("resnet8_tiny")(10, 1))
     pruned = [q for q in saved.compressed_layers().values() if q.mask is not None]
     assert len(pruned) == 9 and not any(q.layer.weight[~q.mask].any() for q in pruned)
-    assert (
-        "prune_magnitude W32A32 60% uniform" in proc.stdout and "prune W32A32 60% uniform (distilled)" in proc.stdout
-    )
+    assert "prune_magnitude W32A32 60% uniform" in proc.stdout and "prune W32A32 60% uniform (distilled)" in proc.stdout

@@ -29,10 +29,14 @@ def options(group: str) -> list[str]:
 # Options that need values only a user can give (a model path, a data folder) get them here.
 EXTRA = {
     ("model", "custom"): ["model.target=torch.nn.Identity", "model.weights=/x.pt"],
-    ("generator", "custom"): ["generator.target=lwcompress.generate.generators.Propagated",
-                              "+generator.params.smoothing=0.5"],  # fmt: skip
-    ("preconditioner", "custom"): ["preconditioner.target=lwcompress.precondition.DFQ",
-                                   "+preconditioner.params.cle=true"],  # fmt: skip
+    ("generator", "custom"): [
+        "generator.target=lwcompress.generate.generators.Propagated",
+        "+generator.params.smoothing=0.5",
+    ],  # fmt: skip
+    ("preconditioner", "custom"): [
+        "preconditioner.target=lwcompress.precondition.DFQ",
+        "+preconditioner.params.cle=true",
+    ],  # fmt: skip
     ("generator", "none"): ["compressor=rtn"],  # no layer-wise data is only valid for a closed-form compressor
     # Samples drawn without a forward pass cannot feed the default sequential runs.
     ("generator", "bn_gaussian"): ["layerwise.mode=independent"],
@@ -115,8 +119,10 @@ def test_pretrain_config_starts_from_random_weights() -> None:
             "compressor.act_range=calibrated generator=bn_gaussian layerwise.mode=independent",
             "compressor.act_range=calibrated measures activation ranges on a generator's images",
         ),
-        ("generator=hybrid layerwise.mode=independent generator.partner=gaussian",
-         "generator.partner='gaussian': must be one of bn_gaussian, propagated"),
+        (
+            "generator=hybrid layerwise.mode=independent generator.partner=gaussian",
+            "generator.partner='gaussian': must be one of bn_gaussian, propagated",
+        ),
         ("generator=propagated generator.steps=3", "Could not override 'generator.steps'"),  # distilled's, not its
         ("model=custom", "model.target is required with model=custom"),
         ("model=custom model.target=torch.nn.Identity", "model=custom needs model.weights"),

@@ -115,8 +115,10 @@ def _alive(pgid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("sig", "devices", "plugins"), [
-    (signal.SIGKILL, 2, []), (signal.SIGTERM, 1, ["generator=pink_noise", "compressor.rounding=offset_round"])])
+@pytest.mark.parametrize(
+    ("sig", "devices", "plugins"),
+    [(signal.SIGKILL, 2, []), (signal.SIGTERM, 1, ["generator=pink_noise", "compressor.rounding=offset_round"])],
+)
 def test_killed_job_resumes_to_the_uninterrupted_result(
     tiny_checkpoint: Path, tmp_path: Path, sig: signal.Signals, devices: int, plugins: list[str]
 ) -> None:

@@ -1,6 +1,7 @@
 """Issue 13's evidence: top-1 against weight size, uniform widths vs widths allocated under the same budget.
 
-    python experiments/benchmarks/bits_budget.py run [--models resnet20 mobilenetv2_small] [--widths 8 6 5 4 3 2] [--extra 2.5]
+    python experiments/benchmarks/bits_budget.py run [--models resnet20 mobilenetv2_small] [--widths 8 6 5 4 3 2] \
+        [--extra 2.5]
                                           [--protocol ends8|all]
     python experiments/benchmarks/bits_budget.py report          # -> experiments/results/bits_budget.md and .png
 
@@ -95,7 +96,8 @@ def report() -> None:
 
     runs = [json.loads(p.read_text()) for p in sorted(ROOT.glob("*/*/*/summary.json"))]
     panels = sorted({(r["config"]["labels"].get("protocol", "ends8"), r["model"]) for r in runs})
-    lines = ["Made by `python experiments/benchmarks/bits_budget.py run [--protocol ends8|all]` (1 thread, beside other jobs) and "
+    lines = ["Made by `python experiments/benchmarks/bits_budget.py run [--protocol ends8|all]` (1 thread, beside "
+             "other jobs) and "
              "`python experiments/benchmarks/bits_budget.py report`. Cells without a row have not run yet.", "",
              "Top-1 % on the test split (mean ± std over seeds, n), data-free default compressor (layer-wise quant, "
              "propagated), A8. Protocol ends8: first and last layer at 8 bits in both arms; all: every layer in play. "

@@ -3,7 +3,7 @@ an ImageNet-layout image folder (generated: class patterns + noise), over N proc
 folder. It checks the paths a cluster run takes (ImageFolder data, 3-channel 224-style model, ranks, segments,
 devices), not accuracy.
 
-    python experiments/benchmarks/imagenet_plumbing.py --accelerator cpu --devices 2 --image-size 64      # here, 2 cores
+    python experiments/benchmarks/imagenet_plumbing.py --accelerator cpu --devices 2 --image-size 64   # here, 2 cores
     python experiments/benchmarks/imagenet_plumbing.py --accelerator gpu --devices 2 --image-size 224     # a GPU box
 """
 

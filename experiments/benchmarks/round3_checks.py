@@ -1,6 +1,7 @@
-"""The round-2 benchmark rerun on the round-3 default (experiments/benchmarks/round3_table.sh), condensed as round2_checks.py
-condenses round 2, beside the round-2 default and ceiling (read from experiments/results/round2_checks.md, the same
-checkpoints, cells, seeds and test split), and issue 23's goals checked cell by cell:
+"""The round-2 benchmark rerun on the round-3 default (experiments/benchmarks/round3_table.sh), condensed as
+round2_checks.py condenses round 2, beside the round-2 default and ceiling (read from
+experiments/results/round2_checks.md, the same checkpoints, cells, seeds and test split), and issue 23's goals
+checked cell by cell:
 
 1. never worse than rounding: every seed's default >= the RTN top-1 it started from (W8A8: within 0.05), the mean
    >= the best closed form, and >= Sony MCT's data-free result where one was measured (MCT below);

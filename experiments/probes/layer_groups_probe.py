@@ -4,7 +4,8 @@ only one group learned. Groups: depthwise convs, 1x1 convs, other convs/linears,
 First it prints every layer's domain gap (generate.domain_gaps, the signal of layerwise.max_gap); --gaps-only
 stops there (seconds).
 
-python experiments/probes/layer_groups_probe.py --model mobilenetv2_small --bits 4 4 [--variant "key=value ..."] [--gaps-only]
+python experiments/probes/layer_groups_probe.py --model mobilenetv2_small --bits 4 4 [--variant "key=value ..."] \
+    [--gaps-only]
 """
 
 from __future__ import annotations
