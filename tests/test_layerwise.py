@@ -19,7 +19,7 @@ from lwcompress.generate import GenerationContext, domain_gaps, generator_config
 from lwcompress.graph import analyze
 from lwcompress.layerwise import LayerStore, LayerTask, LayerwiseConfig, Learned, layer_trainer, reconstruct
 from lwcompress.layerwise.blocks import block_map
-from lwcompress.layerwise.rounding import ROUNDINGS
+from lwcompress.layerwise.rounding import ROUNDINGS, trained_rounding
 from lwcompress.layerwise.run import ReconstructionModule, relative_error
 from lwcompress.layerwise.schedule import buckets, segments
 from lwcompress.layerwise.sequential import channel_ratio, into_domain, transfer
@@ -75,14 +75,14 @@ def test_min_gain_puts_back_layers_that_gain_too_little() -> None:
 
 
 def test_rtn_anchor_keeps_rounding_choices_near_round_to_nearest() -> None:
-    """The trust region (layerwise.rtn_anchor): the stronger it is, the fewer weights leave their round-to-nearest
-    code; a flip that stays must still pay off, so the error never ends above round-to-nearest's."""
+    """The trust region (layerwise.roundings.adaround.rtn_anchor): the stronger it is, the fewer weights leave their
+    round-to-nearest code; a flip that stays must still pay off, so the error never ends above round-to-nearest's."""
     rtn_codes = conv_task().quant.codes()
     moved, errors = [], []
     for anchor in (0.0, 3.0, 1000.0):
         task = conv_task()
-        (result,) = reconstruct([task], LayerwiseConfig(steps=150, batch_size=16, rtn_anchor=anchor), layer_trainer,
-                                Learned("adaround"))  # fmt: skip
+        cfg = LayerwiseConfig(steps=150, batch_size=16, roundings={"adaround": {"rtn_anchor": anchor}})
+        (result,) = reconstruct([task], cfg, layer_trainer, Learned("adaround"))
         moved.append(float((task.quant.codes() != rtn_codes).float().mean()))
         errors.append(result.error / result.rtn_error)
     assert moved[0] > moved[1] > moved[2] and moved[2] < 0.01
@@ -167,7 +167,7 @@ def test_relative_error_variants() -> None:
 def test_module_steps_every_layer_once_per_lightning_step() -> None:
     tasks = [conv_task(0), conv_task(1)]
     for t in tasks:
-        t.quant.make_trainable(ROUNDINGS.get("ste"))
+        t.quant.make_trainable(trained_rounding(ROUNDINGS.get("ste")))
     module = ReconstructionModule(tasks, LayerwiseConfig(steps=3, batch_size=2), [1.0, 1.0], [1.0, 1.0])
     trainer = layer_trainer()
     trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader(range(3), batch_size=None))
@@ -241,7 +241,7 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
 def test_qdrop_skips_input_quantization_only_while_training() -> None:
     task = conv_task(bits=4)
     q, x = task.quant, task.inputs.sample(8, torch.Generator().manual_seed(5))
-    q.make_trainable(ROUNDINGS.get("adaround"), drop_prob=1.0)
+    q.make_trainable(trained_rounding(ROUNDINGS.get("adaround")), drop_prob=1.0)
     with torch.no_grad():
         w = q.quantized_weight()
         assert torch.equal(q.train()(x), q.layer._conv_forward(x, w, q.layer.bias))  # every element dropped

@@ -24,7 +24,7 @@ from lwcompress.generate import (
     generator_config,
 )
 from lwcompress.layerwise import LayerwiseConfig
-from lwcompress.layerwise.rounding import ROUNDINGS
+from lwcompress.layerwise.rounding import ROUNDINGS, trained_rounding
 from lwcompress.precondition import PRECONDITIONERS
 
 from .conftest import run_cli
@@ -71,6 +71,11 @@ def test_a_plugin_rounding_learns_and_is_compared_in_one_table(tiny_checkpoint: 
         moved = [not torch.equal(q.codes(), rtn.model.get_submodule(n).codes()) for n, q in
                  out.compressed_layers().items()]  # fmt: skip
         assert sum(moved) >= 3, unit
+    # Its own setting, from layerwise.roundings.offset_round, reaches the instance a layer run builds.
+    cfg = load_config(["+layerwise.roundings.offset_round.lr_divisor=20"]).layerwise
+    q = rtn.model.get_submodule("layers.0.conv1")
+    opened = trained_rounding(ROUNDINGS.get("offset_round"), cfg.rounding_settings("offset_round"))(q, True)
+    assert opened.settings.lr_divisor == 20 and opened.param_groups(q, cfg)[0]["lr"] == cfg.lr / 20
     sweep = run_cli("lwcompress", "-m", *TINY, f"model.weights={tiny_checkpoint}", *W4A4, "layerwise.steps=5",
                     "generator=propagated", "compressor.rounding=offset_round,adaround", "save_model=false",
                     f"hydra.sweep.dir={tmp_path}")  # fmt: skip
@@ -131,6 +136,10 @@ def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
                                                       "cannot be imported: ModuleNotFoundError"),
         (PINK, ["compressor.rounding=lwcompress.layerwise.rounding.TrainedRounding"],
          "does not implement param_groups, weight"),
+        (PINK, ["+layerwise.roundings.offset_round.lr_divisor=0"],
+         "layerwise.roundings.offset_round.lr_divisor=0: must be a number in 0.1..1000.0"),
+        (PINK, ["+layerwise.roundings.adaround.foo=1"],
+         "layerwise.roundings.adaround: unknown setting 'foo'; AdaRoundConfig has beta_end"),
         (PINK, ["preconditioner=custom", "preconditioner.target=torch.nn.Conv2d"],
          "preconditioner 'torch.nn.Conv2d' is not a subclass of lwcompress.precondition.Preconditioner"),
         (PINK, ["preconditioner=custom", f"preconditioner.target={CLIP}", "+preconditioner.params.sigmas=50"],

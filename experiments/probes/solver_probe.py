@@ -2,7 +2,7 @@
 committed checkpoint once per variant and print validation top-1, compress wall time and the guard's errors.
 
 python experiments/probes/solver_probe.py --model resnet20 --bits 4 4 \
-    --variant "rounding=gptq" --variant "rounding=gptq gptq_damp=0.1" --variant "rounding=gptq target=own"
+    --variant "rounding=gptq" --variant "rounding=gptq gptq.damp=0.1" --variant "rounding=gptq target=own"
 
 A variant is space-separated key=value pairs over CompressorConfig, LayerwiseConfig and GeneratorConfig fields
 (generator fields prefixed `generator.`); values are parsed as Python literals where they can be.
@@ -33,8 +33,14 @@ from lwcompress.layerwise.guard import guard
 RTN_FIELDS = {"symmetric", "scale", "act_sigmas", "act_range", "act_sums"}
 
 
+# The rounding settings' keys before they moved into layerwise.roundings (the committed probe scripts use them).
+ROUNDING_KEYS = {"gptq_damp": ("gptq", "damp"), "gptq_rows": ("gptq", "rows"), "gptq_order": ("gptq", "order"),
+                 **{k: ("adaround", k) for k in ("reg_weight", "reg_warmup", "rtn_anchor", "beta_start", "beta_end")}}
+
+
 def parse(variant: str) -> tuple[dict, dict, dict]:
-    """(compressor, layerwise, generator) overrides of one variant string."""
+    """(compressor, layerwise, generator) overrides of one variant string; a rounding's setting as
+    `<rounding>.<key>=value` (`gptq.damp=0.1`) or by its old layerwise name (`gptq_damp=0.1`)."""
     fields = {f.name for f in dataclasses.fields(CompressorConfig)}
     comp, lw, gen = {}, {}, {}
     for item in variant.split():
@@ -45,6 +51,9 @@ def parse(variant: str) -> tuple[dict, dict, dict]:
             gen[key.removeprefix("generator.")] = value
         elif key in fields:
             comp[key] = value
+        elif key in ROUNDING_KEYS or "." in key:
+            rounding, setting = ROUNDING_KEYS.get(key) or key.split(".", 1)
+            lw.setdefault("roundings", {}).setdefault(rounding, {})[setting] = value
         else:
             lw[key] = value
     return comp, lw, gen

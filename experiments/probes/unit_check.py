@@ -24,7 +24,7 @@ from lwcompress.compress.modules import rectified_sigmoid
 from lwcompress.data import DataConfig, build_data
 from lwcompress.generate import capture_inputs
 from lwcompress.graph.fold import fold_bn
-from lwcompress.layerwise.rounding import AdaRound
+from lwcompress.layerwise.rounding import AdaRound, trained_rounding
 from lwcompress.layerwise.sequential import channel_ratio, into_domain
 from lwcompress.models import ModelConfig, build_model
 
@@ -100,7 +100,7 @@ def sequential_synthetic(model: nn.Module, learned: nn.Module, images: torch.Ten
 def train_unit(qs: list[CompressedLayer], unit: nn.Module, inp: torch.Tensor, targets: torch.Tensor, args, g) -> None:
     """AdaRound on the CompressedLayers `qs` inside `unit` so that unit(inp) matches targets; hardens them."""
     for q in qs:
-        q.make_trainable(AdaRound, False, False, False)
+        q.make_trainable(trained_rounding(AdaRound), False, False, False)
     opt = torch.optim.Adam([q.rounding.alpha for q in qs], lr=3e-2)
     n_alpha = sum(q.rounding.alpha.numel() for q in qs)
     for t in range(args.steps):

@@ -23,12 +23,11 @@ from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import PairedPool, layer_stream
 from lwcompress.graph.trace import module_path, runs_in, trace
 from lwcompress.layerwise.config import LayerwiseConfig
-from lwcompress.layerwise.rounding import ROUNDINGS, Rounding
+from lwcompress.layerwise.rounding import ROUNDINGS, TrainedRounding, trained_rounding
 from lwcompress.layerwise.run import (
     LayerResult,
     LayerTask,
     Learned,
-    annealed_beta,
     draw,
     optimizer,
     param_groups,
@@ -80,10 +79,11 @@ def without_blocks(learned: Learned, layers: list[CompressedLayer]) -> str | Non
     return None
 
 
-def block_rounding(learned: Learned) -> type[Rounding]:
-    """The rounding block units learn: AdaRound where the choice is "auto" (BRECQ learns 2-bit blocks by it; GPTQ
-    has no block form, see `without_blocks`)."""
-    return ROUNDINGS.get("adaround" if learned.rounding == "auto" else learned.rounding)
+def block_rounding(learned: Learned, cfg: LayerwiseConfig) -> Callable[[CompressedLayer, bool], TrainedRounding]:
+    """The rounding block units learn, with its settings: AdaRound where the choice is "auto" (BRECQ learns 2-bit
+    blocks by it; GPTQ has no block form, see `without_blocks`)."""
+    name = "adaround" if learned.rounding == "auto" else learned.rounding
+    return trained_rounding(ROUNDINGS.get(name), cfg.rounding_settings(name))
 
 
 def block_module(model: nn.Module, block: str, replaced: dict[str, nn.Module] | None = None) -> fx.GraphModule:
@@ -125,13 +125,13 @@ class BlockModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> None:
         opt = self.optimizers()
         opt.zero_grad()
-        beta = annealed_beta(self.cfg, batch_idx / max(1, self.cfg.steps))
+        progress = batch_idx / max(1, self.cfg.steps)
         x, x_ref = (t.to(self.device) for t in draw(self.inputs, self.cfg.batch_size, self.stream))
         with torch.no_grad():
             target = self.reference(x_ref)
         loss = relative_error(self.block(x), target, _metric(self.cfg), None)
         self.losses.append(float(loss.detach()))
-        self.manual_backward(loss + sum(penalty(q, self.cfg, beta, self.rtn_error) for q in self.layers))
+        self.manual_backward(loss + sum(penalty(q, self.cfg, progress, self.rtn_error) for q in self.layers))
         opt.step()
         sched = self.lr_schedulers()
         if sched is not None:
@@ -168,7 +168,7 @@ def run_block(
         output_std = float(reference(held[1]).std())
     trained = [t.quant for t in tasks if t.train]
     for q in trained:
-        q.make_trainable(block_rounding(learned), learned.weight_scale, learned.input_scale, cfg.train_bias,
+        q.make_trainable(block_rounding(learned, cfg), learned.weight_scale, learned.input_scale, cfg.train_bias,
                          cfg.drop_prob)  # fmt: skip
         q.train()  # QDrop acts in training mode; the rest of the block stays in eval mode
     module = BlockModule(block, reference, trained, inputs, cfg, output_std, rtn, index)

@@ -2,10 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
 
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
+from lwcompress.layerwise.rounding import ROUNDINGS, RoundingConfig
+
+
+def _builtin_roundings() -> dict[str, Any]:
+    """The built-in roundings' settings at their defaults, as plain values (what `lwcompress --cfg job` shows;
+    `LayerwiseConfig.__post_init__` types and checks them, so that an error names its whole key)."""
+    settings = {name: dataclasses.asdict(ROUNDINGS.get(name).config(name=name)) for name in ("adaround", "gptq")}
+    return {name: {k: v for k, v in values.items() if k != "name"} for name, values in settings.items()}
+
+
+def _settings(name: str, values: Any) -> RoundingConfig:
+    """Rounding `name`'s settings from `values` (its config, or a dict of its fields); a one-line UserError naming
+    `roundings.<name>` otherwise."""
+    if isinstance(values, RoundingConfig):
+        return values
+    try:
+        return ROUNDINGS.settings(name, **dict(values or {}))
+    except UserError as e:
+        message = str(e).removeprefix(f"rounding={name}: ")
+        field_check = "=" in message.split(":", 1)[0]  # "reg_weight=-1: must be ...": a field's own check
+        raise UserError(f"roundings.{name}{'.' if field_check else ': '}{message}") from None
 
 
 @dataclass
@@ -42,7 +65,7 @@ class LayerwiseConfig:
     the learned layers only if together they lower the synthetic logit error, "layer" puts back, in order, each
     layer whose round-to-nearest version lowers it; generators without a domain network (bn_gaussian, gaussian,
     hybrid) skip it. compressor.rounding=gptq solves each layer from its whole captured pool (sampled inputs:
-    `refit_samples` of them) with `gptq_damp` damping, columns in `gptq_order`.
+    `refit_samples` of them).
     `max_gap`: layers whose domain gap (generate.domain_gaps: the statistics of the FP layer's output on the
     generator's images against the training statistics of its BatchNorm, a mean per-channel Gaussian KL) exceeds
     it keep their closed form untrained; null trains every layer. Measured on mobilenetv2_small W4A4 (val, seed 0):
@@ -58,10 +81,9 @@ class LayerwiseConfig:
     experiments/results/round3_tuning.md §7). null: always learn.
     `min_gain`: a learned layer is kept only if its held-out error is at most (1 - min_gain) x its round-to-nearest
     error (with keep_better); a small gain on synthetic inputs is as likely to be fitted to them as to carry over.
-    `rtn_anchor`: AdaRound layers pay rtn_anchor x (their round-to-nearest error) x (the mean squared distance of
-    their rounding choices from round-to-nearest's, the share of flipped weights once hard): a flip must lower the
-    reconstruction error on the synthetic inputs by enough to be kept, so choices that only fit the synthetic
-    inputs' quirks stay where round-to-nearest put them; 0: plain AdaRound.
+    `roundings`: each rounding's own settings by its name (`layerwise.roundings.adaround.rtn_anchor=0.5`,
+    `+layerwise.roundings.my_rounding.x=1` for a plug-in's): AdaRoundConfig, GPTQConfig (layerwise/rounding.py);
+    `compressor.rounding` picks which rounding runs ("auto": gptq and adaround).
     `target` (sequential mode): what a layer learns to reproduce: the FP layer's output on the FP network's inputs
     ("fp": it also undoes the error that reaches it from the compressed layers before it), or the FP layer's output
     on its own inputs ("own": it only makes up for its own rounding and input grid, as AdaRound does).
@@ -75,11 +97,6 @@ class LayerwiseConfig:
     lr_weight: float = bounded(1.0, 0.0)
     schedule: str = choice("cosine", "cosine", "constant")
     loss: str = choice("mse", "mse", "mse_post_act", "mse_channel")
-    reg_weight: float = bounded(0.01, 0.0)  # AdaRound rounding regularizer
-    reg_warmup: float = bounded(0.2, 0.0, 1.0)  # fraction of steps before the regularizer starts
-    rtn_anchor: float = bounded(0.0, 0.0)  # AdaRound's trust region around round-to-nearest, see below
-    beta_start: float = bounded(20.0, 1.0)
-    beta_end: float = bounded(2.0, 1.0)
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
     keep_better: bool = True
     learn_above: float | None = bounded(2e-3, 0.0, optional=True)  # see below; null: always learn
@@ -97,13 +114,17 @@ class LayerwiseConfig:
     guard: str = choice("none", "none", "model", "layer")  # network-level check of the learned layers (guard.py)
     guard_images: int = bounded(128, 1)  # synthetic images the guard judges on
     max_gap: float | None = bounded(None, 0.0, optional=True)  # see above; null: every layer trains
-    gptq_damp: float = bounded(0.001, 0.0)  # rounding=gptq: Hessian damping, x its mean diagonal (round2_tuning.md)
-    gptq_rows: int = bounded(128, 1)  # rounding=gptq: pool rows per input feature the Hessian is summed over
-    gptq_order: str = choice("descending", "descending", "natural")  # rounding=gptq: column order (by H diagonal)
+    roundings: dict[str, Any] = field(default_factory=_builtin_roundings)  # see above
     seed: int = 0
 
     def __post_init__(self) -> None:
         check(self)
+        for name, values in self.roundings.items():  # checked now, typed when a layer run asks (rounding_settings)
+            _settings(name, values)
         if self.segments > 1 and self.mode != "sequential":
             raise UserError(f"segments={self.segments}: segments cut a sequential run; with mode={self.mode} every "
                             "layer is its own unit already")  # fmt: skip
+
+    def rounding_settings(self, name: str) -> RoundingConfig:
+        """Rounding `name`'s settings: `roundings[name]` over its config's defaults."""
+        return _settings(name, self.roundings.get(name, {}))

@@ -9,7 +9,6 @@ separate, which also gives honest per-layer wall times.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import LayerInputs, PairedPool, Pool, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.refit import refit_survivors
-from lwcompress.layerwise.rounding import ROUNDINGS, Rounding
+from lwcompress.layerwise.rounding import ROUNDINGS, SolvedRounding, TrainedRounding, trained_rounding
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
 # rounding="auto": GPTQ beat AdaRound with 2-bit weights and not above (experiments/results/round2_tuning.md).
@@ -123,18 +122,10 @@ def optimizer(groups: list[dict], cfg: LayerwiseConfig):  # noqa: ANN201 (Lightn
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def annealed_beta(cfg: LayerwiseConfig, progress: float) -> float | None:
-    """AdaRound's annealed exponent at `progress` (0..1) of a run, or None during the warm-up (no regularizer)."""
-    if progress < cfg.reg_warmup:
-        return None
-    t = (progress - cfg.reg_warmup) / max(1e-8, 1 - cfg.reg_warmup)
-    return cfg.beta_end + 0.5 * (cfg.beta_start - cfg.beta_end) * (1 + math.cos(math.pi * t))
-
-
-def penalty(q: CompressedLayer, cfg: LayerwiseConfig, beta: float | None, rtn_error: float) -> torch.Tensor | float:
-    """What a learning layer pays besides its reconstruction loss: its learned rounding's penalty (AdaRound: the
-    regularizer once `beta` is set, the trust region around round-to-nearest scaled by `rtn_error`)."""
-    return q.rounding.penalty(q, cfg, beta, rtn_error) if q.rounding is not None else 0.0
+def penalty(q: CompressedLayer, cfg: LayerwiseConfig, progress: float, rtn_error: float) -> torch.Tensor | float:
+    """What a learning layer pays besides its reconstruction loss at `progress` (0..1) of its run: its learned
+    rounding's penalty (AdaRound: the regularizer past its warm-up, the trust region scaled by `rtn_error`)."""
+    return q.rounding.penalty(q, cfg, progress, rtn_error) if q.rounding is not None else 0.0
 
 
 class ReconstructionModule(pl.LightningModule):
@@ -165,7 +156,7 @@ class ReconstructionModule(pl.LightningModule):
     def training_step(self, batch, batch_idx: int) -> None:
         opt = self.optimizers()
         opt.zero_grad()
-        beta = annealed_beta(self.cfg, batch_idx / max(1, self.cfg.steps))
+        progress = batch_idx / max(1, self.cfg.steps)
         for i, task in enumerate(self.tasks):
             start = time.perf_counter()
             x, x_ref = (t.to(self.device) for t in draw(task.inputs, self.cfg.batch_size, self.streams[i]))
@@ -173,7 +164,7 @@ class ReconstructionModule(pl.LightningModule):
                 target = task.reference(x_ref)
             loss = relative_error(task.quant(x), target, self.cfg.loss, task.activation)
             self.losses[i].append(float(loss.detach()))
-            self.manual_backward(loss + penalty(task.quant, self.cfg, beta, self.rtn_error[i]))
+            self.manual_backward(loss + penalty(task.quant, self.cfg, progress, self.rtn_error[i]))
             self.wall_s[i] += time.perf_counter() - start
         opt.step()
         sched = self.lr_schedulers()
@@ -220,13 +211,17 @@ def run_bucket(
             with torch.no_grad():
                 refit_survivors(q, x, tasks[i].reference(x_ref))
             q.fit_grid()
-    methods = {i: ROUNDINGS.get(learned.rounding_of(tasks[i].quant)) for i in trained}
+    names = {i: learned.rounding_of(tasks[i].quant) for i in trained}
+    methods = {i: ROUNDINGS.get(name) for i, name in names.items()}
+    settings = {i: cfg.rounding_settings(name) for i, name in names.items()}
     solved = [i for i in trained if not methods[i].trained]
     learnt = [i for i in trained if methods[i].trained]
-    wall_s = dict(zip(solved, _solve([tasks[i] for i in solved], [methods[i] for i in solved], cfg), strict=True))
+    wall_s = dict(zip(solved, _solve([tasks[i] for i in solved], [methods[i](settings[i]) for i in solved], cfg),
+                      strict=True))  # fmt: skip
     losses: dict[int, list[float]] = {}
     if learnt:
-        walls, curves = _train([tasks[i] for i in learnt], [methods[i] for i in learnt], cfg, make_trainer, learned,
+        walls, curves = _train([tasks[i] for i in learnt], [trained_rounding(methods[i], settings[i]) for i in learnt],
+                               cfg, make_trainer, learned,
                                [output_std[i] for i in learnt], [rtn[i] for i in learnt])  # fmt: skip
         wall_s.update(zip(learnt, walls, strict=True))
         losses.update(zip(learnt, curves, strict=True))
@@ -246,7 +241,7 @@ def run_bucket(
 
 
 def _train(
-    tasks: list[LayerTask], roundings: list[type[Rounding]], cfg: LayerwiseConfig,
+    tasks: list[LayerTask], roundings: list[Callable[[CompressedLayer, bool], TrainedRounding]], cfg: LayerwiseConfig,
     make_trainer: Callable[[], pl.Trainer], learned: Learned, output_std: list[float], rtn_error: list[float],
 ) -> tuple[list[float], list[list[float]]]:  # fmt: skip
     """`cfg.steps` optimizer steps for every layer at once, each learning its rounding; (wall seconds, loss
@@ -262,7 +257,7 @@ def _train(
     return module.wall_s, module.losses
 
 
-def _solve(tasks: list[LayerTask], roundings: list[type[Rounding]], cfg: LayerwiseConfig) -> list[float]:
+def _solve(tasks: list[LayerTask], roundings: list[SolvedRounding], cfg: LayerwiseConfig) -> list[float]:
     """Closed-form roundings (GPTQ) per layer on the whole captured pool (every position of every image: no crop
     borders), or on `cfg.refit_samples` drawn inputs where the inputs are sampled; wall seconds per layer."""
     wall_s = []
@@ -273,6 +268,6 @@ def _solve(tasks: list[LayerTask], roundings: list[type[Rounding]], cfg: Layerwi
             x, x_ref = t.inputs.data, t.inputs.data if ref is None else ref
         else:
             x, x_ref = draw(t.inputs, cfg.refit_samples, layer_stream(cfg.seed + 2, t.index))
-        rounding().solve(t.quant, x, x_ref, cfg)
+        rounding.solve(t.quant, x, x_ref, cfg)
         wall_s.append(time.perf_counter() - start)
     return wall_s
