@@ -6,6 +6,7 @@ and checked once, so a typo fails in a second with one line instead of a traceba
 
 from __future__ import annotations
 
+import importlib.resources
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,7 @@ from lwcompress.fields import allowed_for  # noqa: E402
 from lwcompress.layerwise.rounding import ROUNDINGS  # noqa: E402
 from lwcompress.rundir import check_run_dir  # noqa: E402
 
-CONF_DIR = str(Path(__file__).parent / "conf")
+CONF_DIR = str(importlib.resources.files("lwcompress.conf"))  # the top-level conf/, installed as lwcompress.conf
 PACKAGE_DIR = str(Path(__file__).parent)
 
 OmegaConf.register_new_resolver("lwc.package_dir", lambda: PACKAGE_DIR, replace=True)
@@ -238,7 +239,7 @@ class SweepTable(Callback):
 
 
 def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str], object]) -> Callable[[], None]:
-    @hydra.main(version_base="1.3", config_path="conf", config_name=config_name)
+    @hydra.main(version_base="1.3", config_path="pkg://lwcompress.conf", config_name=config_name)
     def run(cfg: DictConfig) -> None:
         try:
             job = schema.to_objects(cfg, job_schema)

@@ -12,11 +12,12 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from lwcompress import cli
 from lwcompress.data import DATA, DataConfig, build_data, fashion_mnist
 from lwcompress.data.fashion_mnist import FashionMNISTData, locate, read_idx
 from lwcompress.errors import UserError
 
-CONF_DIR = Path(fashion_mnist.__file__).parents[1] / "conf" / "data"
+CONF_DIR = Path(cli.CONF_DIR) / "data"
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 
 

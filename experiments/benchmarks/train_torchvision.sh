@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-.venv/bin}
 train() {  # model epochs precision
-  if [ -f "lwcompress/checkpoints/fashion_mnist/$(sed -n 's/^  name: //p' "lwcompress/conf/model/$1.yaml").pt" ]; then
+  if [ -f "lwcompress/checkpoints/fashion_mnist/$(sed -n 's/^  name: //p' "conf/model/$1.yaml").pt" ]; then
     echo "$1: published already"; return
   fi
   "$BIN/lwcompress-pretrain" "model=$1" model.weights=null "trainer.max_epochs=$2" "trainer.precision=$3" weights_dtype=float16 publish=true \

@@ -1,0 +1,73 @@
+"""Declarative bounds for dataclass config fields, checked in `__post_init__`.
+
+A config dataclass declares `wbits: int = bounded(8, 2, 8)`; building it with a bad value fails with a one-line
+UserError naming the field and what is allowed, whether it came from Hydra or from Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from lwcompress.errors import UserError
+
+
+def bounded(default: Any, lo: float | None = None, hi: float | None = None, optional: bool = False) -> Any:
+    """A numeric field that must lie in [lo, hi] (None when `optional`)."""
+    return dataclasses.field(default=default, metadata={"range": (lo, hi), "optional": optional})
+
+
+def choice(default: Any, *options: Any, optional: bool = False) -> Any:
+    """A field whose value must be one of `options` (None when `optional`)."""
+    return dataclasses.field(default=default, metadata={"choices": options, "optional": optional})
+
+
+def allowed(metadata: Mapping[str, Any]) -> str | None:
+    """What a field's bounds allow, in words ("one of a, b" / "a number in 2..8"); None if unbounded."""
+    if "choices" in metadata:
+        return "one of " + ", ".join(str(o) for o in metadata["choices"])
+    if "range" in metadata:
+        lo, hi = metadata["range"]
+        if lo is not None and hi is not None:
+            return f"a number in {lo}..{hi}"
+        return f"a number >= {lo}" if lo is not None else f"a number <= {hi}"
+    return None
+
+
+def _violates(value: Any, metadata: Mapping[str, Any]) -> bool:
+    if value is None and metadata.get("optional"):
+        return False
+    if "choices" in metadata:
+        return value not in metadata["choices"]
+    if "range" in metadata:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return True
+        lo, hi = metadata["range"]
+        return (lo is not None and value < lo) or (hi is not None and value > hi)
+    return False
+
+
+def check(obj: Any, prefix: str = "") -> None:
+    """Raise UserError for the first field of dataclass `obj` that violates its declared bounds."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if _violates(value, f.metadata):
+            raise UserError(f"{prefix}{f.name}={value!r}: must be {allowed(f.metadata)}")
+
+
+def allowed_for(schema: type, key: str) -> str | None:
+    """What the dataclass `schema` allows for a dotted key such as "compressor.wbits" (read from the field
+    declarations: nothing is built, so a job schema whose defaults alone do not validate can answer too)."""
+    cls: Any = schema
+    metadata: Mapping[str, Any] = {}
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return None
+        by_name = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in by_name:
+            return None
+        f = by_name[part]
+        metadata = f.metadata
+        cls = f.default_factory if f.default_factory is not dataclasses.MISSING else None
+    return allowed(metadata)

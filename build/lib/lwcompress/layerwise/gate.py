@@ -1,0 +1,41 @@
+"""Whether learning can pay, decided before any layer data is made: how much did round-to-nearest break?
+
+Learned rounding and step sizes recover what rounding lost. Where every trainable layer's round-to-nearest output
+is already within about 30 dB of its FP output there is nothing to recover that synthetic data can resolve: at
+W8A8 the learned default cost 128-201 s per run and moved top-1 by -0.17 ... +0.20 around round-to-nearest, in
+either direction by split and seed (experiments/results/round3_tuning.md §7). Each layer's relative output error
+is measured on the paper's BN-Gaussian inputs (a few milliseconds per layer, no images); the largest per cell is
+3.1e-4 / 1.2e-3 at W8A8 (mobilenetv2_small / resnet20), at least 3.9e-2 wherever weights or inputs have 4 bits
+(experiments/results/round3_gate_noise.txt).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lwcompress.generate import LayerInputs, layer_stream
+from lwcompress.layerwise.run import LayerResult, LayerTask, held_out_error
+
+
+@torch.no_grad()
+def rounding_noise(tasks: list[LayerTask], inputs: dict[str, LayerInputs], samples: int, seed: int) -> dict[str, float]:
+    """Each task's round-to-nearest relative output error (MSE / Var(FP output)) on `samples` draws of its
+    `inputs`; tasks `inputs` has no model for are left out."""
+    return {t.name: held_out_error(t, inputs[t.name].sample(samples, layer_stream(seed + 3, t.index)), "mse")
+            for t in tasks if t.name in inputs}  # fmt: skip
+
+
+def worth_learning(tasks: list[LayerTask], noise: dict[str, float], learn_above: float | None) -> bool:
+    """Whether some trainable task's error exceeds `learn_above` (None: always; so does any task with no measure)."""
+    if learn_above is None or any(t.name not in noise for t in tasks):
+        return True
+    return any(noise[t.name] > learn_above for t in tasks if t.train)
+
+
+def untrained(tasks: list[LayerTask], noise: dict[str, float]) -> list[LayerResult]:
+    """The results of layers left at their closed form, with the error `rounding_noise` measured."""
+    results = []
+    for t in tasks:
+        real = held_out_error(t, t.real_inputs, "mse") if t.real_inputs is not None else None
+        results.append(LayerResult(t.name, noise[t.name], noise[t.name], real, real, reverted=False, wall_s=0.0))
+    return results

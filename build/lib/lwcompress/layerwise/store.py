@@ -1,0 +1,51 @@
+"""Per-layer results on disk, written atomically as each bucket finishes: a killed run resumes from them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lwcompress import io
+from lwcompress.errors import UserError
+from lwcompress.layerwise.run import LayerResult
+
+
+class LayerStore:
+    """`<dir>/<layer>.pt` (the layer's state) and `<dir>/<layer>.json` (its metrics), under a fingerprint of
+    everything that determines them; results of another configuration are never mixed in."""
+
+    def __init__(self, directory: str | Path, fingerprint: dict[str, Any], rank: int = 0) -> None:
+        self.dir = Path(directory)
+        self.rank = rank  # recorded with each layer this process saves
+        self.dir.mkdir(parents=True, exist_ok=True)
+        stamp = self.dir / "FINGERPRINT.json"
+        text = json.dumps(fingerprint, sort_keys=True, default=str)
+        if stamp.is_file() and stamp.read_text() != text:
+            raise UserError(f"{self.dir} holds layer results of another configuration; use a new run dir")
+        if not stamp.is_file():
+            io.write_text(stamp, text)
+
+    def _paths(self, name: str) -> tuple[Path, Path]:
+        return self.dir / f"{name}.pt", self.dir / f"{name}.json"
+
+    def has(self, name: str) -> bool:
+        return all(p.is_file() for p in self._paths(name))
+
+    def save(self, name: str, state: dict[str, torch.Tensor], result: LayerResult) -> None:
+        state_path, result_path = self._paths(name)
+        io.torch_save(state_path, state)
+        # written last: its presence marks "done"
+        io.write_json(result_path, dataclasses.asdict(dataclasses.replace(result, rank=self.rank)))
+
+    def load(self, name: str) -> tuple[dict[str, torch.Tensor], LayerResult]:
+        state_path, result_path = self._paths(name)
+        try:
+            state = io.torch_load(state_path)
+            result = LayerResult(**json.loads(result_path.read_text()))
+        except Exception as e:
+            raise UserError(f"cannot resume layer {name} from {self.dir}: {type(e).__name__}: {e}") from None
+        return state, result

@@ -1,0 +1,62 @@
+"""One run dir, one configuration: a rerun into a run dir resumes the run that is there, anything else is refused
+before Hydra starts the job (which rewrites `.hydra/` at once, after which the loggers truncate their files).
+
+The configuration a run dir holds is read from the `.hydra/config.yaml` its last job wrote; only the settings that
+decide the compressed model are compared (threads, loggers, bars, evaluation switches and where the data files lie
+may change between a run and its resumption). The layer store's own fingerprint (weights digest included) stays
+the last line of defence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lwcompress.errors import UserError
+from lwcompress.eval_cache import LOADER_KEYS
+
+# Per job config: the keys whose values decide what a run computes, and the leaves under them that do not.
+RESULT_KEYS = {
+    "config": ("model", "data", "preconditioner", "generator", "compressor", "layerwise", "seed", "trainer.precision"),
+    "pretrain": ("model", "data", "pretrain", "seed", "trainer.precision"),
+}
+# The data loader's settings (as the FP cache ignores them) and where the files lie.
+NEUTRAL = {f"data.{k}" for k in (*LOADER_KEYS, "root", "default_root")}
+
+
+def result_config(cfg: DictConfig, config_name: str) -> dict[str, Any]:
+    """The resolved leaves of `cfg` under RESULT_KEYS[config_name], as {"compressor.wbits": 4, ...}."""
+    out: dict[str, Any] = {}
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{key}.{k}", v)
+        elif key not in NEUTRAL:
+            out[key] = value
+
+    for key in RESULT_KEYS[config_name]:
+        node = OmegaConf.select(cfg, key, throw_on_missing=False)
+        walk(key, OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
+    return out
+
+
+def check_run_dir(run_dir: str | Path, cfg: DictConfig, config_name: str) -> None:
+    """UserError (one line, naming the first differences) if `run_dir` holds a run of another configuration."""
+    saved = Path(run_dir) / ".hydra" / "config.yaml"
+    if not saved.is_file():
+        return
+    try:
+        old = result_config(OmegaConf.load(saved), config_name)
+    except Exception:  # unreadable or unresolvable here: the layer store's fingerprint still guards the layers
+        return
+    new = result_config(cfg, config_name)
+    changed = [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in sorted(old.keys() | new.keys())
+               if old.get(k) != new.get(k)]  # fmt: skip
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise UserError(f"{run_dir} holds a run of another configuration ({'; '.join(changed[:3])}{more}): choose a "
+                        "new run dir (hydra.run.dir / hydra.sweep.dir), or rerun with its settings to resume it; "
+                        "nothing was written")  # fmt: skip
