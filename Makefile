@@ -23,7 +23,7 @@ setup: $(BIN)/.installed
 
 # Reinstall when the package metadata changes; the editable install picks up code changes by itself.
 # The example plug-in package (experiments/plugin_example) is installed beside it: the tests exercise it.
-$(BIN)/.installed: pyproject.toml experiments/plugin_example/pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py experiments/plugin_example/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
