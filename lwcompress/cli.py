@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 from lwcompress import schema  # noqa: E402
+from lwcompress.compress.grids import WEIGHT_GRIDS  # noqa: E402
 from lwcompress.errors import UserError  # noqa: E402
 from lwcompress.fields import allowed_for  # noqa: E402
 from lwcompress.layerwise.rounding import ROUNDINGS  # noqa: E402
@@ -37,8 +38,9 @@ CONF_DIR = str(importlib.resources.files("lwcompress.conf"))  # the top-level co
 PACKAGE_DIR = str(Path(__file__).parent)
 
 OmegaConf.register_new_resolver("lwc.package_dir", lambda: PACKAGE_DIR, replace=True)
-# `lwcompress --help` lists the roundings (built-in and installed plug-ins), which are a field, not a config group.
+# `lwcompress --help` lists the roundings and weight grids (built-in and installed plug-ins), fields, not groups.
 OmegaConf.register_new_resolver("lwc.roundings", lambda: ", ".join(["auto", *ROUNDINGS.names()]), replace=True)
+OmegaConf.register_new_resolver("lwc.weight_grids", lambda: ", ".join(WEIGHT_GRIDS.names()), replace=True)
 # GPUs a SLURM/submitit job asks for per node: one per rank with trainer=gpu, none on CPU.
 OmegaConf.register_new_resolver(
     "lwc.gpus", lambda accelerator, devices: devices if accelerator in ("gpu", "cuda") else None, replace=True

@@ -106,7 +106,7 @@ def test_pretrain_config_starts_from_random_weights() -> None:
     [
         ("compressor.wbits=0", "compressor.wbits=0: must be a number in 2..8"),
         ("compressor.wbits=abc", "compressor.wbits=abc: Value 'abc'"),
-        ("compressor.scale=median", "compressor.scale='median': must be one of minmax, mse"),
+        ("compressor.scale=median", "compressor.scale=median: unknown weight grid 'median'; choose one of: minmax"),
         ("model=nope", "Could not find 'model/nope'; available: custom, mobilenet_v2"),
         ("trainer.accelerator=tpu9", "trainer.accelerator='tpu9': must be one of"),
         ("compressor.wbit=4", "compressor.wbit"),

@@ -14,6 +14,7 @@ from torch import nn
 from lwcompress.api import compress
 from lwcompress.cli import load_config
 from lwcompress.compress import CompressorConfig
+from lwcompress.compress.grids import WEIGHT_GRIDS
 from lwcompress.errors import UserError
 from lwcompress.generate import (
     GENERATORS,
@@ -38,7 +39,9 @@ CLIP = "lwc_plugin_example.preconditioner.WeightClip"
 
 @pytest.fixture(autouse=True)
 def example_plugin_installed() -> None:
-    if "pink_noise" not in GENERATORS or "offset_round" not in ROUNDINGS or "weight_clip" not in PRECONDITIONERS:
+    installed = ("pink_noise" in GENERATORS, "offset_round" in ROUNDINGS, "weight_clip" in PRECONDITIONERS,
+                 "percentile" in WEIGHT_GRIDS)  # fmt: skip
+    if not all(installed):
         pytest.fail("the example plug-in is not installed: `make setup` (pip install -e experiments/plugin_example)")
 
 
@@ -109,6 +112,24 @@ def test_a_plugin_preconditioner_runs_its_stages_and_is_restored_with_the_model(
     assert torch.equal(back.model(x), out.model(x))
 
 
+def test_a_plugin_weight_grid_places_the_closed_form_grids() -> None:
+    """compressor.scale=percentile (the example's WeightGrid): listed by --help, by entry-point name or import path,
+    each channel's grid spans its weights' central quantiles, so codes differ from min-max's."""
+    assert "compressor.scale (the weight grid): minmax, mse, percentile" in run_cli("lwcompress", "--help").stdout
+    model = calibrated("resnet8_tiny")
+    plain = compress(model, CompressorConfig("rtn", wbits=3, abits=8), NORM, (1, 28, 28))
+    for scale in ("percentile", "lwc_plugin_example.grids.Percentile"):
+        out = compress(model, CompressorConfig("rtn", wbits=3, abits=8, scale=scale), NORM, (1, 28, 28))
+        layers = out.compressed_layers()
+        for name, q in layers.items():
+            w = q.layer.weight.detach().flatten(1)
+            hi = torch.quantile(w, 1 - 0.0005, dim=1).clamp(min=0)
+            lo = torch.quantile(w, 0.0005, dim=1).clamp(max=0)
+            assert torch.allclose(q.w_scale.flatten(), (hi - lo) / (2**q.wbits - 1)), name
+        moved = [not torch.equal(q.codes(), plain.model.get_submodule(n).codes()) for n, q in layers.items()]
+        assert sum(moved) > len(moved) // 2, moved
+
+
 def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
     """generator=custom names a class by import path, its own settings under `params`; a user's config dir adds
     options of their own (here one that extends `custom`), found by the preflight as by Hydra."""
@@ -136,6 +157,8 @@ def test_custom_targets_and_user_config_dirs(tmp_path: Path) -> None:
                                                       "cannot be imported: ModuleNotFoundError"),
         (PINK, ["compressor.rounding=lwcompress.layerwise.rounding.TrainedRounding"],
          "does not implement param_groups, weight"),
+        (PINK, ["compressor.scale=torch.nn.Conv2d"],
+         "compressor.scale=torch.nn.Conv2d: weight grid 'torch.nn.Conv2d' is not a subclass of lwcompress.compress"),
         (PINK, ["+layerwise.roundings.offset_round.lr_divisor=0"],
          "layerwise.roundings.offset_round.lr_divisor=0: must be a number in 0.1..1000.0"),
         (PINK, ["+layerwise.roundings.adaround.foo=1"],

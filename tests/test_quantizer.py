@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lwcompress.compress import CompressedLayer, CompressorConfig
-from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, weight_params
+from lwcompress.compress.grids import weight_params
+from lwcompress.compress.quantizer import affine_params, fake_quant, qrange
 from lwcompress.errors import UserError
 
 
@@ -113,7 +114,7 @@ def test_bit_policy_first_and_last_layer() -> None:
         ({"wbits": 0}, "wbits=0: must be a number in 2..8"),
         ({"wbits": 9}, "wbits=9"),
         ({"abits": 1}, "abits=1"),
-        ({"scale": "median"}, "scale='median': must be one of minmax, mse"),
+        ({"scale": "median"}, "scale=median: unknown weight grid 'median'; choose one of: minmax"),
         ({"wbits": "abc"}, "wbits='abc'"),
     ],
 )

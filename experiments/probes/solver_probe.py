@@ -34,8 +34,12 @@ RTN_FIELDS = {"symmetric", "scale", "act_sigmas", "act_range", "act_sums"}
 
 
 # The rounding settings' keys before they moved into layerwise.roundings (the committed probe scripts use them).
-ROUNDING_KEYS = {"gptq_damp": ("gptq", "damp"), "gptq_rows": ("gptq", "rows"), "gptq_order": ("gptq", "order"),
-                 **{k: ("adaround", k) for k in ("reg_weight", "reg_warmup", "rtn_anchor", "beta_start", "beta_end")}}
+ROUNDING_KEYS = {
+    "gptq_damp": ("gptq", "damp"),
+    "gptq_rows": ("gptq", "rows"),
+    "gptq_order": ("gptq", "order"),
+    **{k: ("adaround", k) for k in ("reg_weight", "reg_warmup", "rtn_anchor", "beta_start", "beta_end")},
+}
 
 
 def parse(variant: str) -> tuple[dict, dict, dict]:

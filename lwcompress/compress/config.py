@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lwcompress.compress.grids import WEIGHT_GRIDS
 from lwcompress.compress.prune import parse_pattern
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
@@ -134,7 +135,7 @@ class CompressorConfig:
     wbits: int | None = bounded(8, 2, 8, optional=True)
     abits: int | None = bounded(8, 2, 8, optional=True)
     symmetric: bool = False
-    scale: str = choice("minmax", "minmax", "mse")
+    scale: str = "minmax"  # the weight grid: minmax, mse, a plug-in's name or a class's import path (compress/grids.py)
     first_layer_wbits: int | None = bounded(8, 2, 8, optional=True)
     first_layer_abits: int | None = bounded(8, 2, 8, optional=True)
     last_layer_wbits: int | None = bounded(8, 2, 8, optional=True)
@@ -158,6 +159,10 @@ class CompressorConfig:
 
     def __post_init__(self) -> None:
         check(self)
+        try:
+            WEIGHT_GRIDS.get(self.scale)
+        except UserError as e:
+            raise UserError(f"scale={self.scale}: {e}") from None
         for pattern, values in self.rules:
             _check_rule(pattern, values)
         if isinstance(self.budget, dict):  # from Python: CompressorConfig(budget={"wbits": 3})

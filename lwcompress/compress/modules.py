@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, quantize_codes, weight_params
+from lwcompress.compress.grids import weight_params
+from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, quantize_codes
 
 # AdaRound's rectified sigmoid stretch (Nagel et al. 2020): h(V) reaches exactly 0 and 1.
 ZETA, GAMMA = 1.1, -0.1

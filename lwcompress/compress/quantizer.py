@@ -40,10 +40,6 @@ def quantize_codes(
     return torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
 
 
-def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
-    return t.view(-1, *([1] * (ndim - 1)))
-
-
 def affine_params(lo: torch.Tensor, hi: torch.Tensor, bits: int, symmetric: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, zero point) of the grid that covers [lo, hi] (elementwise over channels)."""
     qmin, qmax = qrange(bits, symmetric)
@@ -55,30 +51,3 @@ def affine_params(lo: torch.Tensor, hi: torch.Tensor, bits: int, symmetric: bool
     scale = ((hi - lo) / (qmax - qmin)).clamp_min(eps)
     zero_point = torch.clamp(torch.round(qmin - lo / scale), qmin, qmax)
     return scale, zero_point
-
-
-def weight_params(
-    w: torch.Tensor, bits: int, symmetric: bool, method: str = "minmax", grid: int = 100
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel (scale, zero point), shaped to broadcast against `w`.
-
-    minmax: the grid spans each channel's [min, max]. mse: the range is shrunk by the factor in
-    (0.2, 1] that minimizes the channel's squared rounding+clipping error (a grid search, as in many PTQ tools).
-    """
-    flat = w.detach().flatten(1)
-    lo, hi = flat.min(1).values, flat.max(1).values
-    if method == "minmax":
-        scale, zp = affine_params(lo, hi, bits, symmetric)
-    elif method == "mse":
-        qmin, qmax = qrange(bits, symmetric)
-        best_err = torch.full_like(lo, float("inf"))
-        scale, zp = affine_params(lo, hi, bits, symmetric)
-        for ratio in torch.linspace(1.0, 0.2, grid).tolist():
-            s, z = affine_params(lo * ratio, hi * ratio, bits, symmetric)
-            err = (fake_quant(flat, s[:, None], z[:, None], qmin, qmax) - flat).pow(2).sum(1)
-            better = err < best_err
-            best_err = torch.where(better, err, best_err)
-            scale, zp = torch.where(better, s, scale), torch.where(better, z, zp)
-    else:
-        raise ValueError(f"unknown scale method '{method}'")
-    return _channel_view(scale, w.ndim), _channel_view(zp, w.ndim)

@@ -1,2 +1,2 @@
 """An example lwcompress plug-in package (docs/extending.md): a layer-data generator, `pink_noise`, a learned
-rounding, `offset_round`, and a preconditioner, `weight_clip`."""
+rounding, `offset_round`, a preconditioner, `weight_clip`, and a weight grid, `percentile`."""
