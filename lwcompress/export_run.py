@@ -142,6 +142,8 @@ def verdict(report: dict) -> list[str]:
 def render(run: Run, out: Path, report: dict) -> str:
     """The size and speed table of `--check` as markdown."""
     a, by, lat = report["agreement"], report["bytes"], report["latency_ms"]
+    simulated = report["simulated_int32_bias"] == (report["biases"] == "int32")
+    sim = "as the run computed them" if simulated else "rounded differently from the run's biases"
     rows = [
         ["FP32 export", by["fp32_params"], "-", by["fp32_onnx"], f"{lat['fp32'][1]:.3f}", f"{lat['fp32'][256]:.2f}"],
         [
@@ -158,7 +160,7 @@ def render(run: Run, out: Path, report: dict) -> str:
     return "\n".join(
         [
             f"# {out.name}: {run.config['model']['name']} {c.label()} ({c.name}), from {run.dir}; "
-            f"{report['biases']} biases, {'int4' if report['int4'] else 'int8'} codes below 5 bit",
+            f"{report['biases']} biases ({sim}), {'int4' if report['int4'] else 'int8'} codes below 5 bit",
             "",
             f"onnxruntime vs PyTorch on the {a['images']} test images: top-1 agreement {a['agree']:.2f} %, "
             f"top-1 {a['onnx_top1']:.2f} vs {a['torch_top1']:.2f} %, "
@@ -186,10 +188,12 @@ def export_run(args: argparse.Namespace) -> Path:
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name")
     out.parent.mkdir(parents=True, exist_ok=True)
+    simulated = run.compressed.config.int32_bias  # the run computed with int32-grid biases
+    bias = args.bias or ("int32" if simulated else "float")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export.") as tmp:
-        staged = export_onnx(run.compressed, Path(tmp) / out.name, run.config, not args.int8_weights, args.bias)
+        staged = export_onnx(run.compressed, Path(tmp) / out.name, run.config, not args.int8_weights, bias)
         if args.check:
-            report = {"biases": args.bias, "int4": not args.int8_weights,
+            report = {"biases": bias, "simulated_int32_bias": simulated, "int4": not args.int8_weights,
                       **check(run, staged, Path(tmp), args.threads, args.repeats, args.min_agreement)}  # fmt: skip
             text = render(run, out, report)
             io.write_json(out.with_suffix(".check.json"), report)
@@ -226,9 +230,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--bias",
         choices=["float", "int32"],
-        default="float",
-        help="biases of layers with quantized input and weight: float (exact; default) or int32 codes, the form "
-        "onnxruntime fuses into integer kernels at A8 with 8-bit weight codes (not exact; --check times both)",
+        default=None,
+        help="biases of layers with quantized input and weight: float or int32 codes, the form onnxruntime fuses "
+        "into integer kernels at A8 with 8-bit weight codes (default: int32 if the run was made with "
+        "compressor.int32_bias=true, which simulates exactly those biases, else float; either is exact then)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default 50)")

@@ -156,6 +156,9 @@ class CompressorConfig:
     # [{match: pattern, wbits: ...}, ...] (on the command line Hydra cannot parse every pattern as a dict key).
     layers: Any = None
     budget: BitBudget = field(default_factory=BitBudget)
+    # Each quantized layer's bias on its input-step x weight-step grid: what onnxruntime's integer kernels add
+    # (`lwcompress-export --bias int32`), so the exported model computes what the run evaluated.
+    int32_bias: bool = False
 
     def __post_init__(self) -> None:
         check(self)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lwcompress.compress.grids import weight_params
-from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, quantize_codes
+from lwcompress.compress.quantizer import affine_params, fake_quant, qrange, quantize_codes, round_ste
 
 # AdaRound's rectified sigmoid stretch (Nagel et al. 2020): h(V) reaches exactly 0 and 1.
 ZETA, GAMMA = 1.1, -0.1
@@ -41,6 +41,7 @@ class CompressedLayer(nn.Module):
         abits: int | None = None,
         input_range: tuple[float, float] | None = None,
         mask: torch.Tensor | None = None,
+        int32_bias: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(layer, nn.Conv2d | nn.Linear):
@@ -62,6 +63,7 @@ class CompressedLayer(nn.Module):
             a_scale, a_zero = affine_params(lo, hi, abits, False)
             self.a_scale = nn.Parameter(a_scale, requires_grad=False)
             self.register_buffer("a_zero_point", a_zero)
+        self.int32_bias = int32_bias and wbits is not None and abits is not None
         self.rounding: nn.Module | None = None  # the learned rounding, while a layer run learns it
         self.drop_prob = 0.0  # while learning: the fraction of input elements left unquantized (QDrop)
 
@@ -131,6 +133,14 @@ class CompressedLayer(nn.Module):
         # Zero is on every grid, so a pruned weight stays an exact zero after quantization.
         return w if self.mask is None else w * self.mask
 
+    def bias(self) -> torch.Tensor | None:
+        """The bias the layer adds: with `int32_bias`, on the input-step x weight-step grid per output channel, as the
+        int32 bias of an integer kernel (straight-through while learning); else the float bias."""
+        if not self.int32_bias or self.layer.bias is None:
+            return self.layer.bias
+        step = self.a_scale * self.w_scale.flatten()
+        return round_ste(self.layer.bias / step) * step
+
     def quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.abits is None:
             return x
@@ -163,10 +173,10 @@ class CompressedLayer(nn.Module):
             x = torch.where(torch.rand_like(x) < self.drop_prob, x, self.quantize_input(x))
         else:
             x = self.quantize_input(x)
-        w = self.quantized_weight()
+        w, b = self.quantized_weight(), self.bias()
         if isinstance(self.layer, nn.Conv2d):
-            return self.layer._conv_forward(x, w, self.layer.bias)
-        return F.linear(x, w, self.layer.bias)
+            return self.layer._conv_forward(x, w, b)
+        return F.linear(x, w, b)
 
     def extra_repr(self) -> str:
         a = f"A{self.abits} on [{self.input_range[0]:.3g}, {self.input_range[1]:.3g}]" if self.abits else "A-float"

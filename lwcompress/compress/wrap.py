@@ -51,7 +51,7 @@ def wrap_layers(
         rng = ranges.get(name)
         if rng is None:
             abits = None
-        q = CompressedLayer(layer, wbits, cfg.symmetric, cfg.scale, abits, rng, masks.get(name))
+        q = CompressedLayer(layer, wbits, cfg.symmetric, cfg.scale, abits, rng, masks.get(name), cfg.int32_bias)
         model.set_submodule(name, q)
         shape = tuple(layer.weight.shape)
         lo, hi = rng if rng else (None, None)
