@@ -2,7 +2,8 @@
 weights: latency does not depend on them; no hub here) compressed by round-to-nearest at W8A8 (first and last layer
 8 bit) with `compressor.int32_bias`, exported as FP32, as today's QDQ form (float biases, int4 codes below 5 bit) and
 as the integer form (`--int8-weights --bias int32`); onnxruntime CPU latency at each batch and thread count (median
-of `--repeats` runs) and which operators onnxruntime runs. Appends markdown rows to `--log`.
+of `--repeats` runs), how many layers run as integer kernels, and where a batch-1 call spends its time by operator
+(onnxruntime's profile). Appends markdown rows to `--log`.
 
     python experiments/benchmarks/latency_224.py --model resnet18 --threads 1 2 --batches 1 64
 """
@@ -10,9 +11,13 @@ of `--repeats` runs) and which operators onnxruntime runs. Appends markdown rows
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import torch
 import torchvision
 
@@ -23,6 +28,23 @@ from lwcompress.export import INTEGER_OPS, latency_ms, optimized_ops, to_onnx
 from lwcompress.graph import fold_bn
 
 NORM = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+
+
+def op_times(path: Path, shape: tuple[int, ...], runs: int = 5) -> dict[str, float]:
+    """Milliseconds per call spent in each operator type (onnxruntime's profile, 1 thread, batch 1)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.enable_profiling = 1, True
+    options.profile_file_prefix = str(path.with_suffix(""))
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, *shape), dtype=np.float32)
+    for _ in range(runs + 2):
+        sess.run(["logits"], {"input": x})
+    trace = json.loads(Path(sess.end_profiling()).read_text())
+    spent: Counter[str] = Counter()
+    for event in trace:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            spent[event["args"]["op_name"]] += event["dur"] / 1000 / (runs + 2)
+    return dict(spent.most_common())
 
 
 def main() -> None:
@@ -56,6 +78,8 @@ def main() -> None:
             ]
             rows.append(f"| {args.model} {args.size}px | {name} | {path.stat().st_size:,} | {fused} | "
                         f"{' | '.join(times)} |")  # fmt: skip
+            spent = ", ".join(f"{op} {ms:.1f}" for op, ms in op_times(path, shape).items() if ms >= 0.1)
+            rows[-1] += f"\n|  | (ms per batch-1 call by operator: {spent}) |"
             print(rows[-1], dict(sorted(ops.items())), flush=True)
     header = " | ".join(f"{t} thr b={b} ms" for t in args.threads for b in args.batches)
     text = (f"| model | export | bytes | integer kernels | {header} |\n|"
