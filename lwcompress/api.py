@@ -210,20 +210,22 @@ def _allocated(
     normalization: dict[str, list[float]], data: LayerData,
 ) -> Allocation:  # fmt: skip
     """`config.budget`'s per-layer widths (lwcompress/allocate), sensitivities measured in the generator's domain
-    network on held-out synthetic images."""
-    if not data.has_domain:
+    network on held-out synthetic images (made only if the allocation measures: "uniform" needs none)."""
+    if config.budget.allocation == "sensitivity" and not data.has_domain:
         raise UserError(f"compressor.budget measures each layer's sensitivity in the generator's network, and "
                         f"generator={data.cfg.name} has none: use propagated, distilled or real")  # fmt: skip
-    domain, _ = data.domain()
     params = {i.name: model.get_submodule(i.name).weight.numel() for i in layers}
+
+    def measured_in() -> tuple[nn.Module, torch.Tensor]:
+        domain, _ = data.domain()
+        return pre.fold(domain).eval(), data.guard_images(config.budget.images)
 
     def rounded(c: CompressorConfig) -> tuple[nn.Module, dict[str, nn.Module]]:
         closed = closed_form(model, layers, c, pre, activation_ranges(model, layers, c, normalization, data),
                              data.cfg.seed)  # fmt: skip
         return closed.model, closed.references
 
-    return allocate(config, layers, params, rounded, pre.fold(domain).eval(), data.guard_images(config.budget.images),
-                    data.float_inputs, data.cfg.chunk)  # fmt: skip
+    return allocate(config, layers, params, rounded, measured_in, data.float_inputs, data.cfg.chunk)
 
 
 def _check_statistics(model: nn.Module, config: CompressorConfig, generator: GeneratorConfig | None) -> None:

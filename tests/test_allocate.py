@@ -15,6 +15,7 @@ from lwcompress.api import compress, load_compressed
 from lwcompress.cli import load_config, preflight
 from lwcompress.compress import CompressorConfig
 from lwcompress.errors import UserError
+from lwcompress.generate import generator_config
 from lwcompress.models import ModelConfig, build_model
 
 from .conftest import run_cli
@@ -118,6 +119,11 @@ def test_knapsack_fits_the_budget_and_finds_the_least_error() -> None:
         choose([[2, 4], [2, 4]], [[1, 0], [1, 0]], 3.9)
 
 
+# Sensitivities measured on a small distilled set where the test needs no more (the default's 256 images x 200
+# steps cost ~20 s per model here).
+SMALL = generator_config("distilled", num_images=64, steps=50)
+
+
 def sensitive_model(target: str) -> torch.nn.Module:
     """resnet8_tiny (random weights) whose `target` conv has, in every output channel, a huge weight on an input
     channel that its ReLU always zeroes: the function is unchanged, but the per-channel grid is stretched 20x, so
@@ -152,7 +158,8 @@ def test_allocation_gives_a_sensitive_layer_more_bits_and_meets_the_budget() -> 
 
 def test_budget_in_bytes_uniform_allocation_and_pinned_layers(tmp_path: Path) -> None:
     """bytes budgets count the pinned (first/last 8-bit) layers; uniform gives every free layer the widest width
-    that fits; the chosen widths are saved as rules, so load_compressed rebuilds the model without allocating."""
+    that fits, measuring nothing (no images are made); the chosen widths are saved as rules, so load_compressed
+    rebuilds the model without allocating."""
     torch.manual_seed(0)
     model, _ = build_model(ModelConfig("resnet8_tiny"), 10, 1)
     params = {n: m.weight.numel() for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)}
@@ -163,7 +170,7 @@ def test_budget_in_bytes_uniform_allocation_and_pinned_layers(tmp_path: Path) ->
     chosen = {r.name: r.wbits for r in result.layers}
     assert chosen["conv1"] == chosen["fc"] == 8 and {b for n, b in chosen.items() if n not in ("conv1", "fc")} == {4}
     assert sum(params[n] * chosen[n] for n in params) <= 8 * budget
-    assert result.meta["allocation"]["sensitivity"] == {}
+    assert result.meta["allocation"]["sensitivity"] == {} and result.meta["generate_wall_s"] == 0  # no images made
     result.save(tmp_path / "c.pt")
     torch.manual_seed(1)
     again = load_compressed(tmp_path / "c.pt", build_model(ModelConfig("resnet8_tiny"), 10, 1)[0])
@@ -181,7 +188,7 @@ def test_activation_budget_weights_inputs_by_their_elements() -> None:
     model, _ = build_model(ModelConfig("resnet8_tiny"), 10, 1)
     cfg = CompressorConfig("rtn", wbits=None, abits=8, last_layer_abits=None,
                            budget={"abits": 6, "candidate_abits": [4, 8], "measure": "output_kl"})  # fmt: skip
-    result = compress(model, cfg, NORM, (1, 28, 28))
+    result = compress(model, cfg, NORM, (1, 28, 28), generator=SMALL)
     elems = {r.name: r for r in result.layers}
     from lwcompress.graph import analyze
 

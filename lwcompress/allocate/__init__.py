@@ -50,12 +50,13 @@ def _exact(name: str) -> str:
 
 
 def allocate(
-    config: CompressorConfig, layers: list[LayerInfo], params: dict[str, int], rounded: Rounded, domain: nn.Module,
-    images: torch.Tensor, float_inputs: set[str], chunk: int = 64,
+    config: CompressorConfig, layers: list[LayerInfo], params: dict[str, int], rounded: Rounded,
+    measured_in: Callable[[], tuple[nn.Module, torch.Tensor]], float_inputs: set[str], chunk: int = 64,
 ) -> Allocation:  # fmt: skip
     """Choose the free layers' widths under `config.budget`: weights by parameter count, inputs by elements per
-    image (`LayerInfo.input_shape`). Sensitivities are measured in `domain` (the folded FP domain network) on
-    `images`; `float_inputs` (image-fed layers in a synthetic domain) keep their configured input bits."""
+    image (`LayerInfo.input_shape`). Sensitivities are measured in the folded FP domain network on its images,
+    which `measured_in()` gives (called only where an allocation measures: "uniform" makes no images);
+    `float_inputs` (image-fed layers in a synthetic domain) keep their configured input bits."""
     start = time.perf_counter()
     b, out = config.budget, Allocation()
     settings = {i.name: config.setting_for(i.name, i.is_first, i.is_last) for i in layers}
@@ -64,16 +65,16 @@ def allocate(
         fixed = sum(params[n] * (settings[n].wbits or 32) for n in params if n not in free)
         total = b.wbits * sum(params.values()) if b.wbits is not None else 8.0 * b.bytes
         out.wbits = _choose(free, {n: params[n] for n in free}, total - fixed, b.candidate_wbits, b, "weight",
-                            lambda ws: _errors(free, rounded, {w: _only_weights(config, w) for w in ws}, domain,
-                                               images, float_inputs, chunk, b.measure), out, "wbits")  # fmt: skip
+                            lambda ws: _errors(free, rounded, {w: _only_weights(config, w) for w in ws},
+                                               measured_in, float_inputs, chunk, b.measure), out, "wbits")  # fmt: skip
     if b.abits is not None:
         elems = {i.name: _numel(i) for i in layers if settings[i.name].abits is not None}
         free = [n for n in elems if n not in float_inputs and not config.pinned(n, *_ends(layers, n))[1]]
         fixed = sum(elems[n] * settings[n].abits for n in elems if n not in free)
         out.abits = _choose(free, {n: elems[n] for n in free}, b.abits * sum(elems.values()) - fixed,
                             b.candidate_abits, b, "input",
-                            lambda ws: _errors(free, rounded, {a: _only_inputs(config, a) for a in ws}, domain,
-                                               images, float_inputs, chunk, b.measure), out, "abits")  # fmt: skip
+                            lambda ws: _errors(free, rounded, {a: _only_inputs(config, a) for a in ws},
+                                               measured_in, float_inputs, chunk, b.measure), out, "abits")  # fmt: skip
     out.wall_s = time.perf_counter() - start
     return out
 
@@ -114,12 +115,14 @@ def _only_inputs(config: CompressorConfig, abits: int) -> CompressorConfig:
 
 @torch.no_grad()
 def _errors(
-    names: list[str], rounded: Rounded, configs: dict[int, CompressorConfig], domain: nn.Module, images: torch.Tensor,
-    float_inputs: set[str], chunk: int, measure: str,
+    names: list[str], rounded: Rounded, configs: dict[int, CompressorConfig],
+    measured_in: Callable[[], tuple[nn.Module, torch.Tensor]], float_inputs: set[str], chunk: int, measure: str,
 ) -> dict[int, dict[str, float]]:  # fmt: skip
-    """Per width and layer: the domain network's output error with that layer alone compressed under the width's
-    config. One pass walks the layers in order; each trial runs only the rest of the network from that layer
-    (`Stepwise.output_with`), so the trials share their prefix: about half the cost of a full pass each."""
+    """Per width and layer: the domain network's output error (the network and its images from `measured_in`) with
+    that layer alone compressed under the width's config. One pass walks the layers in order; each trial runs only
+    the rest of the network from that layer (`Stepwise.output_with`), so the trials share their prefix: about half
+    the cost of a full pass each."""
+    domain, images = measured_in()
     models = {w: rounded(c) for w, c in configs.items()}
     steps = Stepwise(domain, images, chunk)
     target = steps.output_with({})
