@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -216,6 +217,7 @@ def _allocated(
                         f"generator={data.cfg.name} has none: use propagated, distilled or real")  # fmt: skip
     params = {i.name: model.get_submodule(i.name).weight.numel() for i in layers}
 
+    @functools.cache  # weight and input budgets measure in the same network on the same images
     def measured_in() -> tuple[nn.Module, torch.Tensor]:
         domain, _ = data.domain()
         return pre.fold(domain).eval(), data.guard_images(config.budget.images)

@@ -248,7 +248,7 @@ def _entry(config_name: str, job_schema: type, task: Callable[[object, Path, str
             hc = HydraConfig.get()
             if hc.mode == RunMode.MULTIRUN and job.trainer.enable_progress_bar is None:
                 job.trainer.enable_progress_bar = False  # auto: a sweep's jobs share one console; quiet
-            if hc.mode == RunMode.MULTIRUN and hasattr(job, "logger") and job.logger.run_name is None:
+            if hc.mode == RunMode.MULTIRUN and job.logger.run_name is None:
                 job.logger.run_name = sweep_run_name(hc)
             command = " ".join([Path(sys.argv[0]).name, *hc.overrides.task])
             task(job, Path(hc.runtime.output_dir), command)

@@ -142,8 +142,8 @@ def verdict(report: dict) -> list[str]:
 def render(run: Run, out: Path, report: dict) -> str:
     """The size and speed table of `--check` as markdown."""
     a, by, lat = report["agreement"], report["bytes"], report["latency_ms"]
-    simulated = report["simulated_int32_bias"] == (report["biases"] == "int32")
-    sim = "as the run computed them" if simulated else "rounded differently from the run's biases"
+    matches = report["simulated_int32_bias"] == (report["biases"] == "int32")
+    sim = "as the run computed them" if matches else "rounded differently from the run's biases"
     rows = [
         ["FP32 export", by["fp32_params"], "-", by["fp32_onnx"], f"{lat['fp32'][1]:.3f}", f"{lat['fp32'][256]:.2f}"],
         [

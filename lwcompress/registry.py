@@ -5,8 +5,9 @@ A registry with a `base` class also takes classes from outside the package, chec
 - by entry point: installed distributions announce plug-ins in the `lwcompress.plugins` group
   (`mygen = "my_pkg.gen:MyGenerator"` in their pyproject.toml); each registry takes the ones that subclass its base,
   under the entry point's name, the first time it is asked for a name.
-A plug-in that cannot be imported, is not a subclass of the base, or leaves one of its abstract methods
-unimplemented is a one-line UserError naming it.
+A plug-in that cannot be imported, is not a subclass of the base, leaves one of its abstract methods unimplemented,
+or (with a registry's `config`) brings a `config` that does not extend that dataclass is a one-line UserError naming
+it. `settings(name, ...)` builds an option's own config.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ PLUGIN_GROUP = "lwcompress.plugins"
 class Registry(Generic[T]):
     """Maps names to factories; unknown names fail with the list of allowed ones."""
 
-    def __init__(self, kind: str, base: type | None = None) -> None:
+    def __init__(self, kind: str, base: type | None = None, config: type | None = None) -> None:
         self.kind = kind
         self.base = base
+        self.config = config  # the dataclass every class's own `config` must extend (None: classes have none)
         self._items: dict[str, T] = {}
         self._imported: dict[str, T] = {}  # classes asked for by import path: usable, but not listed as choices
         self._plugins: dict[str, str] = {}  # entry-point name -> its value
@@ -101,9 +103,10 @@ class Registry(Generic[T]):
         if inspect.isabstract(item):
             missing = ", ".join(sorted(item.__abstractmethods__))
             raise UserError(f"{self.kind} {where} does not implement {missing}")
-        check = getattr(item, "check_plugin", None)
-        if check is not None:
-            check(where)
+        own = getattr(item, "config", None)
+        if self.config is not None and not (inspect.isclass(own) and issubclass(own, self.config)):
+            raise UserError(f"{self.kind} {where}: its `config` must be a dataclass that extends "
+                            f"{self.config.__module__}.{self.config.__qualname__}, not {own!r}")  # fmt: skip
         return item
 
 

@@ -188,6 +188,20 @@ def test_bad_plugin_settings_are_one_line_when_the_config_is_built(overrides: li
     assert expected in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+class ConfigNotAGeneratorConfig(Generator):
+    config = dict
+
+    def inputs(self, model: nn.Module, layers: list, ctx: GenerationContext) -> dict:
+        return {}
+
+
+def test_a_plugin_config_that_does_not_extend_the_registry_config_is_one_line() -> None:
+    name = f"{__name__}.ConfigNotAGeneratorConfig"
+    with pytest.raises(UserError, match=f"generator '{name}': its `config` must be a dataclass that extends "
+                       r"lwcompress\.generate\.generators\.GeneratorConfig, not <class 'dict'>"):  # fmt: skip
+        GENERATORS.get(name)
+
+
 @dataclass
 class _Shape(GeneratorConfig):
     name: str = "shape"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import inspect
 import math
 import time
 from abc import ABC, abstractmethod
@@ -139,13 +138,6 @@ class Generator(ABC):
             raise UserError(f"generator={cfg.name} takes a {self.config.__name__}, not a {type(cfg).__name__}")
         self.cfg = cfg
 
-    @classmethod
-    def check_plugin(cls, where: str) -> None:
-        """A class from outside the package must bring a GeneratorConfig dataclass as its `config`."""
-        if not (inspect.isclass(cls.config) and issubclass(cls.config, GeneratorConfig)):
-            raise UserError(f"generator {where}: its `config` must be a dataclass that extends "
-                            f"lwcompress.generate.GeneratorConfig, not {cls.config!r}")  # fmt: skip
-
     @abstractmethod
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
         """Every layer's input batches for independent runs (inputs and targets from the FP `model`), by layer name:
@@ -165,7 +157,7 @@ class Generator(ABC):
         return self.images(model, ctx)[0][:n]
 
 
-GENERATORS: Registry[type[Generator]] = Registry("generator", base=Generator)
+GENERATORS: Registry[type[Generator]] = Registry("generator", base=Generator, config=GeneratorConfig)
 
 
 def _no_domain(name: str) -> UserError:

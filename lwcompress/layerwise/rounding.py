@@ -14,7 +14,6 @@ asks the class (`trained`, `block_form`), never its name. Plug-ins come in by im
 
 from __future__ import annotations
 
-import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -26,7 +25,6 @@ from torch import nn
 
 from lwcompress.compress.modules import GAMMA, ZETA, CompressedLayer, rectified_sigmoid
 from lwcompress.compress.quantizer import fake_quant, qrange
-from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.layerwise.gptq import gptq_layer
 from lwcompress.registry import Registry
@@ -84,13 +82,6 @@ class Rounding(ABC):
     block_form: ClassVar[bool]
     config: ClassVar[type[RoundingConfig]] = RoundingConfig
 
-    @classmethod
-    def check_plugin(cls, where: str) -> None:
-        """A class from outside the package must bring a RoundingConfig dataclass as its `config`."""
-        if not (inspect.isclass(cls.config) and issubclass(cls.config, RoundingConfig)):
-            raise UserError(f"rounding {where}: its `config` must be a dataclass that extends "
-                            f"lwcompress.layerwise.rounding.RoundingConfig, not {cls.config!r}")  # fmt: skip
-
 
 class TrainedRounding(nn.Module, Rounding):
     """A learned rounding, opened on one CompressedLayer (`q.rounding`) for the length of a layer run, with its
@@ -133,7 +124,7 @@ class SolvedRounding(Rounding):
         layer's target comes from) of the same samples; the layer ends hardened."""
 
 
-ROUNDINGS: Registry[type[Rounding]] = Registry("rounding", base=Rounding)
+ROUNDINGS: Registry[type[Rounding]] = Registry("rounding", base=Rounding, config=RoundingConfig)
 
 
 def trained_rounding(

@@ -16,7 +16,6 @@ bias_correction and none.
 from __future__ import annotations
 
 import copy
-import inspect
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -81,13 +80,6 @@ class Preconditioner:
             raise UserError(f"preconditioner={cfg.name} takes a {self.config.__name__}, not a {type(cfg).__name__}")
         self.cfg = cfg
 
-    @classmethod
-    def check_plugin(cls, where: str) -> None:
-        """A class from outside the package must bring a PreconditionerConfig dataclass as its `config`."""
-        if not (inspect.isclass(cls.config) and issubclass(cls.config, PreconditionerConfig)):
-            raise UserError(f"preconditioner {where}: its `config` must be a dataclass that extends "
-                            f"lwcompress.precondition.PreconditionerConfig, not {cls.config!r}")  # fmt: skip
-
     def equalize(self, model: nn.Module, example: torch.Tensor) -> nn.Module:
         """The FP model (eval mode, BatchNorms unfolded) the rest of the pipeline reads; `model` itself unchanged."""
         return model
@@ -101,7 +93,9 @@ class Preconditioner:
         equalized FP model and `layers` its analysis."""
 
 
-PRECONDITIONERS: Registry[type[Preconditioner]] = Registry("preconditioner", base=Preconditioner)
+PRECONDITIONERS: Registry[type[Preconditioner]] = Registry(
+    "preconditioner", base=Preconditioner, config=PreconditionerConfig
+)
 
 
 class DFQ(Preconditioner):
