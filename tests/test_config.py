@@ -111,8 +111,8 @@ def test_pretrain_config_starts_from_random_weights() -> None:
         ("trainer.accelerator=tpu9", "trainer.accelerator='tpu9': must be one of"),
         ("compressor.wbit=4", "compressor.wbit"),
         ("generator=none", "compressor=quant trains on layer-wise data: choose a generator"),
-        ("generator=bn_gaussian", "needs generator=distilled, pink_noise, propagated, real, not bn_gaussian"),
-        ("generator=hybrid", "needs generator=distilled, pink_noise, propagated, real, not hybrid"),
+        ("generator=bn_gaussian", "needs generator=distilled, genie, pink_noise, propagated, real, not bn_gaussian"),
+        ("generator=hybrid", "needs generator=distilled, genie, pink_noise, propagated, real, not hybrid"),
         ("compressor=prune generator=none", "compressor=prune trains on layer-wise data"),
         ("compressor.pattern=2:4", "compressor.pattern=2:4 fixes the sparsity at 0.5"),
         (

@@ -163,7 +163,9 @@ def test_propagated_domain_reproduces_the_propagated_inputs() -> None:
     assert domain is not model and model.bn1.running_var.tolist() != domain.bn1.running_var.tolist()
     via_domain = capture_inputs(domain, ["conv2"], noise, batch_stat_bn=False)["conv2"]
     assert torch.allclose(via_domain, build_inputs(model, layers, cfg, ctx)["conv2"].data, atol=1e-2)
-    with pytest.raises(UserError, match="layerwise.mode=sequential needs generator=distilled, pink_noise, propagated"):
+    with pytest.raises(
+        UserError, match="layerwise.mode=sequential needs generator=distilled, genie, pink_noise, propagated"
+    ):
         generator_domain(model, generator_config("bn_gaussian"), ctx)
 
 
@@ -219,6 +221,26 @@ def test_inversion_priors_class_term_and_seeded_augmentation() -> None:
     shifted = distill_images(model, noise, chunk=20, inversion=inv, seed=1)
     assert torch.equal(shifted, distill_images(model, noise, chunk=20, inversion=inv, seed=1))
     assert not torch.equal(shifted, distill_images(model, noise, chunk=20, inversion=inv, seed=2))
+
+
+def test_genie_images_come_from_a_seeded_generator_network_and_match_the_statistics() -> None:
+    """generator=genie: a generator network with learned latents per chunk, trained to the BN statistics (below
+    noise's loss), of the model's input shape even where it is not a multiple of 4, the same images for the same
+    seed and others for another; swing shifts strided convolutions' inputs only while distilling; smoothing refused."""
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("genie", num_images=24, chunk=16, steps=40, latent_dim=16, width=16)
+    made = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]
+    assert made.shape == (24, 1, 28, 28) and torch.isfinite(made).all()
+    noise = torch.randn(24, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    assert float(bn_statistics_loss(model, made[:16])) < 0.8 * float(bn_statistics_loss(model, noise[:16]))
+    assert torch.equal(made, source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0])
+    other = dataclasses.replace(cfg, seed=1)
+    assert not torch.equal(made, source_images(model, other, GenerationContext((1, 28, 28), 8))[0])
+    odd = source_images(model, dataclasses.replace(cfg, steps=2), GenerationContext((1, 30, 30), 8))[0]
+    assert odd.shape == (24, 1, 30, 30)
+    assert not any(m._forward_pre_hooks for m in model.modules())  # swing and statistics hooks are gone
+    with pytest.raises(UserError, match="generator=genie draws no noise images"):
+        generator_config("genie", smoothing=1.0)
 
 
 def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:
@@ -368,7 +390,7 @@ def test_capabilities_come_from_the_generator_class_not_its_name(monkeypatch: py
     assert table == {"bn_gaussian": (False, False, False, False), "gaussian": (False, False, False, False),
                      "propagated": (True, True, False, False), "distilled": (True, True, False, False),
                      "hybrid": (True, False, False, False), "real": (True, True, True, True),
-                     "pink_noise": (True, True, False, False)}  # fmt: skip
+                     "genie": (True, True, False, False), "pink_noise": (True, True, False, False)}  # fmt: skip
     assert able("has_domain") == ["distilled", "pink_noise", "propagated", "real"]
     model = HandSet().eval()
     layers = analyze(model, torch.zeros(1, 1, 8, 8))
@@ -381,5 +403,5 @@ def test_capabilities_come_from_the_generator_class_not_its_name(monkeypatch: py
 
     monkeypatch.setitem(GENERATORS._items, "propagated", Flat)
     assert not data.has_domain and data.pixels and data.float_inputs == set()  # real pixels: the first conv trains
-    with pytest.raises(UserError, match="needs generator=distilled, pink_noise, real, not propagated"):
+    with pytest.raises(UserError, match="needs generator=distilled, genie, pink_noise, real, not propagated"):
         check_sequential("propagated")

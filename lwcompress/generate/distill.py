@@ -6,7 +6,12 @@ Beyond ZeroQ's BN-statistics loss, DeepInversion's image priors are options (`In
 pushed towards a target class by cross-entropy on the network's own logits), a heavier weight on the first
 BatchNorm (the one that sees the image's low-level statistics), random shifts and flips every step (the network's
 translation and mirror invariance: features that survive them are image-like, not pixel noise), total variation
-and an L2 prior.
+and an L2 prior, and GENIE's swing: every strided convolution sees its input shifted by a random offset, so no
+image can hide in the pixels a stride skips.
+
+What is optimized is an image source: the pixels themselves (`PixelImages`: ZeroQ, DeepInversion) or a small
+generator network with one learned latent per image (`NetworkImages`: GENIE), whose convolutions make
+neighbouring pixels correlated as natural images are.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ class Inversion:
     """How images are optimized: `steps` Adam steps at `lr` (cosine) per chunk; the priors weighted by
     `tv_weight`, `l2_weight`, `class_weight` (0: ZeroQ's BN statistics only); the first BatchNorm's term times
     `first_bn_weight`; each step sees the images shifted by up to `jitter` pixels (circularly) and, if `flip`,
-    mirrored with probability 1/2."""
+    mirrored with probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many
+    pixels (reflected at the border)."""
 
     steps: int = 200
     lr: float = 0.25
@@ -35,6 +41,18 @@ class Inversion:
     first_bn_weight: float = 1.0
     jitter: int = 0
     flip: bool = False
+    swing: int = 0
+
+
+@dataclass(frozen=True)
+class ImageNetwork:
+    """GENIE's generator: `latent_dim` learned latents per image through a linear layer onto a quarter-size grid of
+    `width` channels, two (upsample, 3x3 conv, BN) stages and a tanh, normalized per channel; the network's weights
+    at the distillation's `lr`, the latents at `lr_latent`."""
+
+    latent_dim: int = 256
+    width: int = 128
+    lr_latent: float = 0.1
 
 
 class _ShiftedMoments(torch.autograd.Function):
@@ -99,6 +117,51 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).pow(2).mean() + (x[..., :, 1:] - x[..., :, :-1]).pow(2).mean()
 
 
+class PixelImages(nn.Module):
+    """The images themselves are the parameters (ZeroQ, DeepInversion), started from `start`."""
+
+    def __init__(self, start: torch.Tensor, lr: float) -> None:
+        super().__init__()
+        self.pixels = nn.Parameter(start.clone())
+        self.lr = lr
+
+    def forward(self) -> torch.Tensor:
+        return self.pixels
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": [self.pixels], "lr": self.lr}]
+
+
+class NetworkImages(nn.Module):
+    """`count` images of `shape` (C, H, W) made by a generator network from one latent each (GENIE); both learned.
+    The network trains in train mode, so its last BatchNorm gives every batch zero mean and unit variance per
+    channel, the normalized input statistics."""
+
+    def __init__(self, count: int, shape: tuple[int, ...], spec: ImageNetwork, lr: float, seed: int) -> None:
+        super().__init__()
+        channels, height, width = shape
+        grid = (-(-height // 4), -(-width // 4))
+        half = (-(-height // 2), -(-width // 2))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.latents = nn.Parameter(torch.randn(count, spec.latent_dim))
+            self.net = nn.Sequential(
+                nn.Linear(spec.latent_dim, spec.width * grid[0] * grid[1]), nn.Unflatten(1, (spec.width, *grid)),
+                nn.BatchNorm2d(spec.width), nn.Upsample(size=half),
+                nn.Conv2d(spec.width, spec.width // 2, 3, padding=1), nn.BatchNorm2d(spec.width // 2),
+                nn.LeakyReLU(0.2), nn.Upsample(size=(height, width)),
+                nn.Conv2d(spec.width // 2, channels, 3, padding=1), nn.Tanh(), nn.BatchNorm2d(channels, affine=False),
+            )  # fmt: skip
+        self.lr, self.lr_latent = lr, spec.lr_latent
+
+    def forward(self) -> torch.Tensor:
+        return self.net(self.latents)
+
+    def param_groups(self) -> list[dict]:
+        weights = {"params": list(self.net.parameters()), "lr": self.lr}
+        return [weights, {"params": [self.latents], "lr": self.lr_latent}]
+
+
 def distill_images(
     model: nn.Module, images: torch.Tensor, chunk: int, inversion: Inversion | None = None, seed: int = 0
 ) -> torch.Tensor:
@@ -107,19 +170,62 @@ def distill_images(
     200 steps). Image i's target class (class term) is i modulo the number of classes: every class alike. `seed`
     seeds the random shifts and flips."""
     inv = inversion or Inversion()
+    parts = [PixelImages(images[s : s + chunk], inv.lr) for s in range(0, len(images), chunk)]
+    return _distilled(model, parts, inv, seed)
+
+
+def network_images(
+    model: nn.Module, count: int, shape: tuple[int, ...], chunk: int, network: ImageNetwork,
+    inversion: Inversion | None = None, seed: int = 0, device: torch.device | str = "cpu",
+) -> torch.Tensor:  # fmt: skip
+    """`count` images of `shape` made by a generator network per `chunk` (GENIE), trained as `inversion` says (its
+    `lr` for the network's weights) from latents and weights drawn with `seed`."""
+    inv = inversion or Inversion()
+    parts = [NetworkImages(min(chunk, count - s), shape, network, inv.lr, seed * 1_000_003 + s).to(device)
+             for s in range(0, count, chunk)]  # fmt: skip
+    return _distilled(model, parts, inv, seed)
+
+
+def _distilled(model: nn.Module, sources: list[nn.Module], inv: Inversion, seed: int) -> torch.Tensor:
+    """Each source's images optimized on their own (one batch whose statistics are matched), in order."""
+    probe = sources[0]().detach()
     # Channels-last: the convolutions' native layout on CPU (round3_tuning.md §6 times the step).
-    layout = torch.channels_last if images.ndim == 4 else torch.contiguous_format
-    net = copy.deepcopy(model).eval().requires_grad_(False).to(device=images.device, memory_format=layout)
-    out = []
-    with torch.enable_grad():  # callers may hold no_grad; the images need gradients
-        for start in range(0, len(images), chunk):
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + start)
-            part = images[start : start + chunk].contiguous(memory_format=layout)
-            out.append(_distill_chunk(net, part, inv, gen, first_index=start))
+    layout = torch.channels_last if probe.ndim == 4 else torch.contiguous_format
+    net = copy.deepcopy(model).eval().requires_grad_(False).to(device=probe.device, memory_format=layout)
+    out, first = [], 0
+    with torch.enable_grad(), _Swing(net, inv.swing) as swing:  # callers may hold no_grad; the images need gradients
+        for source in sources:
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + first)
+            swing.generator = gen
+            out.append(_distill_chunk(net, source, inv, gen, first_index=first, layout=layout))
+            first += len(out[-1])
     result = torch.cat(out).contiguous()
     if not torch.isfinite(result).all():
         raise FloatingPointError("distillation diverged (non-finite images); lower generator.lr")
     return result
+
+
+class _Swing:
+    """While active (`shift` > 0), every strided convolution of `net` sees its input shifted by a random offset of
+    up to `shift` pixels per axis, reflected at the border (GENIE's swing convolution), drawn from `generator`."""
+
+    def __init__(self, net: nn.Module, shift: int) -> None:
+        self.convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and max(m.stride) > 1] if shift else []
+        self.shift, self.generator, self.handles = shift, torch.Generator(), []
+
+    def _hook(self, conv: nn.Module, args: tuple) -> tuple:
+        x, s = args[0], self.shift
+        dy, dx = (int(v) for v in torch.randint(0, 2 * s + 1, (2,), generator=self.generator))
+        padded = F.pad(x, [s, s, s, s], mode="reflect")
+        return (padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]],)
+
+    def __enter__(self) -> _Swing:
+        self.handles = [conv.register_forward_pre_hook(self._hook) for conv in self.convs]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
 
 
 def _augmented(x: torch.Tensor, inv: Inversion, gen: torch.Generator) -> torch.Tensor:
@@ -132,14 +238,15 @@ def _augmented(x: torch.Tensor, inv: Inversion, gen: torch.Generator) -> torch.T
 
 
 def _distill_chunk(
-    net: nn.Module, images: torch.Tensor, inv: Inversion, gen: torch.Generator, first_index: int
-) -> torch.Tensor:
-    x = images.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=inv.lr)
+    net: nn.Module, source: nn.Module, inv: Inversion, gen: torch.Generator, first_index: int,
+    layout: torch.memory_format,
+) -> torch.Tensor:  # fmt: skip
+    opt = torch.optim.Adam(source.param_groups())
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, inv.steps))
     targets = None
     for _ in range(inv.steps):
         opt.zero_grad()
+        x = source().contiguous(memory_format=layout)
         with BNStatistics(net, inv.first_bn_weight) as stats:
             logits = net(_augmented(x, inv, gen))
         loss = stats.loss
@@ -154,4 +261,5 @@ def _distill_chunk(
         loss.backward()
         opt.step()
         sched.step()
-    return x.detach()
+    with torch.no_grad():
+        return source().detach()

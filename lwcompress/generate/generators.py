@@ -8,6 +8,8 @@ propagated   N(0, 1) images through the FP network once, every BN normalizing by
 gaussian     N(0, 1) for every layer input (the naive ablation)
 distilled    images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP
              network: the default (round 3), made once per model and seed and cached
+genie        images made by a small generator network with learned latents, trained to match the same statistics
+             (GENIE); cached as distilled's
 hybrid       each batch mixed from distilled-image inputs and a cheap partner's (bn_gaussian or propagated)
 real         inputs captured from real training images (not data-free: the ceiling)
 """
@@ -21,6 +23,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -34,7 +37,7 @@ from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.distill import Inversion, distill_images
+from lwcompress.generate.distill import ImageNetwork, Inversion, distill_images, network_images
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo
 from lwcompress.models.checkpoint import weights_digest
@@ -70,7 +73,8 @@ class DistilledConfig(PropagatedConfig):
     optional image priors (DeepInversion's; generate.distill.Inversion): `tv_weight` (total variation),
     `l2_weight`, `class_weight` (cross-entropy towards a target class per image, the classes in turn),
     `first_bn_weight` (the first BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that
-    many pixels every step) and `flip` (random mirroring every step)."""
+    many pixels every step), `flip` (random mirroring every step) and `swing` (every strided convolution's input
+    shifted by up to that many pixels every step, GENIE's)."""
 
     name: str = "distilled"
     steps: int = bounded(200, 0)
@@ -81,6 +85,26 @@ class DistilledConfig(PropagatedConfig):
     first_bn_weight: float = bounded(1.0, 0.0)
     jitter: int = bounded(0, 0)
     flip: bool = False
+    swing: int = bounded(0, 0, 8)
+
+
+@dataclass
+class GenieConfig(DistilledConfig):
+    """GENIE's images: a generator network per chunk (generate.distill.ImageNetwork) with `latent_dim` learned
+    latents per image and `width` channels, its weights trained at `lr`, the latents at `lr_latent`; the priors and
+    `steps` as distilled's. It draws no noise images, so `smoothing` must stay 0."""
+
+    name: str = "genie"
+    lr: float = bounded(0.01, 0.0)
+    swing: int = bounded(1, 0, 8)
+    latent_dim: int = bounded(256, 1)
+    width: int = bounded(128, 2)
+    lr_latent: float = bounded(0.1, 0.0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.smoothing:
+            raise UserError("generator=genie draws no noise images to smooth: leave generator.smoothing at 0")
 
 
 @dataclass
@@ -382,7 +406,39 @@ class Distilled(ImageGenerator):
 
     def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
         digest = hashlib.sha256(repr(self.key(model)).encode()).hexdigest()[:16]
-        return _reused(ctx, digest, lambda: _distilled(model, self.cfg, ctx, digest))
+        return _reused(ctx, digest, lambda: _chunked(self.cfg, ctx, digest, partial(self.chunk, model, ctx)))
+
+    def chunk(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
+        """Images start .. start + count, optimized as one batch on `ctx.device`, returned on the CPU."""
+        noise = _noise_images(self.cfg, ctx)[start : start + count].to(ctx.device)
+        inv = inversion(self.cfg)
+        return distill_images(model, noise, chunk=count, inversion=inv, seed=self.cfg.seed + start).cpu()
+
+
+@GENERATORS.register("genie")
+class Genie(Distilled):
+    """Images made by a small generator network with learned latents, trained to match every BN's running
+    statistics (GENIE, CVPR 2023): the network's convolutions correlate neighbouring pixels as natural images are,
+    where per-pixel optimization (distilled) leaves pixel noise the BN statistics cannot see."""
+
+    kind = "genie"
+    config = GenieConfig
+
+    def key(self, model: nn.Module) -> tuple:
+        return *super().key(model), network(self.cfg)
+
+    def chunk(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
+        images = network_images(
+            model,
+            count,
+            ctx.input_shape,
+            chunk=count,
+            network=network(self.cfg),
+            inversion=inversion(self.cfg),
+            seed=self.cfg.seed + start,
+            device=ctx.device,
+        )
+        return images.cpu()
 
 
 @GENERATORS.register("real")
@@ -457,25 +513,26 @@ def _reused(ctx: GenerationContext, digest: str, make: Callable[[], torch.Tensor
     return images
 
 
-def _distilled(model: nn.Module, cfg: DistilledConfig, ctx: GenerationContext, key: str) -> torch.Tensor:
-    """Distilled images, chunk by chunk (each chunk is optimized on its own). With a `shared_dir`, each chunk is a
-    file there: the ranks split the chunks, and a restarted job reuses the finished ones."""
-    noise = _noise_images(cfg, ctx)
-    starts = list(range(0, len(noise), cfg.chunk))
+def _chunked(
+    cfg: GeneratorConfig, ctx: GenerationContext, key: str, make: Callable[[int, int], torch.Tensor]
+) -> torch.Tensor:  # fmt: skip
+    """cfg.num_images images, `make(start, count)` per chunk (each chunk is optimized on its own). With a
+    `shared_dir`, each chunk is a file there: the ranks split the chunks, and a restarted job reuses the finished
+    ones."""
+    starts = list(range(0, cfg.num_images, cfg.chunk))
 
-    def make(i: int) -> torch.Tensor:
-        part = noise[starts[i] : starts[i] + cfg.chunk].to(ctx.device)
-        return distill_images(model, part, chunk=len(part), inversion=inversion(cfg), seed=cfg.seed + starts[i]).cpu()
+    def part(i: int) -> torch.Tensor:
+        return make(starts[i], min(cfg.chunk, cfg.num_images - starts[i]))
 
     if ctx.shared_dir is None:
         if ctx.ranks.world_size > 1:
             raise ValueError("ranks share generated images through files: give the context a shared_dir")
-        return torch.cat([make(i) for i in range(len(starts))])
+        return torch.cat([part(i) for i in range(len(starts))])
     folder = ctx.shared_dir / "images" / key
 
     def run(i: int) -> None:
         if not (folder / f"{i}.pt").is_file():
-            io.torch_save(folder / f"{i}.pt", make(i))
+            io.torch_save(folder / f"{i}.pt", part(i))
 
     ctx.ranks.run_shared([1.0] * len(starts), run, "distilled-images")
     return torch.cat([io.torch_load(folder / f"{i}.pt") for i in range(len(starts))])
@@ -485,7 +542,12 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     """The distillation settings of `cfg`."""
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
-                     flip=cfg.flip)  # fmt: skip
+                     flip=cfg.flip, swing=cfg.swing)  # fmt: skip
+
+
+def network(cfg: GenieConfig) -> ImageNetwork:
+    """The generator network of `cfg`."""
+    return ImageNetwork(latent_dim=cfg.latent_dim, width=cfg.width, lr_latent=cfg.lr_latent)
 
 
 def check_sequential(name: str) -> None:
