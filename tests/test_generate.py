@@ -391,7 +391,7 @@ def test_capabilities_come_from_the_generator_class_not_its_name(monkeypatch: py
                      "propagated": (True, True, False, False), "distilled": (True, True, False, False),
                      "hybrid": (True, False, False, False), "real": (True, True, True, True),
                      "genie": (True, True, False, False), "pink_noise": (True, True, False, False)}  # fmt: skip
-    assert able("has_domain") == ["distilled", "pink_noise", "propagated", "real"]
+    assert able("has_domain") == ["distilled", "genie", "pink_noise", "propagated", "real"]
     model = HandSet().eval()
     layers = analyze(model, torch.zeros(1, 1, 8, 8))
     data = LayerData(model, layers, generator_config("propagated"), GenerationContext((1, 8, 8), 8))
