@@ -1,9 +1,10 @@
 # Sourced by the round-3 probe scripts (run from experiments/probes/): `probe MODEL W A [solver_probe args]` runs
-# solver_probe.py on one thread with every variant in the VARIANTS array, warnings dropped.
+# solver_probe.py on one thread with every variant in the VARIANTS array, warnings dropped (an outer PYTHONPATH is
+# kept after ".": a worktree at a fixed commit puts its own checkout there).
 probe() {
   local variants=()
   for v in "${VARIANTS[@]}"; do variants+=(--variant "$v"); done
-  PYTHONPATH=. ../../.venv/bin/python solver_probe.py --model "$1" --bits "$2" "$3" --threads 1 "${@:4}" \
+  PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH} ../../.venv/bin/python solver_probe.py --model "$1" --bits "$2" "$3" --threads 1 "${@:4}" \
     "${variants[@]}" 2>&1 | grep -v -i warn
 }
 # `cell SEED MODEL W A [--all-layers]`: one probe of a validation cell with the distilled images kept in the probe
