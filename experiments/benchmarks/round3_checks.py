@@ -1,17 +1,19 @@
-"""The round-2 benchmark rerun on the round-3 default (experiments/benchmarks/round3_table.sh), condensed as
-round2_checks.py condenses round 2, beside the round-2 default and ceiling (read from
-experiments/results/round2_checks.md, the same checkpoints, cells, seeds and test split), and issue 23's goals
-checked cell by cell:
+"""The round-2 benchmark rerun on a later round's default (experiments/benchmarks/round3_table.sh, round4_table.sh),
+condensed as round2_checks.py condenses round 2, beside the previous round's default and ceiling (read from its
+checks page, experiments/results/round2_checks.md by default: the same checkpoints, cells, seeds and test split), and
+issue 23's goals checked cell by cell:
 
 1. never worse than rounding: every seed's default >= the RTN top-1 it started from (W8A8: within 0.05), the mean
    >= the best closed form, and >= Sony MCT's data-free result where one was measured (MCT below);
 2. data-free at the ceiling: mean(real data) - mean(default) <= 0.5 at >= 3-bit weights and >= 4-bit inputs,
    <= 1.5 at W3A3 and at 2-bit weights; seed spread (max - min) <= 1;
-3. the ceiling: real data with the round-3 settings against round 2's real-data column;
-5. speed: the default's compression wall (distilled images counted at what they cost) <= 1.5x round 2's, and
+3. the ceiling: real data with this round's settings against the previous round's real-data column;
+5. speed: the default's compression wall (generated images counted at what they cost) <= 1.5x round 2's, and
    <= half of MCT's whole data-free run on one thread; GPTQ within 1 point of the default at mobilenetv2_small W3A3.
 
 python experiments/benchmarks/round3_checks.py logs/round3/multiruns > experiments/results/round3_checks.md
+python experiments/benchmarks/round3_checks.py logs/round4/multiruns --previous experiments/results/round3_checks.md \
+    > experiments/results/round4_checks.md
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ MCT_TOP1 = {("mobilenetv2_small", "W4A4"): 89.93}
 MCT_WALL_S = 371 + 84
 
 
-def round2_means() -> dict[tuple[str, str, str], tuple[float, float | None]]:
-    """(model, cell, method) -> (mean top-1, mean wall s) of round 2's benchmark table."""
-    lines = [ln for ln in ROUND2.read_text().splitlines() if ln.startswith("| ")]
+def previous_means(page: Path) -> dict[tuple[str, str, str], tuple[float, float | None]]:
+    """(model, cell, method) -> (mean top-1, mean wall s) of an earlier round's benchmark table on its checks page."""
+    lines = [ln for ln in page.read_text().splitlines() if ln.startswith("| ")]
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     out = {}
     for line in lines[1:]:
@@ -54,14 +56,18 @@ def round2_means() -> dict[tuple[str, str, str], tuple[float, float | None]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
+    parser.add_argument("--previous", type=Path, default=ROUND2, help="the previous round's checks page")
     args = parser.parse_args()
     runs, cells = load_runs(args.root)
-    old = round2_means()
-    print("The round-2 benchmark on the round-3 default (test split; top-1 %, mean ± std (seeds), mean compression "
-          "wall seconds on one thread (of which generating layer inputs, cached images counted at their cost)); "
-          "round 2's default and real-data columns are its means from round2_checks.md.\n")  # fmt: skip
-    print("| model | cell | FP32 | best closed form | default's RTN start | round-2 default | " + " | ".join(TABLE)
-          + " | round-2 real |")  # fmt: skip
+    old, round2 = previous_means(args.previous), previous_means(ROUND2)
+    before = int(re.search(r"round(\d+)", args.previous.stem).group(1))
+    now = f"round {before + 1}"
+    print(f"The round-2 benchmark on the round-{before + 1} default (test split; top-1 %, mean ± std (seeds), mean "
+          "compression wall seconds on one thread (of which generating layer inputs, cached images counted at their "
+          "cost)); "
+          f"round {before}'s default and real-data columns are its means from {args.previous.name}.\n")  # fmt: skip
+    print(f"| model | cell | FP32 | best closed form | default's RTN start | round-{before} default | "
+          + " | ".join(TABLE) + f" | round-{before} real |")  # fmt: skip
     print("|---|---|---|---|---|---|" + "---|" * len(TABLE) + "---|")
     best: dict[tuple[str, str], float] = {}
     for model, cell in cells:
@@ -77,7 +83,7 @@ def main() -> None:
 
     print("\nIssue 23's goals, cell by cell (test split).\n")
     print("| model | cell | default − RTN start, per seed | mean − best closed form | seed spread | real − default "
-          "(goal) | real: round 3 − round 2 | wall: round 3 / round 2, / MCT | GPTQ − default | met |")  # fmt: skip
+          f"(goal) | real: {now} − round {before} | wall: {now} / round 2, / MCT | GPTQ − default | met |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
     for model, cell in cells:
         default = sorted(runs.get((model, cell, "data-free default"), []), key=lambda s: lookup(s, "seed"))
@@ -94,7 +100,7 @@ def main() -> None:
         gap = None if real is None else real - dflt
         spread = max(tops) - min(tops)
         wall = mean([uncached_wall_s(s) for s in default])
-        r2d, r2r = old.get((model, cell, "data-free default")), old.get((model, cell, "real data"))
+        r2d, r2r = round2.get((model, cell, "data-free default")), old.get((model, cell, "real data"))
         ratio = wall / r2d[1] if r2d and r2d[1] else None
         above = dflt - best[(model, cell)] if (model, cell) in best else None
         met = ["start ✓" if starts and all(d >= -slack for d in starts) else "start ✗"]

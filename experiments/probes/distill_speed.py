@@ -1,8 +1,10 @@
 """Seconds per distillation step (one forward and backward pass of the whole network over a chunk of images, the
 BN-statistics loss, one Adam step) for the committed 28x28 checkpoints, on `--threads` threads: the unit of
-generator=distilled's cost (256 images x 200 steps = 800 steps of 64).
+generator=distilled's cost (256 images x 200 steps = 800 steps of 64); with --genie WIDTH, the same step through
+generator=genie's network of that width (its images made by the network, swing 1).
 
 python experiments/probes/distill_speed.py --threads 1
+python experiments/probes/distill_speed.py --threads 1 --genie 128 64
 python experiments/probes/distill_speed.py --torchvision resnet18 --sizes 224 112 --chunk 16   # random weights
 """
 
@@ -10,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torchvision
 from probe_data import load
+from torch import nn
 
-from lwcompress.generate.distill import Inversion, distill_images
+from lwcompress.generate.distill import ImageNetwork, Inversion, distill_images, network_images
 
 
 def main() -> None:
@@ -25,6 +30,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--torchvision", help="a torchvision model with random weights instead (10 classes)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224], help="--torchvision: input sizes")
+    parser.add_argument("--genie", type=int, nargs="*", default=[], help="also genie's step at these network widths")
     args = parser.parse_args()
     if args.torchvision:
         torch.set_num_threads(args.threads)
@@ -33,12 +39,27 @@ def main() -> None:
     else:
         cases = [(name, load(name, args.threads)[0], (1, 28, 28)) for name in ("mobilenetv2_small", "resnet20")]
     for name, model, shape in cases:
-        images = torch.randn(args.chunk, *shape, generator=torch.Generator().manual_seed(0))
-        distill_images(model, images, args.chunk, Inversion(steps=2))  # warm-up
-        start = time.perf_counter()
-        distill_images(model, images, args.chunk, Inversion(steps=args.steps))
-        per_step = (time.perf_counter() - start) / args.steps
-        print(f"{name}: {1000 * per_step:.0f} ms per step of {args.chunk} images, {args.threads} thread(s)")
+        for source, run in _sources(model, shape, args.chunk, args.genie).items():
+            run(2)  # warm-up
+            start = time.perf_counter()
+            run(args.steps)
+            per_step = (time.perf_counter() - start) / args.steps
+            print(f"{name} {source}: {1000 * per_step:.0f} ms per step of {args.chunk} images, "
+                  f"{args.threads} thread(s)", flush=True)  # fmt: skip
+
+
+def _sources(model: nn.Module, shape: tuple[int, ...], chunk: int, widths: list[int]) -> dict[str, Callable]:
+    """Per image source, a function of the step count that distills one chunk."""
+    images = torch.randn(chunk, *shape, generator=torch.Generator().manual_seed(0))
+
+    def pixels(steps: int) -> torch.Tensor:
+        return distill_images(model, images, chunk, Inversion(steps=steps))
+
+    def genie(steps: int, width: int) -> torch.Tensor:
+        inv = Inversion(steps=steps, lr=0.01, swing=1)
+        return network_images(model, chunk, shape, chunk, network=ImageNetwork(width=width), inversion=inv)
+
+    return {"pixels": pixels} | {f"genie width {w}": partial(genie, width=w) for w in widths}
 
 
 if __name__ == "__main__":
