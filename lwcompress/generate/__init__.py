@@ -2,13 +2,14 @@
 
 from lwcompress.generate.capture import Stepwise, capture_inputs
 from lwcompress.generate.data import DIAGNOSTIC_IMAGES, LayerData
-from lwcompress.generate.distill import Inversion, bn_statistics_loss, distill_images
+from lwcompress.generate.distill import ImageNetwork, Inversion, bn_statistics_loss, distill_images, network_images
 from lwcompress.generate.generators import (
     GENERATORS,
     DistilledConfig,
     GenerationContext,
     Generator,
     GeneratorConfig,
+    GenieConfig,
     HybridConfig,
     ImageGenerator,
     PropagatedConfig,
@@ -39,6 +40,8 @@ __all__ = [
     "Inversion",
     "GeneratorConfig",
     "DistilledConfig",
+    "GenieConfig",
+    "ImageNetwork",
     "HybridConfig",
     "PropagatedConfig",
     "LayerData",
@@ -51,6 +54,7 @@ __all__ = [
     "capture_inputs",
     "check_sequential",
     "distill_images",
+    "network_images",
     "domain_gaps",
     "generator",
     "generator_config",

@@ -7,9 +7,9 @@ propagated   N(0, 1) images through the FP network once, every BN normalizing by
              the same per-channel statistics, with correlations from the network itself
 gaussian     N(0, 1) for every layer input (the naive ablation)
 distilled    images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP
-             network: the default (round 3), made once per model and seed and cached
+             network (round 3's default), made once per model and seed and cached
 genie        images made by a small generator network with learned latents, trained to match the same statistics
-             (GENIE); cached as distilled's
+             (GENIE): the default since round 4, cached as distilled's
 hybrid       each batch mixed from distilled-image inputs and a cheap partner's (bn_gaussian or propagated)
 real         inputs captured from real training images (not data-free: the ceiling)
 """
@@ -91,14 +91,17 @@ class DistilledConfig(PropagatedConfig):
 @dataclass
 class GenieConfig(DistilledConfig):
     """GENIE's images: a generator network per chunk (generate.distill.ImageNetwork) with `latent_dim` learned
-    latents per image and `width` channels, its weights trained at `lr`, the latents at `lr_latent`; the priors and
-    `steps` as distilled's. It draws no noise images, so `smoothing` must stay 0."""
+    latents per image and `width` channels, its weights trained at `lr`, the latents at `lr_latent`, for `steps`
+    steps; the priors as distilled's. It draws no noise images, so `smoothing` must stay 0. Defaults chosen on the
+    validation split (experiments/results/round4_tuning.md): width 64 and 100 steps match width 128 (GENIE's) and
+    200 steps within the seeds' spread at 2/5 of the cost."""
 
     name: str = "genie"
+    steps: int = bounded(100, 0)
     lr: float = bounded(0.01, 0.0)
     swing: int = bounded(1, 0, 8)
     latent_dim: int = bounded(256, 1)
-    width: int = bounded(128, 2)
+    width: int = bounded(64, 2)
     lr_latent: float = bounded(0.1, 0.0)
 
     def __post_init__(self) -> None:
