@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -381,12 +381,13 @@ def load_compressed(path: str | Path, model: nn.Module) -> CompressedModel:
 
 
 def export_onnx(result: CompressedModel, path: str | Path, config: dict[str, Any] | None = None,
-                int4: bool = True, bias: str = "float") -> Path:  # fmt: skip
+                int4: bool = True, bias: str = "float", keep_float: Sequence[str] = ()) -> Path:  # fmt: skip
     """Atomically write `result` as an ONNX model that stock onnxruntime runs (format: lwcompress/export/onnx_graph.py),
     with the lwcompress version, a digest of `config` (the run's config; default: the compressor's and
     preconditioner's), each layer's bits and storage type, the input normalization and the storage format in its
     metadata. `int4` stores weights of 4 bit and below as int4/uint4, else as int8/uint8 holding the k-bit codes;
-    `bias`: float (exact) or int32 (integer kernels; see `lwcompress.export.to_onnx`)."""
+    `bias`: float (exact) or int32 (integer kernels; see `lwcompress.export.to_onnx`); `keep_float`: rules naming
+    layers that run as float kernels all the same (`lwcompress.export.kept_float`)."""
     from lwcompress.export import to_onnx, weight_storage
 
     config = config or {"compressor": dataclasses.asdict(result.config),
@@ -402,4 +403,5 @@ def export_onnx(result: CompressedModel, path: str | Path, config: dict[str, Any
         "input_shape": json.dumps(result.meta["input_shape"]),
     }
     example = torch.zeros(1, *result.meta["input_shape"])
-    return io.write_bytes(path, to_onnx(result.model, example, metadata, int4, bias).SerializeToString())
+    proto = to_onnx(result.model, example, metadata, int4, bias, keep_float=keep_float)
+    return io.write_bytes(path, proto.SerializeToString())

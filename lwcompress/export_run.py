@@ -160,7 +160,8 @@ def render(run: Run, out: Path, report: dict) -> str:
     return "\n".join(
         [
             f"# {out.name}: {run.config['model']['name']} {c.label()} ({c.name}), from {run.dir}; "
-            f"{report['biases']} biases ({sim}), {'int4' if report['int4'] else 'int8'} codes below 5 bit",
+            f"{report['biases']} biases ({sim}), {'int4' if report['int4'] else 'int8'} codes below 5 bit"
+            + (f", float kernels kept for {', '.join(report['keep_float'])}" if report["keep_float"] else ""),
             "",
             f"onnxruntime vs PyTorch on the {a['images']} test images: top-1 agreement {a['agree']:.2f} %, "
             f"top-1 {a['onnx_top1']:.2f} vs {a['torch_top1']:.2f} %, "
@@ -191,9 +192,11 @@ def export_run(args: argparse.Namespace) -> Path:
     simulated = run.compressed.config.int32_bias  # the run computed with int32-grid biases
     bias = args.bias or ("int32" if simulated else "float")
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".export.") as tmp:
-        staged = export_onnx(run.compressed, Path(tmp) / out.name, run.config, not args.int8_weights, bias)
+        staged = export_onnx(run.compressed, Path(tmp) / out.name, run.config, not args.int8_weights, bias,
+                             keep_float=args.keep_float)  # fmt: skip
         if args.check:
             report = {"biases": bias, "simulated_int32_bias": simulated, "int4": not args.int8_weights,
+                      "keep_float": args.keep_float,
                       **check(run, staged, Path(tmp), args.threads, args.repeats, args.min_agreement)}  # fmt: skip
             text = render(run, out, report)
             io.write_json(out.with_suffix(".check.json"), report)
@@ -234,6 +237,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="biases of layers with quantized input and weight: float or int32 codes, the form onnxruntime fuses "
         "into integer kernels at A8 with 8-bit weight codes (default: int32 if the run was made with "
         "compressor.int32_bias=true, which simulates exactly those biases, else float; either is exact then)",
+    )
+    parser.add_argument(
+        "--keep-float",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="with --bias int32: run these quantized layers as float kernels on dequantized inputs and weights "
+        "(the same function; their int32-grid biases added in float): layer-name patterns (fnmatch, re:<regex>) or "
+        "'depthwise', where onnxruntime's integer kernel is slower than its float one; repeatable",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default 50)")

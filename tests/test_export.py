@@ -193,6 +193,33 @@ def test_int32_bias_simulation_matches_the_int32_export(tiny_checkpoint: Path, t
             assert torch.equal(q.layer.bias, plain.model.get_submodule(name).layer.bias), name
 
 
+def test_kept_float_layers_run_as_float_kernels_and_compute_the_same(tmp_path: Path) -> None:
+    """keep_float with int32 biases: the depthwise convolutions (or layers by name) leave onnxruntime's integer
+    kernels, every other fused layer stays fused, and the export computes what the int32-bias simulation does; the
+    file names the layers it kept; a rule that keeps nothing is a one-line ExportError."""
+    from lwcompress.export import INTEGER_OPS, optimized_ops
+
+    result = compressed(mobilenet(), wbits=8, abits=8, int32_bias=True)
+    layers = result.compressed_layers()
+    depthwise = {
+        n for n, q in layers.items() if getattr(q.layer, "groups", 1) > 1 and q.layer.groups == q.layer.in_channels
+    }
+    assert depthwise
+    x = images(500)
+    fused = {}
+    for label, rules in (("integer", []), ("depthwise", ["depthwise"]), ("named", sorted(depthwise))):
+        path = export_onnx(result, tmp_path / f"{label}.onnx", int4=False, bias="int32", keep_float=rules)
+        ref, out = run_both(result, path, x)
+        assert torch.equal(ref.argmax(1), out.argmax(1)), label
+        assert float((ref - out).abs().max()) < 1e-2 * float(ref.abs().max()), label
+        fused[label] = sum(n for op, n in optimized_ops(path, 1).items() if op in INTEGER_OPS)
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert meta.get("float_kernel_layers", "") == ", ".join(sorted(depthwise) if rules else []), label
+    assert fused["depthwise"] == fused["named"] < fused["integer"]
+    with pytest.raises(ExportError, match="--keep-float layer9.*: no quantized layer matches it"):
+        export_onnx(result, tmp_path / "bad.onnx", bias="int32", keep_float=["layer9.*"])
+
+
 def test_unsupported_op_is_one_line_naming_it() -> None:
     class Net(nn.Module):
         def __init__(self) -> None:

@@ -2,14 +2,16 @@
 it computes what the PyTorch model computes."""
 
 from lwcompress.export.check import INTEGER_OPS, Agreement, agreement, latency_ms, optimized_ops, session
-from lwcompress.export.onnx_graph import OPSET, ExportError, to_onnx, weight_storage
+from lwcompress.export.onnx_graph import DEPTHWISE, OPSET, ExportError, kept_float, to_onnx, weight_storage
 
 __all__ = [
+    "DEPTHWISE",
     "INTEGER_OPS",
     "OPSET",
     "Agreement",
     "ExportError",
     "agreement",
+    "kept_float",
     "latency_ms",
     "optimized_ops",
     "session",

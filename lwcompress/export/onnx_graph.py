@@ -16,7 +16,7 @@ else is an `ExportError` naming the node, so an export never silently drops or a
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ml_dtypes
@@ -28,6 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import fx, nn
 
 from lwcompress.compress import CompressedLayer
+from lwcompress.compress.config import matches
 from lwcompress.errors import UserError
 from lwcompress.graph.trace import trace
 
@@ -42,8 +43,8 @@ class ExportError(UserError):
 class _Builder:
     """Collects nodes and initializers under unique names."""
 
-    def __init__(self, int4: bool, int32_bias: bool) -> None:
-        self.int4, self.int32_bias = int4, int32_bias
+    def __init__(self, int4: bool, int32_bias: bool, keep_float: frozenset[str] = frozenset()) -> None:
+        self.int4, self.int32_bias, self.keep_float = int4, int32_bias, keep_float
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names: set[str] = set()
@@ -109,8 +110,8 @@ def _float_bias(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear) -> str | N
 
 
 def _layer(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear, x: str, weight: str, bias: str | None,
-           add_bias: bool = False) -> str:  # fmt: skip
-    """Conv / Gemm with `bias` as its third input, or with the float bias in a separate Add after it (`add_bias`)."""
+           add_bias: torch.Tensor | None = None) -> str:  # fmt: skip
+    """Conv / Gemm with `bias` as its third input, or with the float bias `add_bias` in a separate Add after it."""
     inputs = [x, weight] + ([bias] if bias else [])
     if isinstance(layer, nn.Linear):
         out = b.op("Gemm", inputs, name, transB=1)
@@ -125,19 +126,29 @@ def _layer(b: _Builder, name: str, layer: nn.Conv2d | nn.Linear, x: str, weight:
             pad = [0, 0] if layer.padding == "valid" else list(layer.padding)
             attrs["pads"] = pad + pad
         out = b.op("Conv", inputs, name, **attrs)
-    if not add_bias or layer.bias is None:
+    if add_bias is None:
         return out
     shape = [1, -1] + [1] * (layer.weight.ndim - 2)
-    return b.op("Add", [out, b.const(f"{name}.bias", _f32(layer.bias).reshape(shape))], f"{name}.add_bias")
+    return b.op("Add", [out, b.const(f"{name}.bias", _f32(add_bias).reshape(shape))], f"{name}.add_bias")
+
+
+def _bias_grid(q: CompressedLayer) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 codes, scale per output channel) of the layer's bias on the input-scale x weight-scale grid."""
+    scale = np.float32(float(q.a_scale)) * _f32(q.w_scale.flatten())
+    return np.round(_f32(q.layer.bias) / scale).astype(np.int32), scale
+
+
+def _int32_grid(q: CompressedLayer) -> np.ndarray:
+    """The int32 bias's values in float32, exactly as DequantizeLinear gives them."""
+    codes, scale = _bias_grid(q)
+    return codes.astype(np.float32) * scale
 
 
 def _int32_bias(b: _Builder, name: str, q: CompressedLayer) -> str | None:
     """The bias as int32 codes on the input-scale x weight-scale grid: the form integer kernels take."""
-    layer = q.layer
-    if layer.bias is None:
+    if q.layer.bias is None:
         return None
-    scale = np.float32(float(q.a_scale)) * _f32(q.w_scale.flatten())
-    codes = np.round(_f32(layer.bias) / scale).astype(np.int32)
+    codes, scale = _bias_grid(q)
     inputs = [b.const(f"{name}.bias_codes", codes), b.const(f"{name}.bias_scale", scale),
               b.const(f"{name}.bias_zero_point", np.zeros_like(codes))]  # fmt: skip
     return b.op("DequantizeLinear", inputs, f"{name}.bias", axis=0)
@@ -145,16 +156,23 @@ def _int32_bias(b: _Builder, name: str, q: CompressedLayer) -> str | None:
 
 def _compressed(b: _Builder, name: str, q: CompressedLayer, x: str) -> str:
     """A quantized layer; where input and weight are both quantized, its bias is int32 codes (`b.int32_bias`) or a
-    separate float Add (see `to_onnx`)."""
+    separate float Add (see `to_onnx`); a layer kept in float (`b.keep_float`) adds the same int32-grid values in
+    float, so onnxruntime runs it as dequantize -> float kernel and the result is unchanged."""
     if q.rounding is not None:
         raise ExportError(f"layer {name} is still learning its rounding: harden() it before exporting")
     x = _input_qdq(b, x, name, q) if q.abits is not None else x
     weight = _quantized_weight(b, name, q)
     if q.abits is None or q.wbits is None:
         return _layer(b, name, q.layer, x, weight, _float_bias(b, name, q.layer))
+    if name in b.keep_float:  # the Add after the kernel keeps onnxruntime from fusing it into an integer one
+        if q.layer.bias is None:
+            bias = np.zeros(q.layer.weight.shape[0], np.float32)
+        else:
+            bias = _int32_grid(q) if b.int32_bias else q.layer.bias
+        return _layer(b, name, q.layer, x, weight, None, add_bias=bias)
     if b.int32_bias:
         return _layer(b, name, q.layer, x, weight, _int32_bias(b, name, q))
-    return _layer(b, name, q.layer, x, weight, None, add_bias=True)
+    return _layer(b, name, q.layer, x, weight, None, add_bias=q.layer.bias)
 
 
 def _clip(b: _Builder, x: str, name: str, lo: float, hi: float) -> str:
@@ -285,21 +303,47 @@ def _describe(node: fx.Node) -> str:
     return getattr(node.target, "__name__", str(node.target))
 
 
-def _format(int32_bias: bool) -> dict[str, str]:
+DEPTHWISE = "depthwise"
+
+
+def kept_float(model: nn.Module, rules: Sequence[str]) -> frozenset[str]:
+    """The quantized layers `rules` keep out of the integer kernels: layer-name patterns (fnmatch, or re:<regex>) and
+    the word "depthwise" (every convolution with one input channel per group, where onnxruntime's integer kernel
+    is slower than its float one: measured 112 of 116 ms of mobilenet_v2 at 224, experiments/results/
+    latency_224.md). A rule that keeps no layer is an ExportError."""
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, CompressedLayer)}
+    kept: set[str] = set()
+    for rule in rules:
+        if rule == DEPTHWISE:
+            hits = {n for n, q in layers.items() if isinstance(q.layer, nn.Conv2d) and q.layer.groups > 1
+                    and q.layer.groups == q.layer.in_channels}  # fmt: skip
+        else:
+            hits = {n for n in layers if matches(rule, n)}
+        if not hits:
+            raise ExportError(f"--keep-float {rule}: no quantized layer matches it (layer-name patterns, re:<regex>, "
+                              f"or {DEPTHWISE})")  # fmt: skip
+        kept |= hits
+    return frozenset(kept)
+
+
+def _format(int32_bias: bool, kept: frozenset[str]) -> dict[str, str]:
     """How the file stores what, for whoever reads it without this code."""
-    return {
+    kept_note = {"float_kernel_layers": ", ".join(sorted(kept))} if kept else {}
+    return kept_note | {
         "weights": "integer codes x per-channel scale (DequantizeLinear, axis 0); int4/uint4 hold two codes per byte",
         "activations": "per-tensor uint8 QuantizeLinear/DequantizeLinear before each quantized layer; below 8 bit a "
         "Clip to the k-bit grid's ends comes first (the same function as the k-bit grid)",
         "biases": "int32 codes x (input scale x weight scale) through DequantizeLinear"
+        + ("; float_kernel_layers add the same values in float, after the layer" if kept else "")
         if int32_bias
         else "float32; where input and weight are quantized, a separate Add after the layer",
     }
 
 
 def to_onnx(
-    model: nn.Module, example: torch.Tensor, metadata: dict[str, str], int4: bool = True, bias: str = "float"
-) -> onnx.ModelProto:
+    model: nn.Module, example: torch.Tensor, metadata: dict[str, str], int4: bool = True, bias: str = "float",
+    keep_float: Sequence[str] = (),
+) -> onnx.ModelProto:  # fmt: skip
     """Translate `model` (eval mode, fx-traceable; a compressed model is already a GraphModule) into a checked ONNX
     model with input "input" (N, C, H, W) and output "logits"; `metadata` goes into its metadata_props.
 
@@ -308,12 +352,14 @@ def to_onnx(
     that grid: the form onnxruntime fuses into integer kernels where the input is 8-bit and the weight codes are
     int8). Rounding of any kind flips a few later activations by a whole step: rounded biases changed 1 % of the
     top-1 decisions of resnet20 W4A4 on the test set, and the integer kernels of an int32 W8A8 export 0.14 % of
-    resnet20's (both past the 0.1 % that `lwcompress-export --check` allows).
+    resnet20's (both past the 0.1 % that `lwcompress-export --check` allows). With int32 biases, the layers
+    `keep_float` names (`kept_float`) add the same int32-grid bias values in float instead, so onnxruntime runs
+    them as float kernels on dequantized inputs and weights and computes the same function.
     """
     gm = model if isinstance(model, fx.GraphModule) else trace(model)
     if bias not in ("int32", "float"):
         raise ExportError(f"bias='{bias}': choose float or int32")
-    b = _Builder(int4, bias == "int32")
+    b = _Builder(int4, bias == "int32", kept_float(gm, keep_float))
     env: dict[fx.Node, str] = {}
     input_name, output = "", None
     for node in gm.graph.nodes:
@@ -361,7 +407,7 @@ def to_onnx(
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lwcompress")
     proto.ir_version = IR_VERSION
-    helper.set_model_props(proto, {**metadata, **_format(b.int32_bias)})
+    helper.set_model_props(proto, {**metadata, **_format(b.int32_bias, b.keep_float)})
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
