@@ -1,7 +1,8 @@
 """Issue 26, item 3: is the exported model faster than FP32 at ImageNet geometry? A torchvision model (random
 weights: latency does not depend on them; no hub here) compressed by round-to-nearest at W8A8 (first and last layer
 8 bit) with `compressor.int32_bias`, exported as FP32, as today's QDQ form (float biases, int4 codes below 5 bit) and
-as the integer form (`--int8-weights --bias int32`); onnxruntime CPU latency at each batch and thread count (median
+as the integer form (`--int8-weights --bias int32`) and, for models with depthwise convolutions, the integer form with
+those kept as float kernels (`--keep-float depthwise`); onnxruntime CPU latency at each batch and thread count (median
 of `--repeats` runs), how many layers run as integer kernels, and where a batch-1 call spends its time by operator
 (onnxruntime's profile). Appends markdown rows to `--log`.
 
@@ -70,6 +71,10 @@ def main() -> None:
             "QDQ (float biases)": export_onnx(result, Path(tmp) / "qdq.onnx"),
             "integer (int8 codes, int32 biases)": export_onnx(result, Path(tmp) / "int.onnx", int4=False, bias="int32"),
         }
+        if any(getattr(m, "groups", 1) > 1 for m in model.modules()):  # depthwise layers kept float (--keep-float)
+            paths["integer, depthwise float (--keep-float depthwise)"] = export_onnx(
+                result, Path(tmp) / "int_dw.onnx", int4=False, bias="int32", keep_float=["depthwise"]
+            )
         for name, path in paths.items():
             ops = optimized_ops(path, 1)
             fused = sum(n for op, n in ops.items() if op in INTEGER_OPS)
