@@ -6,8 +6,8 @@ Beyond ZeroQ's BN-statistics loss, DeepInversion's image priors are options (`In
 pushed towards a target class by cross-entropy on the network's own logits), a heavier weight on the first
 BatchNorm (the one that sees the image's low-level statistics), random shifts and flips every step (the network's
 translation and mirror invariance: features that survive them are image-like, not pixel noise), total variation
-and an L2 prior, and GENIE's swing: every strided convolution sees its input shifted by a random offset, so no
-image can hide in the pixels a stride skips.
+and an L2 prior, and GENIE's swing: every strided convolution sees its input shifted by a random offset (made
+for generator images; per-pixel images do not survive it, experiments/results/round4_tuning.md §2).
 
 What is optimized is an image source: the pixels themselves (`PixelImages`: ZeroQ, DeepInversion) or a small
 generator network with one learned latent per image (`NetworkImages`: GENIE), whose convolutions make
@@ -189,7 +189,7 @@ def network_images(
 
 def _distilled(model: nn.Module, sources: list[nn.Module], inv: Inversion, seed: int) -> torch.Tensor:
     """Each source's images optimized on their own (one batch whose statistics are matched), in order."""
-    probe = sources[0]().detach()
+    probe = sources[0]().detach()  # one forward for the images' layout and device
     # Channels-last: the convolutions' native layout on CPU (round3_tuning.md §6 times the step).
     layout = torch.channels_last if probe.ndim == 4 else torch.contiguous_format
     net = copy.deepcopy(model).eval().requires_grad_(False).to(device=probe.device, memory_format=layout)
