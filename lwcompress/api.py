@@ -30,9 +30,9 @@ from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
 from lwcompress.generate import (
     GENERATORS,
+    DistilledConfig,
     GenerationContext,
     GeneratorConfig,
-    GenieConfig,
     LayerData,
     activation_ranges,
     bn_gaussian_inputs,
@@ -159,7 +159,7 @@ def compress(
     `normalization` ({"mean": [...], "std": [...]}) and `input_shape` (C, H, W) describe the model's input,
     which the data-free input model needs. `preconditioner` (default: BN folding) rewrites the FP model around
     quantization. Learned compressors (`config.learned`) then train every layer on inputs from `generator`
-    (default: GENIE's images) under `layerwise`; `real_images` (normalized, never needed by the data-free generators)
+    (default: distilled) under `layerwise`; `real_images` (normalized, never needed by the data-free generators)
     feed generator=real and the per-layer diagnostics on real activations. `runtime`: where and how it runs
     (processes, devices, stores that make it resumable, caches; `Runtime`). `meta["generate_wall_s"]` is the time
     spent generating, `meta["generate_reused_s"]` what reused images once cost.
@@ -177,7 +177,7 @@ def compress(
     _check_statistics(model, config, generator)
     model = pre.equalize(model.eval(), example)  # before analysis: BN statistics must match rescaled channels
     layers = analyze(model, example)
-    data = LayerData(model, layers, generator or GenieConfig(), ctx)  # made on first use
+    data = LayerData(model, layers, generator or DistilledConfig(), ctx)  # made on first use
     # Opened before anything is generated: a run dir of another configuration fails at once.
     store = _layer_store(shared, data, config, pre, layerwise, ctx.ranks) if config.learned else None
     allocation = _allocated(model, layers, config, pre, normalization, data) if config.budget.active else None

@@ -166,7 +166,7 @@ def test_multirun_sweep_with_wandb_offline_and_report(tiny_checkpoint: Path, tmp
     # The sweep ends with its table (the report's), one row per method, one column per swept setting.
     table = sweep.stdout[sweep.stdout.index(f"sweep {tmp_path}") :]
     assert "| model | method | FP32 | W8A8 | W3A8 |" in table
-    assert "| resnet8_tiny | compressor=quant generator=genie mode=sequential |" in table
+    assert "| resnet8_tiny | compressor=quant generator=distilled mode=sequential |" in table
     summaries = {json.loads(p.read_text())["wbits"]: p.parent for p in tmp_path.glob("*/summary.json")}
     assert sorted(summaries) == [3, 8]
     run_ids = set()
@@ -176,7 +176,7 @@ def test_multirun_sweep_with_wandb_offline_and_report(tiny_checkpoint: Path, tmp
         run_ids.add(runs[0].name.rsplit("-", 1)[-1])
         held = wandb_records(runs[0])
         assert held["run"].run_group == "compress" and held["run"].display_name == f"wbits={wbits}"
-        assert list(held["run"].tags) == ["resnet8_tiny", "quant", f"W{wbits}A8", "genie", "sequential"]
+        assert list(held["run"].tags) == ["resnet8_tiny", "quant", f"W{wbits}A8", "distilled", "sequential"]
         assert {"model", "compressor", "generator", "layerwise", "seed"} <= held["config"]
         assert {"fp_top1", "rtn_top1", "top1", "compress_wall_s", "rtn_wall_s", "eval_wall_s"} <= set(held["summary"])
         assert json.loads(held["summary"]["top1"]) == json.loads((job_dir / "summary.json").read_text())["top1"]
@@ -272,4 +272,4 @@ def test_prune_job_reports_sparsity_and_saves_masks(tiny_checkpoint: Path, tmp_p
     saved = load_compressed(tmp_path / "compressed.pt", MODELS.get("resnet8_tiny")(10, 1))
     pruned = [q for q in saved.compressed_layers().values() if q.mask is not None]
     assert len(pruned) == 9 and not any(q.layer.weight[~q.mask].any() for q in pruned)
-    assert "prune_magnitude W32A32 60% uniform" in proc.stdout and "prune W32A32 60% uniform (genie)" in proc.stdout
+    assert "prune_magnitude W32A32 60% uniform" in proc.stdout and "prune W32A32 60% uniform (distilled)" in proc.stdout

@@ -76,7 +76,7 @@ def test_every_option_composes_and_instantiates(group: str, option: str, tmp_pat
 def test_defaults_are_the_embedded_default() -> None:
     job = load_config()
     assert (job.model.name, job.data.name, job.compressor.name, job.generator.name, job.preconditioner.name) == (
-        "resnet20", "fashion_mnist", "quant", "genie", "bn_fold")  # fmt: skip
+        "resnet20", "fashion_mnist", "quant", "distilled", "bn_fold")  # fmt: skip
     assert (job.layerwise.mode, job.layerwise.unit, job.compressor.learn_input_scale) == ("sequential", "block", True)
     assert job.model.weights.endswith("checkpoints/fashion_mnist/resnet20.pt")
 
@@ -86,12 +86,12 @@ def test_python_defaults_are_the_cli_defaults() -> None:
     from dataclasses import asdict
 
     from lwcompress.compress import CompressorConfig
-    from lwcompress.generate import GenieConfig
+    from lwcompress.generate import DistilledConfig
     from lwcompress.layerwise import LayerwiseConfig
     from lwcompress.precondition import DFQConfig
 
     job = load_config()
-    for key, cls in [("compressor", CompressorConfig), ("generator", GenieConfig), ("layerwise", LayerwiseConfig),
+    for key, cls in [("compressor", CompressorConfig), ("generator", DistilledConfig), ("layerwise", LayerwiseConfig),
                      ("preconditioner", DFQConfig)]:  # fmt: skip
         assert asdict(cls()) == asdict(getattr(job, key)), key
 

@@ -16,6 +16,7 @@ root=${ROUND2_DIR:-logs/round2/multiruns}
 experiment=${EXPERIMENT:-round2}  # experiment=torchvision: experiments/benchmarks/torchvision_table.sh
 threads=${THREADS:-1}
 learned_seeds=${SEEDS:-0,1,2}
+extra=${EXTRA:-}  # further Hydra overrides for every job (e.g. EXTRA=generator=genie: experiments/benchmarks/round4_table.sh)
 for cell in $cells; do  # cell by cell, so that a partial run has whole rows
   for model in $models; do
     for method in $methods; do
@@ -29,7 +30,7 @@ for cell in $cells; do  # cell by cell, so that a partial run has whole rows
       # configuration is refused in one line: remove it).
       echo "== $model $cell $method (seeds $seeds)"
       lwcompress -m experiment="$experiment" threads="$threads" model="$model" +benchmark/cell="$cell" +benchmark/method="$method" \
-        seed="$seeds" hydra.sweep.dir="$dir"
+        seed="$seeds" hydra.sweep.dir="$dir" $extra
     done
   done
 done

@@ -7,9 +7,9 @@ propagated   N(0, 1) images through the FP network once, every BN normalizing by
              the same per-channel statistics, with correlations from the network itself
 gaussian     N(0, 1) for every layer input (the naive ablation)
 distilled    images optimized to match every BN's running statistics (ZeroQ / DeepInversion), through the FP
-             network (round 3's default), made once per model and seed and cached
+             network: the default (round 3), made once per model and seed and cached
 genie        images made by a small generator network with learned latents, trained to match the same statistics
-             (GENIE): the default since round 4, cached as distilled's
+             (GENIE): round 4's candidate, cached as distilled's
 hybrid       each batch mixed from distilled-image inputs and a cheap partner's (bn_gaussian or propagated)
 real         inputs captured from real training images (not data-free: the ceiling)
 """
