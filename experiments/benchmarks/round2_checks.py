@@ -39,9 +39,11 @@ Runs = dict[tuple[str, str, str], list[dict]]
 
 
 def load_runs(root: Path) -> tuple[Runs, list[tuple[str, str]]]:
-    """The benchmark's summaries under `root` by (model, cell, method), and its (model, cell) pairs, easy to hard."""
+    """The benchmark's summaries in the sweep dirs under `root` (symbolic links to another round's sweeps included)
+    by (model, cell, method), and its (model, cell) pairs, easy to hard."""
     runs: Runs = defaultdict(list)
-    for s in collect_summaries(root):
+    sweeps = [d for d in sorted(root.iterdir()) if d.is_dir()]  # one by one: a linked sweep dir is followed too
+    for s in (s for d in sweeps for s in collect_summaries(d)):
         labels = lookup(s, "labels") or {}
         if s.get("top1") is not None and "cell" in labels and "method" in labels:
             runs[(str(s["model"]), labels["cell"], labels["method"])].append(s)
