@@ -409,9 +409,9 @@ class Distilled(ImageGenerator):
 
     def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
         digest = hashlib.sha256(repr(self.key(model)).encode()).hexdigest()[:16]
-        return _reused(ctx, digest, lambda: _chunked(self.cfg, ctx, digest, partial(self.chunk, model, ctx)))
+        return _reused(ctx, digest, lambda: _chunked(self.cfg, ctx, digest, partial(self.chunk_images, model, ctx)))
 
-    def chunk(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
+    def chunk_images(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
         """Images start .. start + count, optimized as one batch on `ctx.device`, returned on the CPU."""
         noise = _noise_images(self.cfg, ctx)[start : start + count].to(ctx.device)
         inv = inversion(self.cfg)
@@ -430,7 +430,7 @@ class Genie(Distilled):
     def key(self, model: nn.Module) -> tuple:
         return *super().key(model), network(self.cfg)
 
-    def chunk(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
+    def chunk_images(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
         images = network_images(
             model,
             count,
