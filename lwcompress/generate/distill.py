@@ -76,18 +76,34 @@ class _ShiftedMoments(torch.autograd.Function):
         return torch.addcmul(bias, shifted, scale), None
 
 
-class BNStatistics:
+class _PreHooks:
+    """While active, `_hook` runs as a forward pre-hook of every module in `self.modules`."""
+
+    modules: list[nn.Module]
+
+    def _hook(self, module: nn.Module, args: tuple) -> tuple | None:
+        raise NotImplementedError
+
+    def __enter__(self) -> _PreHooks:
+        self.handles = [m.register_forward_pre_hook(self._hook) for m in self.modules]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+class BNStatistics(_PreHooks):
     """While active, sums over the model's BatchNorms ZeroQ's distance between each BN input's batch statistics
     and the running ones: ||mean_batch - running_mean||_2 + ||std_batch - running_std||_2, per BN, the first BN's
     term times `first_weight`."""
 
     def __init__(self, model: nn.Module, first_weight: float = 1.0) -> None:
-        self.norms = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
-        if not self.norms:
+        self.modules = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+        if not self.modules:
             raise ValueError("the model has no BatchNorm with running statistics to match")
-        self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.norms)}
+        self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.modules)}
         self.loss: torch.Tensor | None = None
-        self.handles = []
 
     def _hook(self, bn: _BatchNorm, args: tuple) -> None:
         offset, second = _ShiftedMoments.apply(args[0], bn.running_mean)
@@ -95,14 +111,6 @@ class BNStatistics:
         term = offset.norm() + ((var + bn.eps).sqrt() - (bn.running_var + bn.eps).sqrt()).norm()
         term = self.weights[id(bn)] * term
         self.loss = term if self.loss is None else self.loss + term
-
-    def __enter__(self) -> BNStatistics:
-        self.handles = [bn.register_forward_pre_hook(self._hook) for bn in self.norms]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self.handles:
-            h.remove()
 
 
 def bn_statistics_loss(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -206,27 +214,19 @@ def _distilled(model: nn.Module, sources: list[nn.Module], inv: Inversion, seed:
     return result
 
 
-class _Swing:
+class _Swing(_PreHooks):
     """While active (`shift` > 0), every strided convolution of `net` sees its input shifted by a random offset of
     up to `shift` pixels per axis, reflected at the border (GENIE's swing convolution), drawn from `generator`."""
 
     def __init__(self, net: nn.Module, shift: int) -> None:
-        self.convs = [m for m in net.modules() if isinstance(m, nn.Conv2d) and max(m.stride) > 1] if shift else []
-        self.shift, self.generator, self.handles = shift, torch.Generator(), []
+        self.modules = [m for m in net.modules() if isinstance(m, nn.Conv2d) and max(m.stride) > 1] if shift else []
+        self.shift, self.generator = shift, torch.Generator()
 
     def _hook(self, conv: nn.Module, args: tuple) -> tuple:
         x, s = args[0], self.shift
         dy, dx = (int(v) for v in torch.randint(0, 2 * s + 1, (2,), generator=self.generator))
         padded = F.pad(x, [s, s, s, s], mode="reflect")
         return (padded[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]],)
-
-    def __enter__(self) -> _Swing:
-        self.handles = [conv.register_forward_pre_hook(self._hook) for conv in self.convs]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for h in self.handles:
-            h.remove()
 
 
 def _augmented(x: torch.Tensor, inv: Inversion, gen: torch.Generator) -> torch.Tensor:

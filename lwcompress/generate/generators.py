@@ -23,7 +23,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -409,13 +408,18 @@ class Distilled(ImageGenerator):
 
     def make(self, model: nn.Module, ctx: GenerationContext) -> torch.Tensor:
         digest = hashlib.sha256(repr(self.key(model)).encode()).hexdigest()[:16]
-        return _reused(ctx, digest, lambda: _chunked(self.cfg, ctx, digest, partial(self.chunk_images, model, ctx)))
+        return _reused(ctx, digest, lambda: _chunked(self.cfg, ctx, digest, self.chunk_images(model, ctx)))
 
-    def chunk_images(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
-        """Images start .. start + count, optimized as one batch on `ctx.device`, returned on the CPU."""
-        noise = _noise_images(self.cfg, ctx)[start : start + count].to(ctx.device)
-        inv = inversion(self.cfg)
-        return distill_images(model, noise, chunk=count, inversion=inv, seed=self.cfg.seed + start).cpu()
+    def chunk_images(self, model: nn.Module, ctx: GenerationContext) -> Callable[[int, int], torch.Tensor]:
+        """f(start, count): images start .. start + count, optimized as one batch on `ctx.device`, returned on the
+        CPU (the noise they start from is drawn once for all chunks)."""
+        noise, inv = _noise_images(self.cfg, ctx), inversion(self.cfg)
+
+        def chunk(start: int, count: int) -> torch.Tensor:
+            part = noise[start : start + count].to(ctx.device)
+            return distill_images(model, part, chunk=count, inversion=inv, seed=self.cfg.seed + start).cpu()
+
+        return chunk
 
 
 @GENERATORS.register("genie")
@@ -430,18 +434,14 @@ class Genie(Distilled):
     def key(self, model: nn.Module) -> tuple:
         return *super().key(model), network(self.cfg)
 
-    def chunk_images(self, model: nn.Module, ctx: GenerationContext, start: int, count: int) -> torch.Tensor:
-        images = network_images(
-            model,
-            count,
-            ctx.input_shape,
-            chunk=count,
-            network=network(self.cfg),
-            inversion=inversion(self.cfg),
-            seed=self.cfg.seed + start,
-            device=ctx.device,
-        )
-        return images.cpu()
+    def chunk_images(self, model: nn.Module, ctx: GenerationContext) -> Callable[[int, int], torch.Tensor]:
+        spec, inv = network(self.cfg), inversion(self.cfg)
+
+        def chunk(start: int, count: int) -> torch.Tensor:
+            return network_images(model, count, ctx.input_shape, chunk=count, network=spec, inversion=inv,
+                                  seed=self.cfg.seed + start, device=ctx.device).cpu()  # fmt: skip
+
+        return chunk
 
 
 @GENERATORS.register("real")
