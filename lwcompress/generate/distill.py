@@ -189,7 +189,7 @@ def network_images(
     """`count` images of `shape` made by a generator network per `chunk` (GENIE), trained as `inversion` says (its
     `lr` for the network's weights) from latents and weights drawn with `seed`."""
     inv = inversion or Inversion()
-    # Channels-last convolutions: 1.2-1.6x faster generator steps on this CPU (round4_tuning.md).
+    # Channels-last: the convolutions' native layout on CPU, as for the network being distilled.
     parts = [NetworkImages(min(chunk, count - s), shape, network, inv.lr, seed * 1_000_003 + s)
              .to(device=device, memory_format=torch.channels_last) for s in range(0, count, chunk)]  # fmt: skip
     return _distilled(model, parts, inv, seed)
