@@ -33,7 +33,7 @@ from lwcompress.generate import (
     source_images,
 )
 from lwcompress.generate.distill import _ShiftedMoments
-from lwcompress.generate.generators import smoothed
+from lwcompress.generate.generators import generator, smoothed
 from lwcompress.graph import analyze
 from lwcompress.models import MODELS
 
@@ -241,6 +241,20 @@ def test_genie_images_come_from_a_seeded_generator_network_and_match_the_statist
     assert not any(m._forward_pre_hooks for m in model.modules())  # swing and statistics hooks are gone
     with pytest.raises(UserError, match="generator=genie draws no noise images"):
         generator_config("genie", smoothing=1.0)
+
+
+def test_genie_refine_steps_optimize_the_network_images_as_pixels() -> None:
+    """generator.refine_steps: the network's images are the start of a per-pixel distillation (the same images as
+    distilling them directly), which lowers their BN-statistics loss; refine settings are part of the cache key."""
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("genie", num_images=16, chunk=16, steps=10, latent_dim=16, width=16)
+    refined_cfg = dataclasses.replace(cfg, refine_steps=20, refine_lr=0.05)
+    plain = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]
+    refined = source_images(model, refined_cfg, GenerationContext((1, 28, 28), 8))[0]
+    direct = distill_images(model, plain, chunk=16, inversion=Inversion(steps=20, lr=0.05), seed=cfg.seed)
+    assert torch.equal(refined, direct)
+    assert float(bn_statistics_loss(model, refined)) < float(bn_statistics_loss(model, plain))
+    assert generator(cfg).key(model) != generator(refined_cfg).key(model)
 
 
 def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:

@@ -22,7 +22,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -91,9 +91,12 @@ class DistilledConfig(PropagatedConfig):
 class GenieConfig(DistilledConfig):
     """GENIE's images: a generator network per chunk (generate.distill.ImageNetwork) with `latent_dim` learned
     latents per image and `width` channels, its weights trained at `lr`, the latents at `lr_latent`, for `steps`
-    steps; the priors as distilled's. It draws no noise images, so `smoothing` must stay 0. Defaults chosen on the
-    validation split (experiments/results/round4_tuning.md): width 64 and 100 steps match width 128 (GENIE's) and
-    200 steps within the seeds' spread at 2/5 of the cost."""
+    steps; the priors as distilled's. Then, with `refine_steps`, the network's images are optimized as pixels for
+    that many steps at `refine_lr` (no swing: per-pixel images do not survive it): the network gives the images'
+    structure, the pixel steps the deep layers' statistics it leaves unmatched on larger networks. It draws no
+    noise images, so `smoothing` must stay 0. Defaults chosen on the validation split
+    (experiments/results/round4_tuning.md): width 64 and 100 steps match width 128 (GENIE's) and 200 steps within
+    the seeds' spread at 2/5 of the cost."""
 
     name: str = "genie"
     steps: int = bounded(100, 0)
@@ -102,6 +105,8 @@ class GenieConfig(DistilledConfig):
     latent_dim: int = bounded(256, 1)
     width: int = bounded(64, 2)
     lr_latent: float = bounded(0.1, 0.0)
+    refine_steps: int = bounded(0, 0)
+    refine_lr: float = bounded(0.05, 0.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -432,14 +437,19 @@ class Genie(Distilled):
     config = GenieConfig
 
     def key(self, model: nn.Module) -> tuple:
-        return *super().key(model), network(self.cfg)
+        refine = (self.cfg.refine_steps, self.cfg.refine_lr) if self.cfg.refine_steps else ()
+        return *super().key(model), network(self.cfg), *refine
 
     def chunk_images(self, model: nn.Module, ctx: GenerationContext) -> Callable[[int, int], torch.Tensor]:
-        spec, inv = network(self.cfg), inversion(self.cfg)
+        spec, inv, cfg = network(self.cfg), inversion(self.cfg), self.cfg
+        refine = replace(inv, steps=cfg.refine_steps, lr=cfg.refine_lr, swing=0)
 
         def chunk(start: int, count: int) -> torch.Tensor:
-            return network_images(model, count, ctx.input_shape, chunk=count, network=spec, inversion=inv,
-                                  seed=self.cfg.seed + start, device=ctx.device).cpu()  # fmt: skip
+            images = network_images(model, count, ctx.input_shape, chunk=count, network=spec, inversion=inv,
+                                    seed=cfg.seed + start, device=ctx.device)  # fmt: skip
+            if cfg.refine_steps:
+                images = distill_images(model, images, chunk=count, inversion=refine, seed=cfg.seed + start)
+            return images.cpu()
 
         return chunk
 
