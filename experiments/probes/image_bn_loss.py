@@ -8,6 +8,9 @@ mobilenet_v2's sets this way after its benchmark runs.
 
     python experiments/probes/image_bn_loss.py --model mobilenet_v2_fmnist --experiment torchvision
     python experiments/probes/image_bn_loss.py --model mobilenetv2_small
+
+With --thirds, the loss split over the network's BatchNorms in order: the first three, the rest of the first two
+thirds, the last third (round5_tuning.md §1: where GENIE's images miss the statistics).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from lwcompress import io
 from lwcompress.cli import load_config
 from lwcompress.data import DATA
-from lwcompress.generate import bn_statistics_loss
+from lwcompress.generate.distill import BNStatistics
 from lwcompress.models import build_model
 
 
@@ -29,6 +32,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--experiment", help="the experiment config the images were made under (input shape)")
     parser.add_argument("--cache", type=Path, default=Path("data/cache/images"))
+    parser.add_argument("--thirds", action="store_true", help="also the loss of early / middle / late BatchNorms")
     args = parser.parse_args()
     torch.set_num_threads(1)
     job = load_config([f"model={args.model}"] + ([f"experiment={args.experiment}"] if args.experiment else []))
@@ -39,9 +43,25 @@ def main() -> None:
         images = io.torch_load(path)["images"]
         if tuple(images.shape[1:]) != shape:
             continue
-        with torch.no_grad():
-            loss = float(bn_statistics_loss(model, images[:64]))
-        print(f"{path.name}: BN loss {loss:.1f}, std {float(images.std()):.3f}", flush=True)
+        with torch.no_grad(), _PerBN(model) as stats:
+            model(images[:64])
+        terms = stats.terms
+        split = f" (first three {sum(terms[:3]):.1f}, middle {sum(terms[3 : 2 * len(terms) // 3]):.1f}, last third " \
+                f"{sum(terms[2 * len(terms) // 3 :]):.1f})" if args.thirds else ""  # fmt: skip
+        print(f"{path.name}: BN loss {sum(terms):.1f}{split}, std {float(images.std()):.3f}", flush=True)
+
+
+class _PerBN(BNStatistics):
+    """BNStatistics that also keeps each BatchNorm's term, in the order the forward reaches them."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__(model)
+        self.terms: list[float] = []
+
+    def _hook(self, bn: torch.nn.Module, args: tuple) -> None:
+        before = 0.0 if self.loss is None else float(self.loss)
+        super()._hook(bn, args)
+        self.terms.append(float(self.loss) - before)
 
 
 if __name__ == "__main__":
