@@ -22,3 +22,6 @@ run genie200 0 mobilenet_v2_fmnist default $genie generator.steps=200
 run genie_r50 0 mobilenet_v2_fmnist default $genie generator.refine_steps=50
 run genie_r100_s1 1 mobilenet_v2_fmnist default $refined
 run distilled_s1 1 mobilenet_v2_fmnist default
+# the learned input steps on genie's images: with them fixed (the sigma rule), genie against distilled
+run genie100_fixed_scale 0 mobilenet_v2_fmnist default $genie compressor.learn_input_scale=false
+run distilled_fixed_scale 0 mobilenet_v2_fmnist default compressor.learn_input_scale=false
