@@ -15,9 +15,9 @@ refined="generator=genie generator.refine_steps=100"
 for model in mobilenet_v2_fmnist resnet18_fmnist; do
   run rtn 0 $model rtn
   run distilled 0 $model default
-  run genie_r100 0 $model default $refined
+  run genie100 0 $model default $genie
 done
-run genie100 0 mobilenet_v2_fmnist default $genie
+run genie_r100 0 mobilenet_v2_fmnist default $refined
 run genie200 0 mobilenet_v2_fmnist default $genie generator.steps=200
 run genie_r50 0 mobilenet_v2_fmnist default $genie generator.refine_steps=50
 run genie_r100_s1 1 mobilenet_v2_fmnist default $refined
