@@ -257,6 +257,20 @@ def test_genie_refine_steps_optimize_the_network_images_as_pixels() -> None:
     assert generator(cfg).key(model) != generator(refined_cfg).key(model)
 
 
+def test_genie_pixel_fraction_makes_its_last_chunks_as_generator_distilled_does() -> None:
+    """generator.pixel_fraction: the last chunks are generator=distilled's images for the same seed (pixel_steps
+    at pixel_lr, no swing), the first ones the network's; part of the cache key."""
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("genie", num_images=32, chunk=8, steps=5, latent_dim=16, width=16)
+    mixed_cfg = dataclasses.replace(cfg, pixel_fraction=0.5, pixel_steps=6, pixel_lr=0.1)
+    mixed = source_images(model, mixed_cfg, GenerationContext((1, 28, 28), 8))[0]
+    network_only = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]
+    distilled_cfg = generator_config("distilled", num_images=32, chunk=8, steps=6, lr=0.1)
+    distilled = source_images(model, distilled_cfg, GenerationContext((1, 28, 28), 8))[0]
+    assert torch.equal(mixed[:16], network_only[:16]) and torch.equal(mixed[16:], distilled[16:])
+    assert generator(cfg).key(model) != generator(mixed_cfg).key(model)
+
+
 def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:
     model = calibrated("resnet8_tiny")
     cfg = generator_config("distilled", num_images=8, chunk=8, steps=3)

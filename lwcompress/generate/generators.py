@@ -22,7 +22,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -93,8 +93,10 @@ class GenieConfig(DistilledConfig):
     latents per image and `width` channels, its weights trained at `lr`, the latents at `lr_latent`, for `steps`
     steps; the priors as distilled's. Then, with `refine_steps`, the network's images are optimized as pixels for
     that many steps at `refine_lr` (no swing: per-pixel images do not survive it): the network gives the images'
-    structure, the pixel steps the deep layers' statistics it leaves unmatched on larger networks. It draws no
-    noise images, so `smoothing` must stay 0. Defaults chosen on the validation split
+    structure, the pixel steps the deep layers' statistics it leaves unmatched on larger networks. With
+    `pixel_fraction`, that share of the chunks (the last ones) are per-pixel images distilled from noise instead, as
+    generator=distilled makes them (`pixel_steps` at `pixel_lr`): the solver sees both domains. `smoothing` must
+    stay 0. Defaults chosen on the validation split
     (experiments/results/round4_tuning.md): width 64 and 100 steps match width 128 (GENIE's) and 200 steps within
     the seeds' spread at 2/5 of the cost."""
 
@@ -107,6 +109,9 @@ class GenieConfig(DistilledConfig):
     lr_latent: float = bounded(0.1, 0.0)
     refine_steps: int = bounded(0, 0)
     refine_lr: float = bounded(0.05, 0.0)
+    pixel_fraction: float = bounded(0.0, 0.0, 1.0)
+    pixel_steps: int = bounded(200, 0)
+    pixel_lr: float = bounded(0.25, 0.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -437,14 +442,20 @@ class Genie(Distilled):
     config = GenieConfig
 
     def key(self, model: nn.Module) -> tuple:
-        refine = (self.cfg.refine_steps, self.cfg.refine_lr) if self.cfg.refine_steps else ()
-        return *super().key(model), network(self.cfg), *refine
+        cfg = self.cfg
+        refine = (cfg.refine_steps, cfg.refine_lr) if cfg.refine_steps else ()
+        pixels = (cfg.pixel_fraction, cfg.pixel_steps, cfg.pixel_lr) if cfg.pixel_fraction else ()
+        return *super().key(model), network(cfg), *refine, *pixels
 
     def chunk_images(self, model: nn.Module, ctx: GenerationContext) -> Callable[[int, int], torch.Tensor]:
         spec, inv, cfg = network(self.cfg), inversion(self.cfg), self.cfg
         refine = replace(inv, steps=cfg.refine_steps, lr=cfg.refine_lr, swing=0)
+        first_pixel_image = cfg.num_images - round(cfg.num_images * cfg.pixel_fraction)
+        per_pixel = Distilled(pixel_config(cfg)).chunk_images(model, ctx) if cfg.pixel_fraction else None
 
         def chunk(start: int, count: int) -> torch.Tensor:
+            if per_pixel is not None and start >= first_pixel_image:
+                return per_pixel(start, count)
             images = network_images(model, count, ctx.input_shape, chunk=count, network=spec, inversion=inv,
                                     seed=cfg.seed + start, device=ctx.device)  # fmt: skip
             if cfg.refine_steps:
@@ -556,6 +567,13 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
                      flip=cfg.flip, swing=cfg.swing)  # fmt: skip
+
+
+def pixel_config(cfg: GenieConfig) -> DistilledConfig:
+    """The generator=distilled settings of genie's per-pixel chunks: its priors, `pixel_steps` at `pixel_lr`, no
+    swing."""
+    common = {f.name: getattr(cfg, f.name) for f in fields(DistilledConfig)}
+    return DistilledConfig(**{**common, "name": "distilled", "steps": cfg.pixel_steps, "lr": cfg.pixel_lr, "swing": 0})
 
 
 def network(cfg: GenieConfig) -> ImageNetwork:
