@@ -25,3 +25,6 @@ run distilled_s1 1 mobilenet_v2_fmnist default
 # the learned input steps on genie's images: with them fixed (the sigma rule), genie against distilled
 run genie100_fixed_scale 0 mobilenet_v2_fmnist default $genie compressor.learn_input_scale=false
 run distilled_fixed_scale 0 mobilenet_v2_fmnist default compressor.learn_input_scale=false
+# both domains: half the chunks genie's, half per-pixel distilled (generator.pixel_fraction=0.5)
+run genie_mixed 0 mobilenet_v2_fmnist default $genie generator.pixel_fraction=0.5
+run genie_mixed_s1 1 mobilenet_v2_fmnist default $genie generator.pixel_fraction=0.5
