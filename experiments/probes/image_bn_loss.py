@@ -10,7 +10,8 @@ mobilenet_v2's sets this way after its benchmark runs.
     python experiments/probes/image_bn_loss.py --model mobilenetv2_small
 
 With --thirds, the loss split over the network's BatchNorms in order: the first three, the rest of the first two
-thirds, the last third (round5_tuning.md §1: where GENIE's images miss the statistics).
+thirds, the last third (round5_tuning.md §1: where GENIE's images miss the statistics), and the images' total
+variation (DeepInversion's smoothness measure).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lwcompress import io
 from lwcompress.cli import load_config
 from lwcompress.data import DATA
 from lwcompress.generate.distill import BNStatistics
+from lwcompress.generate.distill import _total_variation as total_variation
 from lwcompress.models import build_model
 
 
@@ -32,7 +34,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--experiment", help="the experiment config the images were made under (input shape)")
     parser.add_argument("--cache", type=Path, default=Path("data/cache/images"))
-    parser.add_argument("--thirds", action="store_true", help="also the loss of early / middle / late BatchNorms")
+    parser.add_argument("--thirds", action="store_true", help="also early / middle / late BN losses, smoothness")
     args = parser.parse_args()
     torch.set_num_threads(1)
     job = load_config([f"model={args.model}"] + ([f"experiment={args.experiment}"] if args.experiment else []))
@@ -48,7 +50,8 @@ def main() -> None:
         terms = stats.terms
         split = f" (first three {sum(terms[:3]):.1f}, middle {sum(terms[3 : 2 * len(terms) // 3]):.1f}, last third " \
                 f"{sum(terms[2 * len(terms) // 3 :]):.1f})" if args.thirds else ""  # fmt: skip
-        print(f"{path.name}: BN loss {sum(terms):.1f}{split}, std {float(images.std()):.3f}", flush=True)
+        smooth = f", total variation {float(total_variation(images[:64])):.3f}" if args.thirds else ""
+        print(f"{path.name}: BN loss {sum(terms):.1f}{split}, std {float(images.std()):.3f}{smooth}", flush=True)
 
 
 class _PerBN(BNStatistics):
