@@ -28,3 +28,4 @@ run distilled_fixed_scale 0 mobilenet_v2_fmnist default compressor.learn_input_s
 # both domains: half the chunks genie's, half per-pixel distilled (generator.pixel_fraction=0.5)
 run genie_mixed 0 mobilenet_v2_fmnist default $genie generator.pixel_fraction=0.5
 run genie_mixed_s1 1 mobilenet_v2_fmnist default $genie generator.pixel_fraction=0.5
+run genie_mixed 0 resnet18_fmnist default $genie generator.pixel_fraction=0.5
