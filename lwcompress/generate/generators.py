@@ -94,11 +94,11 @@ class GenieConfig(DistilledConfig):
     steps; the priors as distilled's. Then, with `refine_steps`, the network's images are optimized as pixels for
     that many steps at `refine_lr` (no swing: per-pixel images do not survive it): the network gives the images'
     structure, the pixel steps the deep layers' statistics it leaves unmatched on larger networks. With
-    `pixel_fraction`, that share of the chunks (the last ones) are per-pixel images distilled from noise instead, as
-    generator=distilled makes them (`pixel_steps` at `pixel_lr`): the solver sees both domains. `smoothing` must
-    stay 0. Defaults chosen on the validation split
-    (experiments/results/round4_tuning.md): width 64 and 100 steps match width 128 (GENIE's) and 200 steps within
-    the seeds' spread at 2/5 of the cost."""
+    `pixel_fraction`, the chunks that start in the last share of the images are per-pixel images distilled from
+    noise instead, as generator=distilled makes them (`pixel_steps` at `pixel_lr`): the solver sees both domains.
+    `smoothing` must stay 0. Defaults chosen on the validation split (experiments/results/round4_tuning.md): width 64
+    and 100 steps match width 128 (GENIE's) and 200 steps within the seeds' spread at 2/5 of the cost; refinement
+    and per-pixel chunks are off (round5_tuning.md: candidates, not yet measured on the test split)."""
 
     name: str = "genie"
     steps: int = bounded(100, 0)
