@@ -15,12 +15,10 @@ import time
 from collections.abc import Callable
 
 import torch
+from probe_data import config_model
 
-from lwcompress.cli import load_config
-from lwcompress.data import DATA
 from lwcompress.generate import distill
 from lwcompress.generate.distill import ImageNetwork, Inversion, bn_statistics_loss, distill_images, network_images
-from lwcompress.models import build_model
 
 
 class _Traced(distill.BNStatistics):
@@ -41,10 +39,7 @@ def main() -> None:
     parser.add_argument("sources", nargs="+")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    job = load_config([f"model={args.model}"] + ([f"experiment={args.experiment}"] if args.experiment else []))
-    dm = DATA.get(job.data.name)(job.data)
-    shape = (dm.in_channels, dm.image_size, dm.image_size)
-    model = build_model(job.model, getattr(dm, "num_classes", 10), dm.in_channels)[0].eval()
+    model, shape = config_model(args.model, args.experiment)
     distill.BNStatistics = _Traced  # the distillation loop builds its loss through the module's name
     genie = Inversion(steps=100, lr=0.01, swing=1)
     base: list[torch.Tensor] = []  # genie's 100-step images, made once for every refine source

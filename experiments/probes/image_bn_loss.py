@@ -20,13 +20,11 @@ import argparse
 from pathlib import Path
 
 import torch
+from probe_data import config_model
 
 from lwcompress import io
-from lwcompress.cli import load_config
-from lwcompress.data import DATA
 from lwcompress.generate.distill import BNStatistics
 from lwcompress.generate.distill import _total_variation as total_variation
-from lwcompress.models import build_model
 
 
 def main() -> None:
@@ -37,10 +35,7 @@ def main() -> None:
     parser.add_argument("--thirds", action="store_true", help="also early / middle / late BN losses, smoothness")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    job = load_config([f"model={args.model}"] + ([f"experiment={args.experiment}"] if args.experiment else []))
-    dm = DATA.get(job.data.name)(job.data)  # its input shape, without reading data files
-    shape = (dm.in_channels, dm.image_size, dm.image_size)
-    model = build_model(job.model, getattr(dm, "num_classes", 10), dm.in_channels)[0].eval()
+    model, shape = config_model(args.model, args.experiment)
     for path in sorted(args.cache.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True):
         images = io.torch_load(path)["images"]
         if tuple(images.shape[1:]) != shape:

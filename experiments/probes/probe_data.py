@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import lwcompress
-from lwcompress.data import DataConfig, build_data
+from lwcompress.cli import load_config
+from lwcompress.data import DATA, DataConfig, build_data
 from lwcompress.data.base import ImageClassificationData
 from lwcompress.models import ModelConfig, build_model
 
@@ -36,3 +37,12 @@ def top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -
     model.eval()
     hits = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
     return 100 * hits / len(x)
+
+
+def config_model(model_name: str, experiment: str | None = None) -> tuple[nn.Module, tuple[int, int, int]]:
+    """(the checkpoint `model=model_name` names, in eval mode; its input shape (C, H, W)) as the CLI composes them
+    under `experiment` (e.g. torchvision: 64x64x3), without reading data files."""
+    job = load_config([f"model={model_name}"] + ([f"experiment={experiment}"] if experiment else []))
+    dm = DATA.get(job.data.name)(job.data)
+    model = build_model(job.model, getattr(dm, "num_classes", 10), dm.in_channels)[0].eval()
+    return model, (dm.in_channels, dm.image_size, dm.image_size)

@@ -98,7 +98,8 @@ class GenieConfig(DistilledConfig):
     noise instead, as generator=distilled makes them (`pixel_steps` at `pixel_lr`): the solver sees both domains.
     `smoothing` must stay 0. Defaults chosen on the validation split (experiments/results/round4_tuning.md): width 64
     and 100 steps match width 128 (GENIE's) and 200 steps within the seeds' spread at 2/5 of the cost; refinement
-    and per-pixel chunks are off (round5_tuning.md: candidates, not yet measured on the test split)."""
+    and per-pixel chunks are off (round5_tuning.md: they mend torchvision MobileNetV2 W4A4 on the validation split,
+    per-pixel chunks not on the test split)."""
 
     name: str = "genie"
     steps: int = bounded(100, 0)
