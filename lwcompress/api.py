@@ -48,7 +48,7 @@ from lwcompress.layerwise import (
     layer_trainer,
     learn,
 )
-from lwcompress.layerwise.gate import rounding_noise, untrained, worth_learning
+from lwcompress.layerwise.gate import rounding_headroom, rounding_noise, untrained, worth_learning
 from lwcompress.layerwise.guard import guard
 from lwcompress.models.checkpoint import weights_digest
 from lwcompress.precondition import PRECONDITIONERS, Preconditioner, PreconditionerConfig
@@ -185,7 +185,7 @@ def compress(
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
     tasks = _tasks(closed, data, layerwise) if config.learned else []
-    gated = config.learned and layerwise.learn_above is not None
+    gated = config.learned and (layerwise.learn_above is not None or layerwise.min_headroom is not None)
     noise = (rounding_noise(tasks, bn_gaussian_inputs(model, layers, layerwise.spatial_size), layerwise.eval_batch,
                             layerwise.seed) if gated else {})  # fmt: skip
     learns = config.learned and worth_learning(tasks, noise, layerwise.learn_above)
@@ -193,6 +193,14 @@ def compress(
         log.info("every trained layer's round-to-nearest output error is at most %.1e (layerwise.learn_above=%g): "
                  "nothing to learn, the closed form is kept and no layer data is made",
                  max((noise[t.name] for t in tasks if t.train), default=0.0), layerwise.learn_above)  # fmt: skip
+    # like learn_above's, the second gate passes models with a layer the BN-Gaussian model cannot describe: they learn
+    measured = learns and layerwise.min_headroom is not None and all(t.name in noise for t in tasks)
+    headroom = _headroom(closed, data, pre) if measured else None
+    if headroom is not None and headroom <= layerwise.min_headroom:
+        log.info("round-to-nearest's network is within KL %.2e of the FP network on the synthetic images "
+                 "(layerwise.min_headroom=%g): too little lost for learning to win back, the closed form is kept",
+                 headroom, layerwise.min_headroom)  # fmt: skip
+        learns = False
     guarded = learns and layerwise.guard != "none"
     starts = {i.name: copy.deepcopy(closed.model.get_submodule(i.name)) for i in layers} if guarded else {}
     results = (_learn(tasks, data, config, pre, layerwise, rt.make_trainer, store, ctx.ranks, rt.progress)
@@ -201,7 +209,7 @@ def compress(
         return None
     checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
-            "generate_reused_s": ctx.reused_wall_s, "guard": checked, "learned": learns,
+            "generate_reused_s": ctx.reused_wall_s, "guard": checked, "learned": learns, "headroom": headroom,
             "allocation": dataclasses.asdict(allocation) if allocation is not None else None}  # fmt: skip
     return _finished(closed, results, config, pre.cfg, meta, time.perf_counter() - start, example)
 
@@ -304,6 +312,17 @@ def _learn(
     learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
     return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, pre.fold,
                  progress)  # fmt: skip
+
+
+def _headroom(closed: ClosedForm, data: LayerData, pre: Preconditioner) -> float | None:
+    """What rounding lost, seen in the generator's domain (layerwise/gate.py `rounding_headroom`); None for
+    generators without a domain network (nothing to measure in: they learn)."""
+    if not data.has_domain:
+        return None
+    domain, images = data.domain()
+    layers = {i.name: closed.model.get_submodule(i.name) for i in closed.layers}
+    return rounding_headroom(layers, closed.references, pre.fold(domain).eval(), images, data.float_inputs,
+                             data.cfg.chunk)  # fmt: skip
 
 
 def _guard(

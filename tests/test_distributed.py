@@ -21,7 +21,14 @@ from .conftest import BIN, run_cli
 from .test_compress import calibrated
 
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
-W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "real_diagnostics=false"]
+# the tiny checkpoint at W4A4 is within layerwise.min_headroom of FP on some generators: these tests need learning
+W4A4 = [
+    "compressor.wbits=4",
+    "compressor.abits=4",
+    "generator.num_images=32",
+    "real_diagnostics=false",
+    "layerwise.min_headroom=null",
+]
 
 
 def codes(run_dir: Path) -> dict[str, torch.Tensor]:

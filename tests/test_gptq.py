@@ -97,7 +97,8 @@ def test_sequential_gptq_beats_round_to_nearest_in_a_fraction_of_the_training_ti
     for rounding in ("gptq", "adaround"):
         start = time.perf_counter()
         out = compress(model, CompressorConfig(name="quant", rounding=rounding, **common), NORM, (1, 28, 28),
-                       generator=gen, layerwise=LayerwiseConfig(steps=100), real_images=images(128))  # fmt: skip
+                       generator=gen, layerwise=LayerwiseConfig(steps=100, min_headroom=None),
+                       real_images=images(128))  # fmt: skip
         walls[rounding] = time.perf_counter() - start
         if rounding == "gptq":
             assert err(out.model) < 0.8 * err(rtn.model)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -184,12 +185,12 @@ def test_layerwise_w4a4_beats_round_to_nearest_on_a_calibrated_model() -> None:
     ref = model(x)
     common = dict(wbits=4, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
-    trained = LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True)
+    trained = LayerwiseConfig(steps=100, batch_size=16, train_input_layers=True, train_bias=True, min_headroom=None)
     lw = compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), layerwise=trained)
     err = lambda m: float((m(x) - ref).pow(2).mean() / ref.var())  # noqa: E731
     assert err(lw.model) < err(rtn.model)
     frozen = compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28),
-                      layerwise=LayerwiseConfig(steps=5, batch_size=4))  # fmt: skip
+                      layerwise=LayerwiseConfig(steps=5, batch_size=4, min_headroom=None))  # fmt: skip
     assert frozen.results[0].wall_s == 0 and frozen.results[0].error == frozen.results[0].rtn_error
     assert all(r.wall_s > 0 for r in frozen.results[1:])
     assert len(lw.results) == 10 and sum(r.error for r in lw.results) < sum(r.rtn_error for r in lw.results)
@@ -224,7 +225,7 @@ def test_sequential_runs_undo_upstream_error_and_resume(tmp_path: Path) -> None:
     x = images(64)
     ref = model(x)
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
-    seq = LayerwiseConfig(steps=60, batch_size=16, mode="sequential")
+    seq = LayerwiseConfig(steps=60, batch_size=16, mode="sequential", min_headroom=None)
     gen = generator_config("real", num_images=64)
     run = lambda: compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
                            layerwise=seq, real_images=images(128), runtime=Runtime(store_dir=tmp_path))  # fmt: skip
@@ -263,7 +264,8 @@ def test_layers_past_the_domain_gap_keep_their_closed_form() -> None:
     limit = sorted(gaps.values())[len(gaps) // 2]
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
     lw = compress(model, CompressorConfig("quant", **common), NORM, (1, 28, 28), generator=gen,
-                  layerwise=LayerwiseConfig(steps=5, batch_size=8, max_gap=limit, unit="layer"))  # fmt: skip
+                  layerwise=LayerwiseConfig(steps=5, batch_size=8, max_gap=limit, unit="layer",
+                                            min_headroom=None))  # fmt: skip
     rtn = compress(model, CompressorConfig("rtn", **common), NORM, (1, 28, 28))
     image_fed = {i.name for i in layers if any(s.kind == "input" for s in i.sources)}
     for r in lw.results:
@@ -287,7 +289,7 @@ def test_learning_is_skipped_where_round_to_nearest_broke_nothing() -> None:
 
     def run(wbits: int, **layerwise: object) -> CompressedModel:
         return compress(model, CompressorConfig("quant", wbits=wbits, abits=8), NORM, (1, 28, 28), generator=gen,
-                        layerwise=LayerwiseConfig(steps=3, batch_size=4, **layerwise),
+                        layerwise=LayerwiseConfig(steps=3, batch_size=4, **{"min_headroom": None, **layerwise}),
                         runtime=Runtime(cache={}))  # fmt: skip
 
     settled, rtn = run(8), compress(model, CompressorConfig("rtn", wbits=8, abits=8), NORM, (1, 28, 28))
@@ -299,6 +301,35 @@ def test_learning_is_skipped_where_round_to_nearest_broke_nothing() -> None:
     for learned in (run(8, learn_above=None), run(3)):
         assert learned.meta["learned"] and learned.meta["generate_wall_s"] > 0
         assert all(r.wall_s > 0 for r in learned.results[1:])
+
+
+def test_learning_is_skipped_where_the_rounded_network_lost_too_little() -> None:
+    """layerwise.min_headroom (layerwise/gate.py): once the images exist, the round-to-nearest network's KL from the
+    FP network on them is measured (coarser grids lose more); at or below the threshold the run keeps the closed form
+    and no layer runs, above it the layers learn as before."""
+    model = calibrated("resnet8_tiny")
+    gen = generator_config("distilled", num_images=16, chunk=8, steps=2)
+    cache: dict = {}
+
+    def run(wbits: int, min_headroom: float) -> CompressedModel:
+        return compress(model, CompressorConfig("quant", wbits=wbits, abits=8), NORM, (1, 28, 28), generator=gen,
+                        layerwise=LayerwiseConfig(steps=3, batch_size=4, learn_above=None, min_headroom=min_headroom),
+                        runtime=Runtime(cache=cache))  # fmt: skip
+
+    coarse, fine = run(3, 1e9), run(6, 1e9)
+    assert coarse.meta["headroom"] > fine.meta["headroom"] > 0
+    rtn = compress(model, CompressorConfig("rtn", wbits=3, abits=8), NORM, (1, 28, 28))
+    for kept in (coarse, run(3, coarse.meta["headroom"])):
+        assert not kept.meta["learned"] and kept.meta["generate_wall_s"] > 0  # the images were made to measure
+        assert all(r.wall_s == 0.0 and r.error == r.rtn_error and math.isfinite(r.error) for r in kept.results)
+        for name, q in kept.compressed_layers().items():
+            assert torch.equal(q.codes(), rtn.model.get_submodule(name).codes()), name
+    learned = run(3, 0.99 * coarse.meta["headroom"])
+    assert learned.meta["learned"] and learned.meta["headroom"] == coarse.meta["headroom"]
+    assert all(r.wall_s > 0 for r in learned.results[1:])
+    assert compress(model, CompressorConfig("quant", wbits=3, abits=8), NORM, (1, 28, 28), generator=gen,
+                    layerwise=LayerwiseConfig(steps=1, batch_size=4, learn_above=None, min_headroom=None),
+                    runtime=Runtime(cache=cache)).meta["headroom"] is None  # no gate: nothing measured  # fmt: skip
 
 
 def test_blocks_are_found_from_the_structure_and_segments_keep_them_whole() -> None:
@@ -345,7 +376,7 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     x = images(64)
     ref = model(x)
     common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
-    blocks = LayerwiseConfig(steps=60, batch_size=16, unit="block")
+    blocks = LayerwiseConfig(steps=60, batch_size=16, unit="block", min_headroom=None)
     gen = generator_config("real", num_images=64)
     run = lambda rounding="auto": compress(model, CompressorConfig(name="quant", rounding=rounding, **common),  # noqa: E731
                                            NORM, (1, 28, 28), generator=gen, layerwise=blocks,

@@ -32,7 +32,14 @@ from .conftest import run_cli
 from .test_compress import NORM, calibrated
 
 TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
-W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "real_diagnostics=false"]
+# the tiny checkpoint at W4A4 is within layerwise.min_headroom of FP on some generators: these tests need learning
+W4A4 = [
+    "compressor.wbits=4",
+    "compressor.abits=4",
+    "generator.num_images=32",
+    "real_diagnostics=false",
+    "layerwise.min_headroom=null",
+]
 PINK = "lwc_plugin_example.generators.PinkNoise"
 CLIP = "lwc_plugin_example.preconditioner.WeightClip"
 
@@ -71,7 +78,7 @@ def test_a_plugin_rounding_learns_and_is_compared_in_one_table(tiny_checkpoint: 
     for unit in ("layer", "block"):
         out = compress(model, CompressorConfig("quant", rounding="offset_round", **common), NORM, (1, 28, 28),
                        generator=generator_config("propagated", num_images=32), layerwise=LayerwiseConfig(
-                           steps=40, batch_size=8, unit=unit))  # fmt: skip
+                           steps=40, batch_size=8, unit=unit, min_headroom=None))  # fmt: skip
         assert sum(r.error for r in out.results) < sum(r.rtn_error for r in out.results)
         moved = [not torch.equal(q.codes(), rtn.model.get_submodule(n).codes()) for n, q in
                  out.compressed_layers().items()]  # fmt: skip

@@ -79,6 +79,12 @@ class LayerwiseConfig:
     weights or inputs >= 3.9e-2 (experiments/results/round3_gate_noise.txt); at W8A8 the
     learned default cost 128-201 s and landed -0.17 ... +0.20 around round-to-nearest (val and test, 3 seeds;
     experiments/results/round3_tuning.md §7). null: always learn.
+    `min_headroom`: once the generator's images exist (and before any layer runs), the round-to-nearest network
+    is compared with the FP network on them in the generator's domain (KL of the softmax outputs, mean per image;
+    layerwise/gate.py `rounding_headroom`); at or below it, rounding lost too little for learning to win back and
+    the closed form is the result (the images stay cached for other cells). Learning only fits the synthetic
+    images where nothing was lost: torchvision resnet18 W4A4, RTN at or above FP on validation, ended 0.6 below
+    it (experiments/results/round6_tuning.md). null: no such gate.
     `min_gain`: a learned layer is kept only if its held-out error is at most (1 - min_gain) x its round-to-nearest
     error (with keep_better); a small gain on synthetic inputs is as likely to be fitted to them as to carry over.
     `roundings`: each rounding's own settings by its name (`layerwise.roundings.adaround.rtn_anchor=0.5`,
@@ -100,6 +106,7 @@ class LayerwiseConfig:
     eval_batch: int = bounded(256, 1)  # held-out synthetic inputs per layer for the before/after error
     keep_better: bool = True
     learn_above: float | None = bounded(2e-3, 0.0, optional=True)  # see below; null: always learn
+    min_headroom: float | None = bounded(0.017, 0.0, optional=True)  # see below; null: no network-level gate
     min_gain: float = bounded(0.0, 0.0, 1.0)  # with keep_better: the share of its RTN error to shed, see below
     train_input_layers: bool = False  # see below
     train_bias: bool = False  # measured: a trained bias cost mobilenetv2_small W4A4 1.7 points (propagated)
