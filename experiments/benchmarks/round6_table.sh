@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Round 6 (issue 23): the benchmarks on the default with the network-level gate (layerwise.min_headroom). Only the
 # learned methods at the cells where the gate measured a round-to-nearest network within min_headroom of FP on some
-# seed run again (experiments/results/round6_tuning.md: resnet20 W4A4; torchvision resnet18 W4A4 and W4A4 all
-# layers); everywhere else the gate measures and passes, the run is the one before, and the earlier runs are linked
-# in (the same code for them, the same checkpoints). Also what issue 24's torchvision table still lacked: the
+# seed run again (experiments/results/round6_tuning.md: torchvision resnet18 W4A4 and W4A4 all layers), and resnet20
+# W4A4, the cell closest above it, as the check that a run the gate passes is the run before; everywhere else the
+# gate measures and passes, and the earlier runs are linked in (the same code for them, the same checkpoints). Also what issue 24's torchvision table still lacked: the
 # default's seeds 1 and 2 at W2A4, the real-data ceiling at MobileNetV2 W3A8. Resumable pieces as round2_table.sh.
 #   bash experiments/benchmarks/round6_table.sh [small|torchvision|seeds]     (default: all three, in this order)
 #   PYTHONPATH=experiments/benchmarks python experiments/benchmarks/round3_checks.py logs/round6/multiruns \
