@@ -60,8 +60,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(f"{args.model} ({args.experiment}), the default's RTN start vs FP; seed {args.seed}'s distilled images")
     print("| cell | val FP | val RTN | drop | val agree % | val KL | syn agree % | syn KL | syn mse | syn KL median | "
-          "FP entropy | syn KL / W8A8's |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "FP entropy | syn KL / W8A8's | syn KL, weights only |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     reference = None  # the synthetic KL of W8A8 round-to-nearest on the same images: how fragile they are
     images = x = y = None
     for cell in ["w8a8"] + [c for c in args.cells if c != "w8a8"]:
@@ -86,12 +86,17 @@ def main() -> None:
         reference = reference or s["kl"]
         if cell not in args.cells:
             continue
+        # the same weights with every activation in float: the part of the loss a weight rounding can win back
+        float_acts = replace(start, abits=None, first_layer_abits=None, last_layer_abits=None)
+        weights_only = compress(model, float_acts, dm.normalization, shape, job.preconditioner, job.generator,
+                                job.layerwise, runtime=Runtime(image_cache_dir=kept))  # fmt: skip
+        kl_w = compare(*in_domain(model, weights_only, data), images)["kl"]
         val = "| – " * 5
         if x is not None:
             fp, q, v = top1(model, x, y), top1(rtn.model, x, y), compare(rtn.model.eval(), model, x)
             val = f"| {fp:.2f} | {q:.2f} | {fp - q:+.2f} | {v['agree']:.2f} | {v['kl']:.4f} "
         print(f"| {cell} {val}| {s['agree']:.1f} | {s['kl']:.4f} | {s['mse']:.4f} | {s['kl_median']:.4f} | "
-              f"{s['entropy']:.3f} | {s['kl'] / reference:.1f} |", flush=True)  # fmt: skip
+              f"{s['entropy']:.3f} | {s['kl'] / reference:.1f} | {kl_w:.4f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
