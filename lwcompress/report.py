@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -102,7 +103,21 @@ def layer_error_figure(results: list[LayerResult], title: str, baseline: str = "
 
 def collect_summaries(root: str | Path) -> list[dict]:
     """Every summary.json under `root` (a multirun dir, or several), each with its run dir added."""
-    return [{**json.loads(p.read_text()), "run_dir": str(p.parent)} for p in sorted(Path(root).rglob("summary.json"))]
+    return [{**json.loads(p.read_text()), "run_dir": str(p.parent)} for p in find_named(root, "summary.json")]
+
+
+def find_named(root: str | Path, name: str) -> list[Path]:
+    """Every file or dir called `name` under `root`, sorted, through linked dirs too (a sweep dir assembled from links
+    to other sweeps' runs); a dir reached twice (a link back up, two links to one run) is read once."""
+    found, seen = [], set()
+    for top, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        found += [Path(top) / name for n in (*dirs, *files) if n == name]
+    return sorted(found)
 
 
 def lookup(summary: dict, key: str) -> object:

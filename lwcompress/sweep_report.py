@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lwcompress import io
-from lwcompress.report import collect_summaries, lookup
+from lwcompress.report import collect_summaries, find_named, lookup
 
 Summary = dict[str, Any]
 Cells = dict[tuple[str, str], dict[str, list[Summary]]]
@@ -81,7 +81,7 @@ def find_runs(dirs: Sequence[str | Path]) -> Sweep:
         if not root.is_dir():
             raise NoRuns(f"{root}: not a directory")
         summaries = collect_summaries(root)
-        hydra_dirs = sorted(p.parent for p in root.rglob(".hydra") if p.is_dir())
+        hydra_dirs = sorted(p.parent for p in find_named(root, ".hydra") if p.is_dir())
         if not summaries and not hydra_dirs:
             raise NoRuns(f"{root}: no runs (no summary.json, no .hydra/ run dir)")
         summaries = [s for s in summaries if Path(s["run_dir"]).resolve() not in seen]

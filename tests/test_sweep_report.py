@@ -171,6 +171,22 @@ def test_by_keys_group_rows(tmp_path: Path) -> None:
     assert not (tmp_path / "s.png").exists()
 
 
+def test_a_sweep_dir_assembled_from_links_reports_every_run_once(tmp_path: Path) -> None:
+    """A benchmark dir that links in other sweeps (experiments/benchmarks/round6_table.sh) reports the linked runs
+    too; a link back up the tree and two links to one sweep neither loop nor count twice."""
+    sweep = make_sweep(tmp_path / "earlier", pruning=False, crashed=False)
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for i, run in enumerate(sorted(p for p in sweep.iterdir() if (p / "summary.json").is_file())):
+        (linked / f"run{i}").symlink_to(run)
+    (linked / "again").symlink_to(sweep)
+    (linked / "up").symlink_to(tmp_path)
+    runs = find_runs([linked])
+    assert len(runs.runs) == 36 and not runs.unfinished
+    made = {p.parent.resolve() for p in sweep.rglob("summary.json")}
+    assert {Path(r["run_dir"]).resolve() for r in runs.runs} == made
+
+
 def test_columns_by_a_key_in_job_order(tmp_path: Path) -> None:
     """--columns pivots: rows by setting, one column per compressor, ordered as the jobs ran (rtn came second)."""
     runs = find_runs([make_sweep(tmp_path, pruning=False, crashed=False)])
