@@ -4,8 +4,9 @@
 # seed run again (experiments/results/round6_tuning.md: torchvision resnet18 W4A4 and W4A4 all layers), and resnet20
 # W4A4, the cell closest above it, as the check that a run the gate passes is the run before; everywhere else the
 # gate measures and passes, and the earlier runs are linked in (the same code for them, the same checkpoints). Also what issue 24's torchvision table still lacked: the
-# default's seeds 1 and 2 at W2A4, the real-data ceiling at MobileNetV2 W3A8. Resumable pieces as round2_table.sh.
-#   bash experiments/benchmarks/round6_table.sh [small|torchvision|seeds]     (default: all three, in this order)
+# default's seeds 1 and 2 at W2A4, the real-data ceiling at MobileNetV2 W3A8, one seed of the other methods at W4A4
+# all layers and resnet18 W3A8 ("columns"). Resumable pieces as round2_table.sh.
+#   bash experiments/benchmarks/round6_table.sh [small|torchvision|seeds|columns]     (default: all, in this order)
 #   PYTHONPATH=experiments/benchmarks python experiments/benchmarks/round3_checks.py logs/round6/multiruns \
 #       --previous experiments/results/round3_checks.md > experiments/results/round6_checks.md
 #   lwcompress-report logs/torchvision_round6/multiruns --by labels.cell --columns labels.method --wall \
@@ -21,7 +22,7 @@ link() {  # link OLD_ROOT NEW_ROOT EXCLUDED_DIR_NAMES...: the earlier runs, but 
     [ -e "$2/$name" ] || ln -s "$(realpath "$old")" "$2/$name"
   done
 }
-parts=${1:-"small torchvision seeds"}
+parts=${1:-"small torchvision seeds columns"}
 if [[ $parts == *small* ]]; then
   link logs/round3/multiruns logs/round6/multiruns resnet20_w4a4_default resnet20_w4a4_gptq resnet20_w4a4_real
   ROUND2_DIR=logs/round6/multiruns bash experiments/benchmarks/round2_table.sh resnet20 w4a4 "default gptq real"
@@ -49,4 +50,10 @@ if [[ $parts == *seeds* ]]; then
     lwcompress -m experiment=torchvision threads="${THREADS:-1}" model=$model +benchmark/cell=w2a4 \
       +benchmark/method=default seed=1,2 hydra.sweep.dir="$dir"
   done
+fi
+if [[ $parts == *columns* ]]; then
+  one() { SEEDS=0 ROUND2_DIR=$tv EXPERIMENT=torchvision bash experiments/benchmarks/round2_table.sh "$@"; }
+  one mobilenet_v2_fmnist w4a4_all "gptq zeroq real distilled"
+  one resnet18_fmnist w4a4_all zeroq
+  one resnet18_fmnist w3a8 "zeroq real distilled"
 fi
