@@ -18,6 +18,11 @@ os.environ.setdefault("WANDB_SILENT", "true")
 torch.set_num_threads(1)
 
 BIN = Path(sys.executable).parent
+# The tiny model on synthetic data, one thread, no bars: the CLI tests' base command line.
+TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
+# W4A4 layer runs that must learn: the tiny checkpoint is within layerwise.min_headroom of FP on some generators.
+W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "real_diagnostics=false",
+        "layerwise.min_headroom=null"]  # fmt: skip
 
 
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:

@@ -18,9 +18,7 @@ from lwcompress.jobs import epoch_checkpoint
 from lwcompress.loggers import ContinuedCSVLogger
 from lwcompress.models import MODELS
 
-from .conftest import run_cli, run_cli_tty
-
-TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
+from .conftest import TINY, run_cli, run_cli_tty
 
 
 def test_pretraining_checkpoints_after_every_epoch(tmp_path: Path) -> None:

@@ -17,18 +17,8 @@ from lwcompress.distributed import Ranks, assign, external_launcher, launch
 from lwcompress.errors import UserError
 from lwcompress.generate import GenerationContext, generator_config, source_images
 
-from .conftest import BIN, run_cli
+from .conftest import BIN, TINY, W4A4, run_cli
 from .test_compress import calibrated
-
-TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
-# the tiny checkpoint at W4A4 is within layerwise.min_headroom of FP on some generators: these tests need learning
-W4A4 = [
-    "compressor.wbits=4",
-    "compressor.abits=4",
-    "generator.num_images=32",
-    "real_diagnostics=false",
-    "layerwise.min_headroom=null",
-]
 
 
 def codes(run_dir: Path) -> dict[str, torch.Tensor]:

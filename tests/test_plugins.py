@@ -28,18 +28,9 @@ from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.rounding import ROUNDINGS, trained_rounding
 from lwcompress.precondition import PRECONDITIONERS
 
-from .conftest import run_cli
+from .conftest import TINY, W4A4, run_cli
 from .test_compress import NORM, calibrated
 
-TINY = ["model=resnet8_tiny", "data=synthetic", "threads=1", "trainer.enable_progress_bar=false"]
-# the tiny checkpoint at W4A4 is within layerwise.min_headroom of FP on some generators: these tests need learning
-W4A4 = [
-    "compressor.wbits=4",
-    "compressor.abits=4",
-    "generator.num_images=32",
-    "real_diagnostics=false",
-    "layerwise.min_headroom=null",
-]
 PINK = "lwc_plugin_example.generators.PinkNoise"
 CLIP = "lwc_plugin_example.preconditioner.WeightClip"
 

@@ -63,22 +63,26 @@ def main() -> None:
           "FP entropy | syn KL / W8A8's | syn KL, weights only |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     reference = None  # the synthetic KL of W8A8 round-to-nearest on the same images: how fragile they are
-    images = x = y = None
-    for cell in ["w8a8"] + [c for c in args.cells if c != "w8a8"]:
-        job = load_config([f"experiment={args.experiment}", f"model={args.model}", f"+benchmark/cell={cell}",
-                           "+benchmark/method=default", f"seed={args.seed}", "eval_split=val"])  # fmt: skip
-        dm, model, _ = model_and_data(job.model, job.data)
-        model.eval()
-        shape = (dm.in_channels, dm.image_size, dm.image_size)
-        kept = ROOT / job.paths.data_dir / "cache" / "images"  # the runs' image cache, from any working dir
-        ctx = GenerationContext(shape, job.layerwise.spatial_size, cache_dir=kept)
-        data = LayerData(model, analyze(model, torch.zeros(1, *shape)), job.generator, ctx)
-        if images is None:  # the same images and validation split for every cell: neither sees the bit widths
-            images, _ = data.images()
-        if x is None and not args.synthetic_only:
-            dm.setup("fit")
-            x, y = (torch.stack([torch.as_tensor(v) for v in t])
-                    for t in zip(*[dm.val[i] for i in range(len(dm.val))], strict=True))  # fmt: skip
+    cells = ["w8a8"] + [c for c in args.cells if c != "w8a8"]
+    jobs = {cell: load_config([f"experiment={args.experiment}", f"model={args.model}", f"+benchmark/cell={cell}",
+                               "+benchmark/method=default", f"seed={args.seed}", "eval_split=val"])
+            for cell in cells}  # fmt: skip
+    # The model, its images and the validation split are the same for every cell: only the compressor differs.
+    job = jobs["w8a8"]
+    dm, model, _ = model_and_data(job.model, job.data)
+    model.eval()
+    shape = (dm.in_channels, dm.image_size, dm.image_size)
+    kept = ROOT / job.paths.data_dir / "cache" / "images"  # the runs' image cache, from any working dir
+    data = LayerData(model, analyze(model, torch.zeros(1, *shape)), job.generator,
+                     GenerationContext(shape, job.layerwise.spatial_size, cache_dir=kept))  # fmt: skip
+    images, _ = data.images()
+    x = y = fp = None
+    if not args.synthetic_only:
+        dm.setup("fit")
+        x, y = (torch.stack([torch.as_tensor(v) for v in t])
+                for t in zip(*[dm.val[i] for i in range(len(dm.val))], strict=True))  # fmt: skip
+        fp = top1(model, x, y)
+    for cell, job in jobs.items():
         start = replace(job.compressor, name=job.compressor.closed_form)
         rtn = compress(model, start, dm.normalization, shape, job.preconditioner, job.generator, job.layerwise,
                        runtime=Runtime(image_cache_dir=kept))  # fmt: skip
@@ -93,7 +97,7 @@ def main() -> None:
         kl_w = compare(*in_domain(model, weights_only, data), images)["kl"]
         val = "| – " * 5
         if x is not None:
-            fp, q, v = top1(model, x, y), top1(rtn.model, x, y), compare(rtn.model.eval(), model, x)
+            q, v = top1(rtn.model, x, y), compare(rtn.model.eval(), model, x)
             val = f"| {fp:.2f} | {q:.2f} | {fp - q:+.2f} | {v['agree']:.2f} | {v['kl']:.4f} "
         print(f"| {cell} {val}| {s['agree']:.1f} | {s['kl']:.4f} | {s['mse']:.4f} | {s['kl_median']:.4f} | "
               f"{s['entropy']:.3f} | {s['kl'] / reference:.1f} | {kl_w:.4f} |", flush=True)  # fmt: skip
