@@ -19,11 +19,11 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch import nn
+from torch import fx, nn
 
 from lwcompress import __version__, io, precondition
 from lwcompress.allocate import Allocation, allocate
-from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord
+from lwcompress.compress import COMPRESSORS, CompressedLayer, CompressorConfig, LayerRecord, integer_graph
 from lwcompress.compress.packing import pack_state, unpack_state
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
@@ -36,6 +36,7 @@ from lwcompress.generate import (
     LayerData,
     activation_ranges,
     bn_gaussian_inputs,
+    output_ranges,
 )
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import (
@@ -184,6 +185,8 @@ def compress(
     config = allocation.resolved(config) if allocation is not None else config
     ranges = activation_ranges(model, layers, config, normalization, data)
     closed = closed_form(model, layers, config, pre, ranges, data.cfg.seed)
+    if config.integer_graph and not isinstance(closed.model, fx.GraphModule):
+        raise UserError("compressor.integer_graph rewrites the BN-folded graph: keep preconditioner.fold_bn=true")
     tasks = _tasks(closed, data, layerwise) if config.learned else []
     gated = config.learned and (layerwise.learn_above is not None or layerwise.min_headroom is not None)
     noise = (rounding_noise(tasks, bn_gaussian_inputs(model, layers, layerwise.spatial_size), layerwise.eval_batch,
@@ -208,9 +211,12 @@ def compress(
     if not ctx.ranks.is_main:
         return None
     checked = _guard(closed, starts, results, data, layerwise, pre) if guarded else {}
+    # last: it reads the finished input grids (and, run on the closed form alone, rebuilds the structure on load)
+    integer = integer_graph(closed.model, output_ranges(model, layers, config)) if config.integer_graph else None
     meta = {"normalization": normalization, "input_shape": list(input_shape), "generate_wall_s": ctx.wall_s,
             "generate_reused_s": ctx.reused_wall_s, "guard": checked, "learned": learns, "headroom": headroom,
-            "allocation": dataclasses.asdict(allocation) if allocation is not None else None}  # fmt: skip
+            "allocation": dataclasses.asdict(allocation) if allocation is not None else None,
+            "integer_graph": dataclasses.asdict(integer) if integer is not None else None}  # fmt: skip
     return _finished(closed, results, config, pre.cfg, meta, time.perf_counter() - start, example)
 
 

@@ -21,7 +21,7 @@ from lwcompress.api import CompressedModel, export_onnx, load_compressed
 from lwcompress.data import DATA, DataConfig
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
-from lwcompress.export import INTEGER_OPS, agreement, latency_ms, optimized_ops, to_onnx
+from lwcompress.export import INTEGER_LAYER_OPS, agreement, latency_ms, optimized_ops, to_onnx
 from lwcompress.graph.fold import fold_bn
 from lwcompress.models import ModelConfig, build_model
 from lwcompress.report import table
@@ -111,8 +111,13 @@ def check(run: Run, onnx_path: Path, workdir: Path, threads: int, repeats: int, 
         "onnxruntime": onnxruntime.__version__,
         "threads": threads,
         "repeats": repeats,
-        "integer_layers": sum(n for op, n in ops.items() if op in INTEGER_OPS),
+        "integer_layers": sum(n for op, n in ops.items() if op in INTEGER_LAYER_OPS),
+        "integer_adds": ops.get("QLinearAdd", 0),
         "layers": layers,
+        "integer_graph": run.compressed.config.integer_graph,
+        "unsigned_weight_layers": sum(
+            q.wbits is not None and not q.symmetric for q in run.compressed.compressed_layers().values()
+        ),
         "runtime_ops": dict(sorted(ops.items())),
     }
 
@@ -125,10 +130,19 @@ def verdict(report: dict) -> list[str]:
                "weights or activations below 8 bit, and float biases keep the rest in float)")  # fmt: skip
     else:
         why = f"onnxruntime ran {ints} of {layers} layers as integer kernels"
+        if ops.get("QLinearAdd"):
+            why += f" (and {ops['QLinearAdd']} residual adds)"
         if ops.get("Transpose"):
             why += f", with {ops['Transpose']} layout Transposes around them"
     why += (f"; {ops.get('DequantizeLinear', 0)} DequantizeLinear and {ops.get('QuantizeLinear', 0)} QuantizeLinear "
             "nodes run in float on every call (weights are dequantized each time)")  # fmt: skip
+    if ints < layers and not report.get("integer_graph"):
+        why += ("; compressor.integer_graph=true (with int32_bias) quantizes what lies between the layers, so that "
+                "every 8-bit layer and residual add can run as an integer kernel")  # fmt: skip
+    if ints and report.get("unsigned_weight_layers"):
+        why += (f"; {report['unsigned_weight_layers']} layers store uint8 weight codes (asymmetric grids), "
+                "which take onnxruntime's slower unsigned-weight kernels: compressor.symmetric=true stores int8 "
+                "codes")  # fmt: skip
     lines = []
     for b in BATCHES:
         fp, comp = lat["fp32"][b], lat["compressed"][b]
@@ -173,7 +187,8 @@ def render(run: Run, out: Path, report: dict) -> str:
             "",
             f"Latency: onnxruntime {report['onnxruntime']} CPU, median of {report['repeats']} runs, "
             f"{report['threads']} intra-op thread(s). "
-            f"Integer kernels: {report['integer_layers']} of {report['layers']} layers. Operators run: {ops}.",
+            f"Integer kernels: {report['integer_layers']} of {report['layers']} layers, "
+            f"{report['integer_adds']} residual adds. Operators run: {ops}.",
             "",
             *verdict(report),
             "",

@@ -238,7 +238,8 @@ def _compress(ranks: Ranks, job: CompressJob, out_dir: Path, command: str) -> di
     summary.update(generate_wall_s=compressed.meta["generate_wall_s"],
                    generate_reused_s=compressed.meta["generate_reused_s"], size_bits=compressed.size_bits(),
                    sparsity=compressed.sparsity(), compress_wall_s=compressed.wall_s, learned=learned,
-                   headroom=compressed.meta.get("headroom"), command=command,
+                   headroom=compressed.meta.get("headroom"), integer_graph=compressed.meta.get("integer_graph"),
+                   command=command,
                    config=config, **{f"guard_{k}": v for k, v in compressed.meta.get("guard", {}).items()})  # fmt: skip
     summary["avg_wbits"], summary["weight_bits"] = compressed.average_wbits(), compressed.weight_bits()
     summary["layer_bits"] = {r.name: {"wbits": r.wbits, "abits": r.abits, "sparsity": round(r.sparsity, 4)}

@@ -16,6 +16,7 @@ from torch import nn
 from lwcompress import export_run
 from lwcompress.api import CompressedModel, compress, export_onnx
 from lwcompress.compress import CompressorConfig
+from lwcompress.errors import UserError
 from lwcompress.export import ExportError, onnx_graph, session, to_onnx
 from lwcompress.models import MODELS, load_weights
 
@@ -281,3 +282,46 @@ def test_export_cli_refuses_bad_input_without_writing(run_dir: Path, tmp_path: P
     fails([str(run_dir), "--check", "--repeats", "1", "--min-agreement", "100.1"], 1, "agrees with the PyTorch model")
     monkeypatch.delitem(onnx_graph._MODULES, nn.ReLU)
     fails([str(run_dir)], 2, "ReLU is not supported by the ONNX export")
+
+
+@pytest.mark.parametrize("arch", ["resnet8_tiny", "mobilenetv2_tiny"])
+def test_integer_graph_runs_every_layer_and_add_as_an_integer_kernel(arch: str, tiny_checkpoint: Path,
+                                                                     tmp_path: Path) -> None:  # fmt: skip
+    """compressor.integer_graph (W8A8, int32 biases): the residual adds read their terms on 8-bit grids and a
+    tensor several layers read has one grid, so onnxruntime fuses every quantized layer into an integer kernel and
+    the adds whose result a layer reads into QLinearAdd, where the plain int32 export left the convs that feed adds
+    in float; the export computes what the simulation does, and the saved run rebuilds the same graph."""
+    from lwcompress.api import load_compressed
+    from lwcompress.compress import TensorQuant
+    from lwcompress.export import INTEGER_LAYER_OPS, optimized_ops
+
+    model = resnet(tiny_checkpoint) if arch == "resnet8_tiny" else mobilenet()
+    plain, graph = (compressed(model, wbits=8, abits=8, int32_bias=True, integer_graph=g) for g in (False, True))
+    assert graph.meta["integer_graph"]["adds"] >= 1 and not graph.meta["integer_graph"]["float_adds"]
+    x = images(1000)
+    layers = len(graph.compressed_layers())
+    fused = {}
+    for label, result in (("plain", plain), ("graph", graph)):
+        path = export_onnx(result, tmp_path / f"{label}.onnx", int4=False, bias="int32")
+        ref, out = run_both(result, path, x)
+        assert float((ref.argmax(1) == out.argmax(1)).float().mean()) >= 0.999, label
+        assert float((ref - out).abs().max()) < 2e-2 * float(ref.abs().max()), label
+        fused[label] = optimized_ops(path, 1)
+    count = {k: sum(n for op, n in ops.items() if op in INTEGER_LAYER_OPS) for k, ops in fused.items()}
+    assert count["graph"] == layers > count["plain"]
+    assert fused["graph"]["QLinearAdd"] >= 1 and fused["plain"].get("QLinearAdd", 0) == 0
+    with torch.no_grad():  # 8-bit terms move the logits a little
+        moved = (plain.model(x) - graph.model(x)).abs().mean() / plain.model(x).abs().mean()
+    assert 0 < float(moved) < 0.05
+    path = graph.save(tmp_path / "c.pt", {"model": arch})
+    back = load_compressed(path, resnet(tiny_checkpoint) if arch == "resnet8_tiny" else mobilenet())
+    assert sum(isinstance(m, TensorQuant) for m in back.model.modules()) == sum(
+        isinstance(m, TensorQuant) for m in graph.model.modules()
+    )
+    with torch.no_grad():
+        assert torch.equal(back.model(x), graph.model(x))
+
+
+def test_integer_graph_needs_int32_biases() -> None:
+    with pytest.raises(UserError, match="integer_graph=true simulates integer kernels.*int32_bias=true"):
+        CompressorConfig("rtn", wbits=8, abits=8, integer_graph=True)

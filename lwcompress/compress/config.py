@@ -159,6 +159,9 @@ class CompressorConfig:
     # Each quantized layer's bias on its input-step x weight-step grid: what onnxruntime's integer kernels add
     # (`lwcompress-export --bias int32`), so the exported model computes what the run evaluated.
     int32_bias: bool = False
+    # Every 8-bit tensor between layers quantized once, residual adds' terms included (`compress/integer_graph.py`):
+    # with int32_bias, what onnxruntime's integer kernels compute when every layer and add is one.
+    integer_graph: bool = False
 
     def __post_init__(self) -> None:
         check(self)
@@ -183,6 +186,8 @@ class CompressorConfig:
                 f"pattern={self.pattern} fixes the sparsity at {1 - n_m[0] / n_m[1]:g}; set sparsity to that, "
                 f"not {self.sparsity:g}"
             )
+        if self.integer_graph and not self.int32_bias:
+            raise UserError("integer_graph=true simulates integer kernels, which add int32 biases: set int32_bias=true")
         ruled = any(v.get("wbits") or v.get("abits") for _, v in self.rules)
         if self.wbits is None and self.abits is None and not self.prunes and not ruled:
             raise UserError(f"name={self.name}: nothing to compress (wbits, abits and sparsity all off)")

@@ -16,20 +16,20 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-# Operators through which onnxruntime computes in integers (what a QDQ graph is fused into when it can be).
-INTEGER_OPS = frozenset(
+# Operators through which onnxruntime computes in integers (what a QDQ graph is fused into when it can be): the
+# layers' kernels, and the others (residual adds, pooling).
+INTEGER_LAYER_OPS = frozenset(
     {
         "QLinearConv",
         "QLinearMatMul",
         "QGemm",
         "ConvInteger",
         "MatMulInteger",
-        "QLinearAdd",
-        "QLinearGlobalAveragePool",
         "DynamicQuantizeMatMul",
         "MatMulIntegerToFloat",
     }
 )
+INTEGER_OPS = INTEGER_LAYER_OPS | {"QLinearAdd", "QLinearGlobalAveragePool"}
 
 
 def session(path: str | Path, threads: int, optimized: str | Path | None = None) -> ort.InferenceSession:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import fx, nn
 
-from lwcompress.compress import CompressedLayer
+from lwcompress.compress import CompressedLayer, TensorQuant
 from lwcompress.compress.config import matches
 from lwcompress.errors import UserError
 from lwcompress.graph.trace import trace
@@ -46,6 +46,7 @@ class _Builder:
     def __init__(self, int4: bool, int32_bias: bool, keep_float: frozenset[str] = frozenset()) -> None:
         self.int4, self.int32_bias, self.keep_float = int4, int32_bias, keep_float
         self.nodes: list[onnx.NodeProto] = []
+        self.quantized: dict[tuple[str, float, int, int], str] = {}  # (tensor, grid) -> its DequantizeLinear output
         self.initializers: list[onnx.TensorProto] = []
         self._names: set[str] = set()
 
@@ -71,16 +72,31 @@ def _f32(t: torch.Tensor | float) -> np.ndarray:
     return np.asarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t, dtype=np.float32)
 
 
+def _qdq(b: _Builder, x: str, name: str, scale: float, zero_point: int, bits: int) -> str:
+    """`x` on a per-tensor uint8 grid (QDQ), behind a Clip to the k-bit grid's ends below 8 bit. Made once per tensor
+    and grid: every reader of a tensor on one grid reads the same DequantizeLinear, as onnxruntime's integer kernels
+    need (one QuantizeLinear after the kernel that produces it)."""
+    key = (x, scale, zero_point, bits)
+    if key not in b.quantized:
+        if bits != 8:
+            lo, hi = (0 - zero_point) * scale, (2**bits - 1 - zero_point) * scale
+            bounds = [b.const(f"{name}.lo", _f32(lo)), b.const(f"{name}.hi", _f32(hi))]
+            x = b.op("Clip", [x, *bounds], f"{name}.clip")
+        s = b.const(f"{name}.scale", _f32(scale))
+        z = b.const(f"{name}.zero_point", np.asarray(zero_point, dtype=np.uint8))
+        codes = b.op("QuantizeLinear", [x, s, z], f"{name}.q")
+        b.quantized[key] = b.op("DequantizeLinear", [codes, s, z], f"{name}.dq")
+    return b.quantized[key]
+
+
 def _input_qdq(b: _Builder, x: str, name: str, q: CompressedLayer) -> str:
-    """The layer's input quantization: uint8 QDQ, behind a Clip to the k-bit grid's ends below 8 bit."""
-    scale, zero_point, bits = float(q.a_scale), int(q.a_zero_point), q.abits
-    if bits != 8:
-        lo, hi = (0 - zero_point) * scale, (2**bits - 1 - zero_point) * scale
-        bounds = [b.const(f"{name}.input.lo", _f32(lo)), b.const(f"{name}.input.hi", _f32(hi))]
-        x = b.op("Clip", [x, *bounds], f"{name}.input.clip")
-    s = b.const(f"{name}.input.scale", _f32(scale))
-    z = b.const(f"{name}.input.zero_point", np.asarray(zero_point, dtype=np.uint8))
-    return b.op("DequantizeLinear", [b.op("QuantizeLinear", [x, s, z], f"{name}.input.q"), s, z], f"{name}.input.dq")
+    """The layer's input quantization."""
+    return _qdq(b, x, f"{name}.input", float(q.a_scale), int(q.a_zero_point), q.abits)
+
+
+def _tensor_qdq(b: _Builder, name: str, m: TensorQuant, x: str) -> str:
+    """A tensor quantized between layers (`compressor.integer_graph`)."""
+    return _qdq(b, x, name, float(m.scale), int(m.zero_point), m.bits)
 
 
 def weight_storage(bits: int | None, symmetric: bool, int4: bool) -> str:
@@ -226,6 +242,7 @@ def _batch_norm(b: _Builder, name: str, m: nn.BatchNorm2d, x: str) -> str:
 # Each handler: (builder, name, module or None, *resolved fx args) -> output name.
 _MODULES: dict[type[nn.Module], Callable[..., str]] = {
     CompressedLayer: _compressed,
+    TensorQuant: _tensor_qdq,
     nn.Conv2d: lambda b, n, m, x: _layer(b, n, m, x, b.const(f"{n}.weight", _f32(m.weight)), _float_bias(b, n, m)),
     nn.Linear: lambda b, n, m, x: _layer(b, n, m, x, b.const(f"{n}.weight", _f32(m.weight)), _float_bias(b, n, m)),
     nn.ReLU: lambda b, n, m, x: b.op("Relu", [x], n),

@@ -24,11 +24,12 @@ from lwcompress.generate.generators import (
     source_images,
 )
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, PairedPool, Pool, layer_stream, sample_shapes
-from lwcompress.generate.ranges import activation_ranges, calibrated_ranges, input_ranges, mse_ranges
+from lwcompress.generate.ranges import activation_ranges, calibrated_ranges, input_ranges, mse_ranges, output_ranges
 
 __all__ = [
     "DIAGNOSTIC_IMAGES",
     "activation_ranges",
+    "output_ranges",
     "GENERATORS",
     "Generator",
     "ImageGenerator",

@@ -165,3 +165,21 @@ def activation_ranges(
     if config.act_range == "calibrated":
         return calibrated_ranges(model, layers, ranges, *data.images(), data.cfg.chunk, data.ctx.device)
     return ranges
+
+
+def output_ranges(
+    model: nn.Module, layers: list[LayerInfo], config: CompressorConfig, bits: int = 8
+) -> dict[str, tuple[float, float] | None]:
+    """Per-tensor (lo, hi) of each layer's output in the BN-statistics model: its BatchNorm's beta +- k |gamma| at
+    the number of sigmas a `bits`-bit input gets (`CompressorConfig.sigmas_for`); None for a layer without a
+    BatchNorm, whose output the model says nothing about. The grids a residual add's terms are read on
+    (`compressor.integer_graph`)."""
+    k = config.sigmas_for(bits)
+    spans: dict[str, tuple[float, float] | None] = {}
+    for info in layers:
+        if info.bn is None:
+            spans[info.name] = None
+            continue
+        beta, std = bn_moments(model.get_submodule(info.bn))
+        spans[info.name] = (float((beta - k * std).min()), float((beta + k * std).max()))
+    return spans
