@@ -94,7 +94,8 @@ def check(run: Run, onnx_path: Path, workdir: Path, threads: int, repeats: int, 
         workdir / "fp32.onnx", to_onnx(fold_bn(fp), torch.zeros(1, *shape), {}).SerializeToString()
     )
     ops = optimized_ops(onnx_path, threads)
-    layers = len(run.compressed.compressed_layers())
+    quantized = run.compressed.compressed_layers().values()
+    layers = len(quantized)
     latency = {
         name: {b: latency_ms(path, (b, *shape), threads, repeats) for b in BATCHES}
         for name, path in (("fp32", fp_path), ("compressed", onnx_path))
@@ -115,9 +116,8 @@ def check(run: Run, onnx_path: Path, workdir: Path, threads: int, repeats: int, 
         "integer_adds": ops.get("QLinearAdd", 0),
         "layers": layers,
         "integer_graph": run.compressed.config.integer_graph,
-        "unsigned_weight_layers": sum(
-            q.wbits is not None and not q.symmetric for q in run.compressed.compressed_layers().values()
-        ),
+        "eight_bit_layers": sum(q.abits == 8 and q.wbits is not None for q in quantized),  # those kernels can take
+        "unsigned_weight_layers": sum(q.abits == 8 and q.wbits is not None and not q.symmetric for q in quantized),
         "runtime_ops": dict(sorted(ops.items())),
     }
 
@@ -136,11 +136,11 @@ def verdict(report: dict) -> list[str]:
             why += f", with {ops['Transpose']} layout Transposes around them"
     why += (f"; {ops.get('DequantizeLinear', 0)} DequantizeLinear and {ops.get('QuantizeLinear', 0)} QuantizeLinear "
             "nodes run in float on every call (weights are dequantized each time)")  # fmt: skip
-    if ints < layers and not report.get("integer_graph"):
+    if ints < report.get("eight_bit_layers", 0) and not report.get("integer_graph"):
         why += ("; compressor.integer_graph=true (with int32_bias) quantizes what lies between the layers, so that "
                 "every 8-bit layer and residual add can run as an integer kernel")  # fmt: skip
     if ints and report.get("unsigned_weight_layers"):
-        why += (f"; {report['unsigned_weight_layers']} layers store uint8 weight codes (asymmetric grids), "
+        why += (f"; {report['unsigned_weight_layers']} 8-bit layers store uint8 weight codes (asymmetric grids), "
                 "which take onnxruntime's slower unsigned-weight kernels: compressor.symmetric=true stores int8 "
                 "codes")  # fmt: skip
     lines = []

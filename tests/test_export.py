@@ -322,6 +322,16 @@ def test_integer_graph_runs_every_layer_and_add_as_an_integer_kernel(arch: str, 
         assert torch.equal(back.model(x), graph.model(x))
 
 
+def test_integer_graph_leaves_layers_without_8_bit_inputs_alone() -> None:
+    """At W4A4 (first and last layer 8 bit) no add or head sits between 8-bit-input layers only: onnxruntime forms no
+    integer kernel there, so nothing is quantized and the model computes what the plain run does."""
+    plain, graph = (compressed(mobilenet(), wbits=4, abits=4, int32_bias=True, integer_graph=g) for g in (False, True))
+    assert graph.meta["integer_graph"]["adds"] == 0 and not graph.meta["integer_graph"]["heads"]
+    x = images(200)
+    with torch.no_grad():
+        assert torch.equal(plain.model(x), graph.model(x))
+
+
 def test_integer_graph_needs_int32_biases() -> None:
     with pytest.raises(UserError, match="integer_graph=true simulates integer kernels.*int32_bias=true"):
         CompressorConfig("rtn", wbits=8, abits=8, integer_graph=True)

@@ -3,8 +3,9 @@
 # images 87.65, real data 91.39) -- the solver on the same cached distilled images, validation split, through the CLI
 # as the benchmark runs it (resumable pieces of experiments/benchmarks/round2_table.sh under logs/round7_val/<variant>;
 # top1 in each summary.json, collected by round7_collect in round7_tuning.md).
-#   bash experiments/probes/round7_val.sh [torchvision|small|qdrop-torchvision|qdrop-small]   (from the repository root)
-# The qdrop parts: QDrop (layerwise.drop_prob=0.5) against the default at the learning cells with <= 4-bit inputs.
+#   bash experiments/probes/round7_val.sh [torchvision|small|qdrop-torchvision|qdrop-small|data-torchvision]
+# (from the repository root). The qdrop parts: QDrop (layerwise.drop_prob=0.5) against the default at the learning
+# cells with <= 4-bit inputs; data-torchvision: twice the distillation steps, twice the images at the W2A4 cell.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 run() {  # run VARIANT EXPERIMENT MODEL CELL METHOD [overrides...]   (SEEDS: default 0)
@@ -35,4 +36,7 @@ case ${1:-torchvision} in
     for cell in w4a4 w4a4_all w3a4; do qdrop round2 mobilenetv2_small $cell; done
     for cell in w4a4 w3a3 w2a4; do qdrop round2 resnet20 $cell; done
     SEEDS=1 qdrop round2 mobilenetv2_small w2a4 ;;
+  data-torchvision)
+    run steps400 torchvision mobilenet_v2_fmnist w2a4 default generator.steps=400
+    run images512 torchvision mobilenet_v2_fmnist w2a4 default generator.num_images=512 ;;
 esac

@@ -12,10 +12,12 @@ float shortcut and a float conv output, so the conv that feeds it and the add ca
   the interval the BN-statistics input model gives that output (`TensorQuant`), as layer inputs get theirs;
 - the add's result needs nothing new: its readers' grid quantizes it (through a ReLU, which a zero point of 0
   makes free for onnxruntime);
-- a layer's output that the head's global pooling reads (through its activation) is quantized on an 8-bit grid over
-  that interval, activated.
-A term with neither (no BN statistics, readers at other widths) leaves its add float. Inputs below 8 bit are left as
-they are: onnxruntime has no integer kernel that saturates at a narrower grid.
+- an 8-bit-input layer's output that the head's global pooling reads (through its activation) is quantized on an
+  8-bit grid over that interval, activated.
+A term with neither (no BN statistics, readers at other widths) leaves its add float, and so does a layer next to the
+add (computing a term, reading the result) whose input is not 8-bit: onnxruntime has no integer kernel that saturates
+at a narrower grid, so quantizing the terms there would cost accuracy and gain no kernel. Inputs below 8 bit are left
+as they are.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class IntegerGraph:
 
     tied: list[str]  # layers whose input grid was set to another reader's of the same tensor
     adds: int  # residual adds whose terms are now quantized
-    float_adds: list[str]  # adds left float (a term with no 8-bit grid to be read on)
+    float_adds: list[str]  # adds left float (a term with no 8-bit grid, or next to a layer without 8-bit input)
     heads: list[str]  # layers whose (activated) output the global pooling now reads quantized
 
 
@@ -124,11 +126,19 @@ def integer_graph(model: fx.GraphModule, output_ranges: dict[str, tuple[float, f
         span = output_ranges.get(str(node.target)) if isinstance(layer, CompressedLayer) else None
         return TensorQuant.over(*span) if span is not None else None
 
+    def near_layers(node: fx.Node) -> list[CompressedLayer]:
+        """The layers that compute the add's terms or read its result (through an activation)."""
+        around = [a for a in node.args if isinstance(a, fx.Node)] + list(node.users)
+        around += [u for a in node.users if _activated(a, modules, torch.zeros(2)) is not None for u in a.users]
+        return [modules[n.target] for n in around if n.op == "call_module"
+                and isinstance(modules[n.target], CompressedLayer)]  # fmt: skip
+
     adds, float_adds = 0, []
     for node in [n for n in model.graph.nodes if _is_add(n)]:
         terms = [a for a in node.args if isinstance(a, fx.Node)]
         quants = [term(t) for t in terms]
-        if any(q is None for q in quants):
+        # next to a layer with a narrower (or float) input no integer kernel forms: the terms would lose for nothing
+        if any(q is None for q in quants) or any(m.abits != BITS for m in near_layers(node)):
             float_adds.append(node.name)
             continue
         for i, (t, q) in enumerate(zip(terms, quants, strict=True)):
@@ -142,7 +152,8 @@ def integer_graph(model: fx.GraphModule, output_ranges: dict[str, tuple[float, f
             continue
         producer = src.args[0] if _activated(src, modules, torch.zeros(2)) is not None else src
         layer = modules.get(producer.target) if producer.op == "call_module" else None
-        span = output_ranges.get(str(producer.target)) if isinstance(layer, CompressedLayer) else None
+        kernel = isinstance(layer, CompressedLayer) and layer.abits == BITS  # else no integer kernel gains by it
+        span = output_ranges.get(str(producer.target)) if kernel else None
         if span is None:
             continue
         ends = torch.tensor(span) if producer is src else _activated(src, modules, torch.tensor(span))
