@@ -23,6 +23,7 @@ as they are.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -84,12 +85,12 @@ def _is_global_pool(node: fx.Node, modules: dict[str, nn.Module]) -> bool:
     return node.op == "call_function" and node.target is F.adaptive_avg_pool2d and node.args[1:] in ((1,), ((1, 1),))
 
 
-def _activated(node: fx.Node, modules: dict[str, nn.Module], span: torch.Tensor) -> torch.Tensor | None:
-    """`span` through `node` where it is an elementwise activation (monotone: the ends map to the ends), else None."""
+def _activation(node: fx.Node, modules: dict[str, nn.Module]) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The elementwise activation `node` applies (monotone: an interval's ends map to its ends), or None."""
     if node.op == "call_module" and isinstance(modules[node.target], _ACTIVATION_MODULES):
-        return modules[node.target](span)
+        return modules[node.target]
     if node.op == "call_function" and node.target in _ACTIVATION_FUNCTIONS:
-        return node.target(span)
+        return node.target
     return None
 
 
@@ -129,7 +130,7 @@ def integer_graph(model: fx.GraphModule, output_ranges: dict[str, tuple[float, f
     def near_layers(node: fx.Node) -> list[CompressedLayer]:
         """The layers that compute the add's terms or read its result (through an activation)."""
         around = [a for a in node.args if isinstance(a, fx.Node)] + list(node.users)
-        around += [u for a in node.users if _activated(a, modules, torch.zeros(2)) is not None for u in a.users]
+        around += [u for a in node.users if _activation(a, modules) is not None for u in a.users]
         return [modules[n.target] for n in around if n.op == "call_module"
                 and isinstance(modules[n.target], CompressedLayer)]  # fmt: skip
 
@@ -150,13 +151,14 @@ def integer_graph(model: fx.GraphModule, output_ranges: dict[str, tuple[float, f
         src = node.args[0]
         if not isinstance(src, fx.Node) or readers(src):
             continue
-        producer = src.args[0] if _activated(src, modules, torch.zeros(2)) is not None else src
+        act = _activation(src, modules)
+        producer = src if act is None else src.args[0]
         layer = modules.get(producer.target) if producer.op == "call_module" else None
         kernel = isinstance(layer, CompressedLayer) and layer.abits == BITS  # else no integer kernel gains by it
         span = output_ranges.get(str(producer.target)) if kernel else None
         if span is None:
             continue
-        ends = torch.tensor(span) if producer is src else _activated(src, modules, torch.tensor(span))
+        ends = torch.tensor(span) if act is None else act(torch.tensor(span))
         _insert(model, node, src, TensorQuant.over(*ends.tolist()), f"{node.name}_input_quant")
         heads.append(str(producer.target))
     model.graph.lint()
