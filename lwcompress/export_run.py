@@ -260,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="RULE",
         help="with --bias int32: run these quantized layers as float kernels on dequantized inputs and weights "
         "(the same function; their int32-grid biases added in float): layer-name patterns (fnmatch, re:<regex>) or "
-        "'depthwise', where onnxruntime's integer kernel is slower than its float one; repeatable",
+        "'depthwise' (onnxruntime's integer kernel is slower than its float one there with uint8 weight codes); "
+        "repeatable",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--repeats", type=int, default=50, help="timed runs per latency (default 50)")

@@ -326,8 +326,8 @@ DEPTHWISE = "depthwise"
 def kept_float(model: nn.Module, rules: Sequence[str]) -> frozenset[str]:
     """The quantized layers `rules` keep out of the integer kernels: layer-name patterns (fnmatch, or re:<regex>) and
     the word "depthwise" (every convolution with one input channel per group, where onnxruntime's integer kernel
-    is slower than its float one: measured 112 of 116 ms of mobilenet_v2 at 224, experiments/results/
-    latency_224.md). A rule that keeps no layer is an ExportError."""
+    is slower than its float one with uint8 weight codes: 112 of 116 ms of mobilenet_v2 at 224; with int8 codes it
+    is faster, experiments/results/latency_224.md). A rule that keeps no layer is an ExportError."""
     layers = {n: m for n, m in model.named_modules() if isinstance(m, CompressedLayer)}
     kept: set[str] = set()
     for rule in rules:
