@@ -118,6 +118,7 @@ def check(run: Run, onnx_path: Path, workdir: Path, threads: int, repeats: int, 
         "integer_graph": run.compressed.config.integer_graph,
         "eight_bit_layers": sum(q.abits == 8 and q.wbits is not None for q in quantized),  # those kernels can take
         "unsigned_weight_layers": sum(q.abits == 8 and q.wbits is not None and not q.symmetric for q in quantized),
+        "narrow_weight_layers": sum(q.abits == 8 and q.wbits is not None and q.wbits <= 4 for q in quantized),
         "runtime_ops": dict(sorted(ops.items())),
     }
 
@@ -139,6 +140,9 @@ def verdict(report: dict) -> list[str]:
     if ints < report.get("eight_bit_layers", 0) and not report.get("integer_graph"):
         why += ("; compressor.integer_graph=true (with int32_bias) quantizes what lies between the layers, so that "
                 "every 8-bit layer and residual add can run as an integer kernel")  # fmt: skip
+    if report.get("int4") and report.get("narrow_weight_layers"):
+        why += (f"; {report['narrow_weight_layers']} layers with 8-bit inputs store int4/uint4 codes, which no "
+                "integer kernel takes: --int8-weights carries them in int8")  # fmt: skip
     if ints and report.get("unsigned_weight_layers"):
         why += (f"; {report['unsigned_weight_layers']} 8-bit layers store uint8 weight codes (asymmetric grids), "
                 "which take onnxruntime's slower unsigned-weight kernels: compressor.symmetric=true stores int8 "

@@ -335,3 +335,21 @@ def test_integer_graph_leaves_layers_without_8_bit_inputs_alone() -> None:
 def test_integer_graph_needs_int32_biases() -> None:
     with pytest.raises(UserError, match="integer_graph=true simulates integer kernels.*int32_bias=true"):
         CompressorConfig("rtn", wbits=8, abits=8, integer_graph=True)
+
+
+def test_check_names_what_keeps_layers_out_of_integer_kernels() -> None:
+    """Where the compressed graph is not faster, --check's sentence names each cause it can see and its remedy: no
+    integer graph, uint8 weight codes, int4 codes on layers with 8-bit inputs; a faster graph gets none of them."""
+    slow = {"fp32": {1: 1.0, 256: 100.0}, "compressed": {1: 2.0, 256: 200.0}}
+    report = {"latency_ms": slow, "integer_layers": 1, "layers": 5, "runtime_ops": {"QGemm": 1}, "int4": True,
+              "integer_graph": False, "eight_bit_layers": 5, "unsigned_weight_layers": 5,
+              "narrow_weight_layers": 2}  # fmt: skip
+    text = " ".join(export_run.verdict(report))
+    assert "NOT faster" in text and "ran 1 of 5 layers" in text
+    for remedy in ("compressor.integer_graph=true", "compressor.symmetric=true", "--int8-weights"):
+        assert remedy in text, remedy
+    fixed = dict(report, integer_layers=5, integer_graph=True, unsigned_weight_layers=0, int4=False)
+    assert not any(r in " ".join(export_run.verdict(fixed)) for r in ("integer_graph=", "symmetric=", "--int8"))
+    fast = {"fp32": {1: 2.0, 256: 200.0}, "compressed": {1: 1.0, 256: 100.0}}
+    first = export_run.verdict(dict(fixed, latency_ms=fast))[0]
+    assert first.startswith("batch 1: the compressed graph is 2.00x faster")
