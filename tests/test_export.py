@@ -353,3 +353,20 @@ def test_check_names_what_keeps_layers_out_of_integer_kernels() -> None:
     fast = {"fp32": {1: 2.0, 256: 200.0}, "compressed": {1: 1.0, 256: 100.0}}
     first = export_run.verdict(dict(fixed, latency_ms=fast))[0]
     assert first.startswith("batch 1: the compressed graph is 2.00x faster")
+
+
+def test_integer_graph_with_4_bit_weights_fuses_when_codes_travel_in_int8(tmp_path: Path) -> None:
+    """W4A8: onnxruntime has no int4 kernel, so with int4 storage the 4-bit layers run dequantize -> float conv; with
+    int8 storage (--int8-weights) every layer and add is an integer kernel, computing what the simulation does."""
+    from lwcompress.export import INTEGER_LAYER_OPS, optimized_ops
+
+    result = compressed(mobilenet(), wbits=4, abits=8, int32_bias=True, integer_graph=True)
+    x, fused = images(500), {}
+    for int4 in (True, False):
+        path = export_onnx(result, tmp_path / f"w4a8_int4_{int4}.onnx", int4=int4, bias="int32")
+        ref, out = run_both(result, path, x)
+        assert torch.equal(ref.argmax(1), out.argmax(1)), int4
+        ops = optimized_ops(path, 1)
+        fused[int4] = (sum(n for op, n in ops.items() if op in INTEGER_LAYER_OPS), ops.get("QLinearAdd", 0))
+    assert fused[False] == (len(result.compressed_layers()), result.meta["integer_graph"]["adds"])
+    assert fused[True][0] < fused[False][0]
