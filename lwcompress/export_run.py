@@ -137,13 +137,13 @@ def verdict(report: dict) -> list[str]:
             why += f", with {ops['Transpose']} layout Transposes around them"
     why += (f"; {ops.get('DequantizeLinear', 0)} DequantizeLinear and {ops.get('QuantizeLinear', 0)} QuantizeLinear "
             "nodes run in float on every call (weights are dequantized each time)")  # fmt: skip
-    if ints < report.get("eight_bit_layers", 0) and not report.get("integer_graph"):
+    if ints < report["eight_bit_layers"] and not report["integer_graph"]:
         why += ("; compressor.integer_graph=true (with int32_bias) quantizes what lies between the layers, so that "
                 "every 8-bit layer and residual add can run as an integer kernel")  # fmt: skip
-    if report.get("int4") and report.get("narrow_weight_layers"):
+    if report["int4"] and report["narrow_weight_layers"]:
         why += (f"; {report['narrow_weight_layers']} layers with 8-bit inputs store int4/uint4 codes, which no "
                 "integer kernel takes: --int8-weights carries them in int8")  # fmt: skip
-    if ints and report.get("unsigned_weight_layers"):
+    if ints and report["unsigned_weight_layers"]:
         why += (f"; {report['unsigned_weight_layers']} 8-bit layers store uint8 weight codes (asymmetric grids), "
                 "which take onnxruntime's slower unsigned-weight kernels: compressor.symmetric=true stores int8 "
                 "codes")  # fmt: skip
