@@ -3,7 +3,8 @@
 # thread, the benchmark's experiment config) run with compressor.int32_bias=true compressor.integer_graph=true (and
 # int8 weight codes, compressor.symmetric=true, at W8A8: onnxruntime's fast kernels take signed weights), each exported
 # (int32 biases, as the run computed them) and checked on the full test set; the W8A8 run also as today's QDQ form
-# (float biases, --min-agreement 0: those are not what the run computed) for its latency; resumable.
+# (float biases, --min-agreement 0: those are not what the run computed) for its latency, and checked once more on 2
+# threads (compressed_2t.onnx); resumable.
 #   bash experiments/benchmarks/integer_table.sh     # -> experiments/results/integer_export.md (the table's rows)
 set -euo pipefail
 root=${INTEGER_DIR:-logs/integer}
@@ -18,6 +19,9 @@ for model in resnet20 mobilenetv2_small resnet18_fmnist mobilenet_v2_fmnist; do
     [ -f "$d/compressed.check.json" ] || lwcompress-export "$d" --check --threads 1
     if [ "$bits" = 8 ] && [ ! -f "$d/qdq.check.json" ]; then
       lwcompress-export "$d" --check --threads 1 --bias float --min-agreement 0 --out "$d/qdq.onnx"
+    fi
+    if [ "$bits" = 8 ] && [ ! -f "$d/compressed_2t.check.json" ]; then
+      lwcompress-export "$d" --check --threads 2 --out "$d/compressed_2t.onnx"
     fi
   done
 done
