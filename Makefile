@@ -13,7 +13,7 @@ run: setup data
 
 test: setup data
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q $(ARGS)
+	$(BIN)/pytest -q -n auto $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

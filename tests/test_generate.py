@@ -178,6 +178,27 @@ def test_distilled_images_match_the_bn_statistics_better_than_noise() -> None:
     assert all(not p.requires_grad or p.grad is None for p in model.parameters())  # the model is left alone
 
 
+def test_coarse_steps_run_at_half_resolution_then_refine_at_full_size() -> None:
+    """generator.coarse: that share of the steps sees the images at half their height and width (the network's
+    first convolution sees 14x14), the rest at full size; the result has the input's shape, matches the statistics
+    better than noise, is seeded, and the setting is part of the cache key; genie refuses it."""
+    model = calibrated("resnet8_tiny")
+    noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    sizes: list[tuple[int, ...]] = []
+    hook = first.register_forward_pre_hook(lambda _m, args: sizes.append(tuple(args[0].shape[-2:])))
+    made = distill_images(model, noise, chunk=16, inversion=Inversion(steps=40, coarse=0.75))
+    hook.remove()
+    assert sizes[:30] == [(14, 14)] * 30 and sizes[30:] == [(28, 28)] * 10
+    assert made.shape == noise.shape and torch.isfinite(made).all()
+    assert float(bn_statistics_loss(model, made)) < 0.5 * float(bn_statistics_loss(model, noise))
+    assert torch.equal(made, distill_images(model, noise, chunk=16, inversion=Inversion(steps=40, coarse=0.75)))
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, coarse=0.5)).key(model)
+    with pytest.raises(UserError, match="generator.coarse"):
+        generator_config("genie", coarse=0.5)
+
+
 def test_distillation_moments_match_the_variance_and_its_gradient() -> None:
     """The BN-statistics loss takes its moments in one shifted sum pass with a hand-written backward: gradcheck
     on conv- and linear-shaped inputs, and the loss equals ZeroQ's form with Tensor.var on a trained model."""

@@ -6,6 +6,7 @@ generator=genie's network of that width (its images made by the network, swing 1
 python experiments/probes/distill_speed.py --threads 1
 python experiments/probes/distill_speed.py --threads 1 --genie 128 64
 python experiments/probes/distill_speed.py --torchvision resnet18 --sizes 224 112 --chunk 16   # random weights
+python experiments/probes/distill_speed.py --coarse 0.75 --steps 20   # also generator.coarse=0.75's mean step
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--torchvision", help="a torchvision model with random weights instead (10 classes)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[224], help="--torchvision: input sizes")
     parser.add_argument("--genie", type=int, nargs="*", default=[], help="also genie's step at these network widths")
+    parser.add_argument("--coarse", type=float, nargs="*", default=[], help="also the mean step at these coarse shares")
     args = parser.parse_args()
     if args.torchvision:
         torch.set_num_threads(args.threads)
@@ -39,7 +41,7 @@ def main() -> None:
     else:
         cases = [(name, load(name, args.threads)[0], (1, 28, 28)) for name in ("mobilenetv2_small", "resnet20")]
     for name, model, shape in cases:
-        for source, run in _sources(model, shape, args.chunk, args.genie).items():
+        for source, run in _sources(model, shape, args.chunk, args.genie, args.coarse).items():
             run(2)  # warm-up
             start = time.perf_counter()
             run(args.steps)
@@ -48,18 +50,21 @@ def main() -> None:
                   f"{args.threads} thread(s)", flush=True)  # fmt: skip
 
 
-def _sources(model: nn.Module, shape: tuple[int, ...], chunk: int, widths: list[int]) -> dict[str, Callable]:
+def _sources(
+    model: nn.Module, shape: tuple[int, ...], chunk: int, widths: list[int], coarse: list[float]
+) -> dict[str, Callable]:  # fmt: skip
     """Per image source, a function of the step count that distills one chunk."""
     images = torch.randn(chunk, *shape, generator=torch.Generator().manual_seed(0))
 
-    def pixels(steps: int) -> torch.Tensor:
-        return distill_images(model, images, chunk, Inversion(steps=steps))
+    def pixels(steps: int, share: float = 0.0) -> torch.Tensor:
+        return distill_images(model, images, chunk, Inversion(steps=steps, coarse=share))
 
     def genie(steps: int, width: int) -> torch.Tensor:
         inv = Inversion(steps=steps, lr=0.01, swing=1)
         return network_images(model, chunk, shape, chunk, network=ImageNetwork(width=width), inversion=inv)
 
-    return {"pixels": pixels} | {f"genie width {w}": partial(genie, width=w) for w in widths}
+    coarsened = {f"pixels coarse {c}": partial(pixels, share=c) for c in coarse}
+    return {"pixels": pixels} | coarsened | {f"genie width {w}": partial(genie, width=w) for w in widths}
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ neighbouring pixels correlated as natural images are.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,9 @@ class Inversion:
     `tv_weight`, `l2_weight`, `class_weight` (0: ZeroQ's BN statistics only); the first BatchNorm's term times
     `first_bn_weight`; each step sees the images shifted by up to `jitter` pixels (circularly) and, if `flip`,
     mirrored with probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many
-    pixels (reflected at the border)."""
+    pixels (reflected at the border). With `coarse` > 0, that share of the steps optimizes the images at half
+    their height and width (DeepInversion's multi-resolution scheme: a step costs about a third), which are then
+    upsampled for the rest; only for per-pixel images."""
 
     steps: int = 200
     lr: float = 0.25
@@ -42,6 +44,7 @@ class Inversion:
     jitter: int = 0
     flip: bool = False
     swing: int = 0
+    coarse: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -178,8 +181,17 @@ def distill_images(
     200 steps). Image i's target class (class term) is i modulo the number of classes: every class alike. `seed`
     seeds the random shifts and flips."""
     inv = inversion or Inversion()
-    parts = [PixelImages(images[s : s + chunk], inv.lr) for s in range(0, len(images), chunk)]
-    return _distilled(model, parts, inv, seed)
+    coarse_steps = round(inv.steps * inv.coarse)
+    if coarse_steps:  # nearest-neighbour subsampling keeps the start's per-pixel distribution
+        small = F.interpolate(images, scale_factor=0.5, mode="nearest")
+        small = _distilled(model, _pixel_chunks(small, chunk, inv.lr), replace(inv, steps=coarse_steps), seed)
+        images = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    fine = replace(inv, steps=inv.steps - coarse_steps)
+    return _distilled(model, _pixel_chunks(images, chunk, inv.lr), fine, seed)
+
+
+def _pixel_chunks(images: torch.Tensor, chunk: int, lr: float) -> list[PixelImages]:
+    return [PixelImages(images[s : s + chunk], lr) for s in range(0, len(images), chunk)]
 
 
 def network_images(

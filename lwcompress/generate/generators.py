@@ -73,7 +73,8 @@ class DistilledConfig(PropagatedConfig):
     `l2_weight`, `class_weight` (cross-entropy towards a target class per image, the classes in turn),
     `first_bn_weight` (the first BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that
     many pixels every step), `flip` (random mirroring every step) and `swing` (every strided convolution's input
-    shifted by up to that many pixels every step, GENIE's)."""
+    shifted by up to that many pixels every step, GENIE's) and `coarse` (that share of the steps at half resolution,
+    DeepInversion's multi-resolution scheme: cheaper steps)."""
 
     name: str = "distilled"
     steps: int = bounded(200, 0)
@@ -85,6 +86,7 @@ class DistilledConfig(PropagatedConfig):
     jitter: int = bounded(0, 0)
     flip: bool = False
     swing: int = bounded(0, 0, 8)
+    coarse: float = bounded(0.0, 0.0, 1.0)
 
 
 @dataclass
@@ -118,6 +120,8 @@ class GenieConfig(DistilledConfig):
         super().__post_init__()
         if self.smoothing:
             raise UserError("generator=genie draws no noise images to smooth: leave generator.smoothing at 0")
+        if self.coarse:
+            raise UserError("generator=genie's network makes full-size images: leave generator.coarse at 0")
 
 
 @dataclass
@@ -567,7 +571,7 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     """The distillation settings of `cfg`."""
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
-                     flip=cfg.flip, swing=cfg.swing)  # fmt: skip
+                     flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse)  # fmt: skip
 
 
 def pixel_config(cfg: GenieConfig) -> DistilledConfig:
