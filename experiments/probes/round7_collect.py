@@ -1,8 +1,8 @@
-"""Round 7's validation runs (round7_val.sh, round7_steps.sh) as one markdown table: a row per model x cell, a column
-per variant (`_s1`: seed 1), top-1 % on the validation split and the compression's wall seconds (images included where
-the run made them), and the default's round-to-nearest start.
+"""A round's validation runs (round7_val.sh and round7_steps.sh; round8_coarse.sh) as one markdown table: a row per
+model x cell, a column per variant (`_s1`: seed 1), top-1 % on the validation split and the compression's wall
+seconds (images included where the run made them), and the default's round-to-nearest start.
 
-    python experiments/probes/round7_collect.py [logs/round7_val]
+    python experiments/probes/round7_collect.py [logs/round7_val | logs/round8_coarse]
 """
 
 from __future__ import annotations
