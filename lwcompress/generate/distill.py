@@ -32,8 +32,8 @@ class Inversion:
     `first_bn_weight`; each step sees the images shifted by up to `jitter` pixels (circularly) and, if `flip`,
     mirrored with probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many
     pixels (reflected at the border). With `coarse` > 0, that share of the steps optimizes the images at half
-    their height and width (DeepInversion's multi-resolution scheme: a step costs about a third), which are then
-    upsampled for the rest; only for per-pixel images."""
+    their height and width (DeepInversion's multi-resolution scheme: such a step costs a third to two fifths of a
+    full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images."""
 
     steps: int = 200
     lr: float = 0.25
