@@ -5,6 +5,9 @@ evaluation, generating layer data, the layer phase (capturing every layer's inpu
 the RTN start, the final evaluation) and the peak resident memory of the job, and appends the row to `--log`.
 
     python experiments/benchmarks/profile_224.py --model resnet18 --threads 2 [extra overrides ...]
+
+Random weights give near-uniform logits, on which the gate (`layerwise.min_headroom`) finds that rounding lost
+nothing and skips the layer runs: pass `layerwise.min_headroom=null` to time the runs a trained network gets.
 """
 
 from __future__ import annotations
@@ -49,9 +52,16 @@ def main() -> None:
     s = json.loads((run_dir / "summary.json").read_text())
     with open(run_dir / "layers.csv") as f:
         layers = list(csv.DictReader(f))
-    # A block unit's layers share one run and list its wall time each: one entry per run.
-    units = [r for i, r in enumerate(layers) if i == 0 or r["wall_s"] != layers[i - 1]["wall_s"]]
-    layer_runs = sum(float(r["wall_s"]) for r in units)
+    # A block unit's layers share one run and each lists an equal share of its wall time: a run of equal shares is
+    # one unit, whose time is the shares' sum.
+    units: list[list[dict]] = []
+    for i, r in enumerate(layers):
+        if i and r["wall_s"] == layers[i - 1]["wall_s"]:
+            units[-1].append(r)
+        else:
+            units.append([r])
+    unit_wall = [(u[0]["name"], sum(float(r["wall_s"]) for r in u)) for u in units]
+    layer_runs = sum(w for _, w in unit_wall)
     stages = {
         "FP eval": s.get("fp_eval_wall_s") or 0.0,
         "generate": s["generate_wall_s"],
@@ -59,11 +69,11 @@ def main() -> None:
         "RTN start": s.get("rtn_wall_s") or 0.0,
         "final eval": s["eval_wall_s"],
     }
-    slowest = max(units, key=lambda r: float(r["wall_s"]))
+    slowest = max(unit_wall, key=lambda u: u[1])
     row = (f"{args.model} {args.image_size}px threads={args.threads} {' '.join(args.overrides) or '(defaults)'}: "
            f"job {wall:.0f} s, peak RSS {peak_gib:.1f} GiB; " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items())
            + f" (of the layer phase, {len(units)} layer / block runs {layer_runs:.0f} s, the slowest at "
-           f"{slowest['name']} {float(slowest['wall_s']):.0f} s; the rest captures their inputs)")  # fmt: skip
+           f"{slowest[0]} {slowest[1]:.0f} s; the rest captures their inputs)")  # fmt: skip
     print(row)
     with open(args.log, "a") as f:
         f.write(row + "\n")
