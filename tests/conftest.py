@@ -25,6 +25,13 @@ W4A4 = ["compressor.wbits=4", "compressor.abits=4", "generator.num_images=32", "
         "layerwise.min_headroom=null"]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same global RNG state: under pytest-xdist the tests run in an order that changes
+    from run to run, and a randomly initialised model must not depend on which tests ran before it."""
+    torch.manual_seed(0)
+
+
 def run_cli(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run a console script of this venv (`lwcompress ...`) as a user would, one thread, W&B offline."""
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
