@@ -182,8 +182,7 @@ def test_coarse_steps_run_at_half_resolution_then_refine_at_full_size() -> None:
     """generator.coarse: that share of the steps sees the images at half their height and width (the network's
     first convolution sees 14x14), the rest at full size; the result has the input's shape, matches the statistics
     better than noise, is seeded, and the setting is part of the cache key; genie refuses it."""
-    torch.manual_seed(0)  # one random model: after 10 full-size steps its loss is 0.36-0.67 of noise's across them
-    model = calibrated("resnet8_tiny")
+    model = calibrated("resnet8_tiny")  # seeded by conftest's _seeded
     noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
     first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     sizes: list[tuple[int, ...]] = []
@@ -192,6 +191,7 @@ def test_coarse_steps_run_at_half_resolution_then_refine_at_full_size() -> None:
     hook.remove()
     assert sizes[:30] == [(14, 14)] * 30 and sizes[30:] == [(28, 28)] * 10
     assert made.shape == noise.shape and torch.isfinite(made).all()
+    # after 10 full-size steps the loss is 0.36-0.67 of noise's across random models (0.45 for this one)
     assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
     assert torch.equal(made, distill_images(model, noise, chunk=16, inversion=Inversion(steps=40, coarse=0.75)))
     cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
