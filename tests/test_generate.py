@@ -32,7 +32,7 @@ from lwcompress.generate import (
     layer_stream,
     source_images,
 )
-from lwcompress.generate.distill import _ShiftedMoments
+from lwcompress.generate.distill import BNStatistics, _ShiftedMoments
 from lwcompress.generate.generators import generator, smoothed
 from lwcompress.graph import analyze
 from lwcompress.models import MODELS
@@ -222,6 +222,36 @@ def test_distillation_moments_match_the_variance_and_its_gradient() -> None:
     for h in hooks:
         h.remove()
     assert float(bn_statistics_loss(model, x)) == pytest.approx(float(sum(terms)), rel=1e-5)
+
+
+def test_relative_bn_distance_is_the_scale_free_rms_mismatch_per_batchnorm() -> None:
+    """relative_bn: each BN's mean and std mismatch in units of its running std, RMS over channels: unchanged when a
+    BN's input and running statistics are scaled together (ZeroQ's absolute distance scales with them), and a
+    distillation option in the images' key."""
+    bn = nn.BatchNorm2d(4).eval()
+    bn.running_mean, bn.running_var = torch.tensor([0.0, 1.0, -2.0, 0.5]), torch.tensor([1.0, 4.0, 0.25, 9.0])
+    x = torch.randn(8, 4, 5, 5, generator=layer_stream(0, 1))
+
+    def distance(net: nn.Module, inputs: torch.Tensor, relative: bool) -> float:
+        with BNStatistics(net, relative=relative) as stats:
+            net(inputs)
+        return float(stats.loss)
+
+    mean, std = x.mean((0, 2, 3)), (x.var((0, 2, 3), unbiased=False) + bn.eps).sqrt()
+    running_std = (bn.running_var + bn.eps).sqrt()
+    by_hand = ((mean - bn.running_mean) / running_std).norm() + (std / running_std - 1).norm()
+    assert distance(bn, x, relative=True) == pytest.approx(float(by_hand) / 2, rel=1e-5)
+    scaled = nn.BatchNorm2d(4, eps=bn.eps * 100).eval()  # everything x10, eps included
+    scaled.running_mean, scaled.running_var = bn.running_mean * 10, bn.running_var * 100
+    assert distance(scaled, x * 10, relative=True) == pytest.approx(distance(bn, x, relative=True), rel=1e-5)
+    assert distance(scaled, x * 10, relative=False) == pytest.approx(10 * distance(bn, x, relative=False), rel=1e-5)
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, relative_bn=True)).key(model)
+    noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    relative = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, relative_bn=True))
+    assert torch.isfinite(relative).all()
+    assert float(bn_statistics_loss(model, relative)) < 0.8 * float(bn_statistics_loss(model, noise))
 
 
 def test_inversion_priors_class_term_and_seeded_augmentation() -> None:

@@ -1,7 +1,7 @@
 """The BN-statistics loss along one chunk's distillation (64 images, seed 0) of a committed checkpoint, every 25
 steps, and the final images' loss in eval mode (`generate.bn_statistics_loss`, no swing): does a setting converge?
-Sources: `pixels:STEPS` (generator=distilled's per-pixel images), `genie:STEPS[:LR]` (generator=genie's network,
-swing 1, its weights at LR, default 0.01),
+Sources: `pixels:STEPS[:LR]` (generator=distilled's per-pixel images, Adam at LR, default 0.25),
+`genie:STEPS[:LR]` (generator=genie's network, swing 1, its weights at LR, default 0.01),
 `refine:STEPS:LR` (genie's 100-step images, then STEPS per-pixel steps at LR: generator.refine_steps).
 
 python experiments/probes/distill_trace.py --model mobilenet_v2_fmnist --experiment torchvision --threads 2 \
@@ -51,7 +51,7 @@ def main() -> None:
 
     noise = torch.randn(64, *shape, generator=torch.Generator().manual_seed(0))
     makers: dict[str, Callable[..., torch.Tensor]] = {
-        "pixels": lambda steps: distill_images(model, noise, 64, Inversion(steps=int(steps))),
+        "pixels": lambda steps, lr=0.25: distill_images(model, noise, 64, Inversion(steps=int(steps), lr=float(lr))),
         "genie": lambda steps, lr=0.01: network_images(
             model, 64, shape, 64, network=ImageNetwork(), inversion=Inversion(steps=int(steps), lr=float(lr), swing=1)
         ),

@@ -17,6 +17,7 @@ neighbouring pixels correlated as natural images are.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -33,7 +34,10 @@ class Inversion:
     mirrored with probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many
     pixels (reflected at the border). With `coarse` > 0, that share of the steps optimizes the images at half
     their height and width (DeepInversion's multi-resolution scheme: such a step costs a third to two fifths of a
-    full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images."""
+    full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images. With
+    `relative_bn`, each BatchNorm's term is in units of its running standard deviation, averaged over its channels
+    (`BNStatistics`): every BatchNorm weighs alike, where ZeroQ's absolute distance lets the wide, large-scale ones
+    dominate."""
 
     steps: int = 200
     lr: float = 0.25
@@ -45,6 +49,7 @@ class Inversion:
     flip: bool = False
     swing: int = 0
     coarse: float = 0.0
+    relative_bn: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,19 +104,27 @@ class _PreHooks:
 class BNStatistics(_PreHooks):
     """While active, sums over the model's BatchNorms ZeroQ's distance between each BN input's batch statistics
     and the running ones: ||mean_batch - running_mean||_2 + ||std_batch - running_std||_2, per BN, the first BN's
-    term times `first_weight`."""
+    term times `first_weight`. With `relative`, both differences are divided by the running std per channel and
+    the norms by sqrt(channels): the root-mean-square relative mismatch, alike for every BN's width and scale."""
 
-    def __init__(self, model: nn.Module, first_weight: float = 1.0) -> None:
+    def __init__(self, model: nn.Module, first_weight: float = 1.0, relative: bool = False) -> None:
         self.modules = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if not self.modules:
             raise ValueError("the model has no BatchNorm with running statistics to match")
         self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.modules)}
+        self.relative = relative
         self.loss: torch.Tensor | None = None
 
     def _hook(self, bn: _BatchNorm, args: tuple) -> None:
         offset, second = _ShiftedMoments.apply(args[0], bn.running_mean)
         var = (second - offset.pow(2)).clamp_min(0)
-        term = offset.norm() + ((var + bn.eps).sqrt() - (bn.running_var + bn.eps).sqrt()).norm()
+        running_std = (bn.running_var + bn.eps).sqrt()
+        if self.relative:
+            term = ((offset / running_std).norm() + ((var + bn.eps).sqrt() / running_std - 1).norm()) / math.sqrt(
+                len(running_std)
+            )
+        else:
+            term = offset.norm() + ((var + bn.eps).sqrt() - running_std).norm()
         term = self.weights[id(bn)] * term
         self.loss = term if self.loss is None else self.loss + term
 
@@ -260,7 +273,7 @@ def _distill_chunk(
     for _ in range(inv.steps):
         opt.zero_grad()
         x = source().contiguous(memory_format=layout)
-        with BNStatistics(net, inv.first_bn_weight) as stats:
+        with BNStatistics(net, inv.first_bn_weight, inv.relative_bn) as stats:
             logits = net(_augmented(x, inv, gen))
         loss = stats.loss
         if inv.class_weight:

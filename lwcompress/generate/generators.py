@@ -73,8 +73,9 @@ class DistilledConfig(PropagatedConfig):
     `l2_weight`, `class_weight` (cross-entropy towards a target class per image, the classes in turn),
     `first_bn_weight` (the first BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that
     many pixels every step), `flip` (random mirroring every step) and `swing` (every strided convolution's input
-    shifted by up to that many pixels every step, GENIE's) and `coarse` (that share of the steps at half resolution,
-    DeepInversion's multi-resolution scheme: cheaper steps)."""
+    shifted by up to that many pixels every step, GENIE's), `coarse` (that share of the steps at half resolution,
+    DeepInversion's multi-resolution scheme: cheaper steps) and `relative_bn` (each BatchNorm's mismatch in units of
+    its running std, every BatchNorm alike)."""
 
     name: str = "distilled"
     steps: int = bounded(200, 0)
@@ -87,6 +88,7 @@ class DistilledConfig(PropagatedConfig):
     flip: bool = False
     swing: int = bounded(0, 0, 8)
     coarse: float = bounded(0.0, 0.0, 1.0)
+    relative_bn: bool = False
 
 
 @dataclass
@@ -571,7 +573,7 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     """The distillation settings of `cfg`."""
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
-                     flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse)  # fmt: skip
+                     flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse, relative_bn=cfg.relative_bn)  # fmt: skip
 
 
 def pixel_config(cfg: GenieConfig) -> DistilledConfig:
