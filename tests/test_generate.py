@@ -254,6 +254,25 @@ def test_relative_bn_distance_is_the_scale_free_rms_mismatch_per_batchnorm() -> 
     assert float(bn_statistics_loss(model, relative)) < 0.8 * float(bn_statistics_loss(model, noise))
 
 
+def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:
+    """precision=bf16: the network's passes under bfloat16 autocast, the images and loss float32; the images still
+    match the statistics far better than their noise (in float32) and are a distinct set in the images' key."""
+    model = calibrated("resnet8_tiny")
+    noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    seen = []
+    hook = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).register_forward_hook(
+        lambda module, args, out: seen.append(out.dtype)
+    )
+    made = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, precision="bf16"))
+    hook.remove()  # the copy that is distilled carries the model's hooks
+    assert set(seen) == {torch.bfloat16}
+    assert made.dtype == torch.float32 and torch.isfinite(made).all()
+    assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
+    assert not torch.equal(made, distill_images(model, noise, chunk=16, inversion=Inversion(steps=30)))
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, precision="bf16")).key(model)
+
+
 def test_inversion_priors_class_term_and_seeded_augmentation() -> None:
     """DeepInversion's options: the class term makes the network see image i as class i mod 10; shifts and flips are
     drawn from the seed (same seed, same images); without them the seed changes nothing (ZeroQ's images)."""
