@@ -73,7 +73,7 @@ def main() -> None:
     row = (f"{args.model} {args.image_size}px threads={args.threads} {' '.join(args.overrides) or '(defaults)'}: "
            f"job {wall:.0f} s, peak RSS {peak_gib:.1f} GiB; " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items())
            + f" (of the layer phase, {len(units)} layer / block runs {layer_runs:.0f} s, the slowest at "
-           f"{slowest[0]} {slowest[1]:.0f} s; the rest captures their inputs)")  # fmt: skip
+           f"{slowest[0]} {slowest[1]:.0f} s; the rest: capture, pools, errors)")  # fmt: skip
     print(row)
     with open(args.log, "a") as f:
         f.write(row + "\n")
