@@ -224,34 +224,40 @@ def test_distillation_moments_match_the_variance_and_its_gradient() -> None:
     assert float(bn_statistics_loss(model, x)) == pytest.approx(float(sum(terms)), rel=1e-5)
 
 
-def test_relative_bn_distance_is_the_scale_free_rms_mismatch_per_batchnorm() -> None:
-    """relative_bn: each BN's mean and std mismatch in units of its running std, RMS over channels: unchanged when a
-    BN's input and running statistics are scaled together (ZeroQ's absolute distance scales with them), and a
-    distillation option in the images' key."""
+def test_relative_bn_distances_are_scale_free_and_equal_when_channels_share_a_scale() -> None:
+    """bn_distance per_bn / per_channel: a BN's mean and std mismatch in units of its running std: unchanged when
+    the BN's input and running statistics are scaled together (ZeroQ's absolute distance scales with them), equal
+    to each other when every channel has the same running std, and a distillation option in the images' key."""
     bn = nn.BatchNorm2d(4).eval()
     bn.running_mean, bn.running_var = torch.tensor([0.0, 1.0, -2.0, 0.5]), torch.tensor([1.0, 4.0, 0.25, 9.0])
     x = torch.randn(8, 4, 5, 5, generator=layer_stream(0, 1))
 
-    def distance(net: nn.Module, inputs: torch.Tensor, relative: bool) -> float:
-        with BNStatistics(net, relative=relative) as stats:
+    def distance(net: nn.Module, inputs: torch.Tensor, kind: str) -> float:
+        with BNStatistics(net, distance=kind) as stats:
             net(inputs)
         return float(stats.loss)
 
     mean, std = x.mean((0, 2, 3)), (x.var((0, 2, 3), unbiased=False) + bn.eps).sqrt()
     running_std = (bn.running_var + bn.eps).sqrt()
     by_hand = ((mean - bn.running_mean) / running_std).norm() + (std / running_std - 1).norm()
-    assert distance(bn, x, relative=True) == pytest.approx(float(by_hand) / 2, rel=1e-5)
+    assert distance(bn, x, "per_channel") == pytest.approx(float(by_hand) / 2, rel=1e-5)
     scaled = nn.BatchNorm2d(4, eps=bn.eps * 100).eval()  # everything x10, eps included
     scaled.running_mean, scaled.running_var = bn.running_mean * 10, bn.running_var * 100
-    assert distance(scaled, x * 10, relative=True) == pytest.approx(distance(bn, x, relative=True), rel=1e-5)
-    assert distance(scaled, x * 10, relative=False) == pytest.approx(10 * distance(bn, x, relative=False), rel=1e-5)
+    for kind in ["per_bn", "per_channel"]:
+        assert distance(scaled, x * 10, kind) == pytest.approx(distance(bn, x, kind), rel=1e-5)
+    assert distance(scaled, x * 10, "absolute") == pytest.approx(10 * distance(bn, x, "absolute"), rel=1e-5)
+    bn.running_var = torch.full((4,), 4.0)
+    assert distance(bn, x, "per_bn") == pytest.approx(distance(bn, x, "per_channel"), rel=1e-5)
+    with pytest.raises(ValueError, match="unknown BN distance"):
+        BNStatistics(bn, distance="relative")
     model = calibrated("resnet8_tiny")
     cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
-    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, relative_bn=True)).key(model)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, bn_distance="per_bn")).key(model)
     noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
-    relative = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, relative_bn=True))
-    assert torch.isfinite(relative).all()
-    assert float(bn_statistics_loss(model, relative)) < 0.8 * float(bn_statistics_loss(model, noise))
+    for kind in ["per_bn", "per_channel"]:
+        made = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, bn_distance=kind))
+        assert torch.isfinite(made).all()
+        assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
 
 
 def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:

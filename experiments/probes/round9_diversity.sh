@@ -17,7 +17,8 @@ declare -A OVERRIDES=(
   [fbn10]="generator.first_bn_weight=10"
   [tv1]="generator.tv_weight=1.0"
   [fbn01]="generator.first_bn_weight=0.1"
-  [rel]="generator.relative_bn=true"
+  [rel]="generator.bn_distance=per_channel"
+  [perbn]="generator.bn_distance=per_bn"
 )
 run() {  # run VARIANT EXPERIMENT MODEL CELL
   SEEDS=${SEEDS:-0} ROUND2_DIR=logs/round9_diversity/$1 EXTRA="eval_split=val ${OVERRIDES[$1]}" EXPERIMENT=$2 \

@@ -34,12 +34,13 @@ class Inversion:
     mirrored with probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many
     pixels (reflected at the border). With `coarse` > 0, that share of the steps optimizes the images at half
     their height and width (DeepInversion's multi-resolution scheme: such a step costs a third to two fifths of a
-    full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images. With
-    `relative_bn`, each BatchNorm's term is in units of its running standard deviation, averaged over its channels
-    (`BNStatistics`): every BatchNorm weighs alike, where ZeroQ's absolute distance lets the wide, large-scale ones
-    dominate. `precision` "bf16": the network's forward and backward under bfloat16 autocast (the statistics and
-    the loss stay float32): about 3x faster steps for ResNets at 224x224 on CPUs with AMX and on GPUs
-    (experiments/results/profile_224.md); depthwise convolutions are slower in bfloat16 on CPUs."""
+    full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images. `bn_distance`
+    (`BNStatistics`): ZeroQ's "absolute" distance lets the wide, large-scale BatchNorms dominate; "per_bn" divides
+    each BatchNorm's term by the norm of its running std, "per_channel" each channel's by its running std (RMS over
+    the channels): every BatchNorm weighs alike. `precision` "bf16": the network's forward and backward under
+    bfloat16 autocast (the statistics and the loss stay float32): about 3x faster steps for ResNets at 224x224 on
+    CPUs with AMX and on GPUs (experiments/results/profile_224.md); depthwise convolutions are slower in bfloat16 on
+    CPUs."""
 
     steps: int = 200
     lr: float = 0.25
@@ -51,7 +52,7 @@ class Inversion:
     flip: bool = False
     swing: int = 0
     coarse: float = 0.0
-    relative_bn: bool = False
+    bn_distance: str = "absolute"
     precision: str = "32"
 
 
@@ -107,30 +108,38 @@ class _PreHooks:
             h.remove()
 
 
+BN_DISTANCES = {  # BNStatistics' distance -> a BN's term from its mean offset, std difference and running std
+    "absolute": lambda offset, std_diff, running_std: offset.norm() + std_diff.norm(),
+    "per_bn": lambda offset, std_diff, running_std: (offset.norm() + std_diff.norm()) / running_std.norm(),
+    "per_channel": lambda offset, std_diff, running_std: (
+        ((offset / running_std).norm() + (std_diff / running_std).norm()) / math.sqrt(len(running_std))
+    ),
+}
+
+
 class BNStatistics(_PreHooks):
     """While active, sums over the model's BatchNorms ZeroQ's distance between each BN input's batch statistics
     and the running ones: ||mean_batch - running_mean||_2 + ||std_batch - running_std||_2, per BN, the first BN's
-    term times `first_weight`. With `relative`, both differences are divided by the running std per channel and
-    the norms by sqrt(channels): the root-mean-square relative mismatch, alike for every BN's width and scale."""
+    term times `first_weight`. `distance` "per_bn": the term divided by ||running_std||_2; "per_channel": both
+    differences divided by the running std per channel and the norms by sqrt(channels). Both are the
+    root-mean-square relative mismatch when a BN's channels share one scale, alike for every BN's width and scale;
+    per channel, a channel of tiny variance weighs as much as any other."""
 
-    def __init__(self, model: nn.Module, first_weight: float = 1.0, relative: bool = False) -> None:
+    def __init__(self, model: nn.Module, first_weight: float = 1.0, distance: str = "absolute") -> None:
+        if distance not in BN_DISTANCES:
+            raise ValueError(f"unknown BN distance {distance!r}: one of {', '.join(BN_DISTANCES)}")
         self.modules = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if not self.modules:
             raise ValueError("the model has no BatchNorm with running statistics to match")
         self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.modules)}
-        self.relative = relative
+        self.distance = distance
         self.loss: torch.Tensor | None = None
 
     def _hook(self, bn: _BatchNorm, args: tuple) -> None:
         offset, second = _ShiftedMoments.apply(args[0].float(), bn.running_mean)  # float32 sums under autocast
         var = (second - offset.pow(2)).clamp_min(0)
         running_std = (bn.running_var + bn.eps).sqrt()
-        if self.relative:
-            term = ((offset / running_std).norm() + ((var + bn.eps).sqrt() / running_std - 1).norm()) / math.sqrt(
-                len(running_std)
-            )
-        else:
-            term = offset.norm() + ((var + bn.eps).sqrt() - running_std).norm()
+        term = BN_DISTANCES[self.distance](offset, (var + bn.eps).sqrt() - running_std, running_std)
         term = self.weights[id(bn)] * term
         self.loss = term if self.loss is None else self.loss + term
 
@@ -281,7 +290,7 @@ def _distill_chunk(
         opt.zero_grad()
         x = source().contiguous(memory_format=layout)
         with (
-            BNStatistics(net, inv.first_bn_weight, inv.relative_bn) as stats,
+            BNStatistics(net, inv.first_bn_weight, inv.bn_distance) as stats,
             torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None),
         ):
             logits = net(_augmented(x, inv, gen)).float()

@@ -74,9 +74,9 @@ class DistilledConfig(PropagatedConfig):
     `first_bn_weight` (the first BatchNorm's statistics term weighted by it), `jitter` (random shifts of up to that
     many pixels every step), `flip` (random mirroring every step) and `swing` (every strided convolution's input
     shifted by up to that many pixels every step, GENIE's), `coarse` (that share of the steps at half resolution,
-    DeepInversion's multi-resolution scheme: cheaper steps), `relative_bn` (each BatchNorm's mismatch in units of
-    its running std, every BatchNorm alike) and `precision` (bf16: the network's passes under bfloat16 autocast,
-    ~3x faster at 224x224 on CPUs with AMX and on GPUs)."""
+    DeepInversion's multi-resolution scheme: cheaper steps), `bn_distance` (per_bn / per_channel: each
+    BatchNorm's mismatch in units of its running std, every BatchNorm alike; absolute: ZeroQ's) and `precision`
+    (bf16: the network's passes under bfloat16 autocast, ~3x faster at 224x224 on CPUs with AMX and on GPUs)."""
 
     name: str = "distilled"
     steps: int = bounded(200, 0)
@@ -89,7 +89,7 @@ class DistilledConfig(PropagatedConfig):
     flip: bool = False
     swing: int = bounded(0, 0, 8)
     coarse: float = bounded(0.0, 0.0, 1.0)
-    relative_bn: bool = False
+    bn_distance: str = choice("absolute", "absolute", "per_bn", "per_channel")
     precision: str = choice("32", "32", "bf16")
 
 
@@ -575,7 +575,7 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     """The distillation settings of `cfg`."""
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
-                     flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse, relative_bn=cfg.relative_bn,
+                     flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse, bn_distance=cfg.bn_distance,
                      precision=cfg.precision)  # fmt: skip
 
 
