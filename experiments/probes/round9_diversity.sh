@@ -7,7 +7,7 @@
 # seed 0, through the CLI as the benchmark runs it (logs/round9_diversity/<variant>; collected by
 # `python experiments/probes/round7_collect.py logs/round9_diversity`). The default's own numbers are round 7's
 # (round7_val.log; round 8 reproduced two of its cells to the last digit).
-#   bash experiments/probes/round9_diversity.sh [torchvision|small] [VARIANT...]   (from the repository root)
+#   bash experiments/probes/round9_diversity.sh [torchvision|torchvision-more|small] [VARIANT...]   (from the repository root)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 declare -A OVERRIDES=(
@@ -30,6 +30,7 @@ variants=${*:-class1 class01 chunk16}
 for v in $variants; do
   case $part in
     torchvision) run "$v" torchvision mobilenet_v2_fmnist w2a4 ;;
+    torchvision-more) run "$v" torchvision mobilenet_v2_fmnist w4a4; run "$v" torchvision resnet18_fmnist w2a4 ;;
     small) for cell in w3a3 w4a4; do run "$v" round2 mobilenetv2_small $cell; done ;;
   esac
 done
