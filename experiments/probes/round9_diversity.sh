@@ -7,7 +7,7 @@
 # seed 0, through the CLI as the benchmark runs it (logs/round9_diversity/<variant>; collected by
 # `python experiments/probes/round7_collect.py logs/round9_diversity`). The default's own numbers are round 7's
 # (round7_val.log; round 8 reproduced two of its cells to the last digit).
-#   bash experiments/probes/round9_diversity.sh [torchvision|torchvision-more|small] [VARIANT...]   (from the repository root)
+#   [SEED=1] bash experiments/probes/round9_diversity.sh [torchvision|torchvision-more|small|small-w3a3|resnet20] [VARIANT...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 declare -A OVERRIDES=(
@@ -20,8 +20,9 @@ declare -A OVERRIDES=(
   [rel]="generator.bn_distance=per_channel"
   [perbn]="generator.bn_distance=per_bn"
 )
+seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
-  SEEDS=${SEEDS:-0} ROUND2_DIR=logs/round9_diversity/$1 EXTRA="eval_split=val ${OVERRIDES[$1]}" EXPERIMENT=$2 \
+  SEEDS=$seed ROUND2_DIR=logs/round9_diversity/$1${SEED:+_s$seed} EXTRA="eval_split=val ${OVERRIDES[$1]}" EXPERIMENT=$2 \
     THREADS=1 PATH=".venv/bin:$PATH" bash experiments/benchmarks/round2_table.sh "$3" "$4" default
 }
 part=${1:-torchvision}
@@ -32,5 +33,7 @@ for v in $variants; do
     torchvision) run "$v" torchvision mobilenet_v2_fmnist w2a4 ;;
     torchvision-more) run "$v" torchvision mobilenet_v2_fmnist w4a4; run "$v" torchvision resnet18_fmnist w2a4 ;;
     small) for cell in w3a3 w4a4; do run "$v" round2 mobilenetv2_small $cell; done ;;
+    small-w3a3) run "$v" round2 mobilenetv2_small w3a3 ;;
+    resnet20) run "$v" round2 resnet20 w4a4 ;;
   esac
 done
