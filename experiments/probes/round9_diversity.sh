@@ -7,7 +7,7 @@
 # seed 0, through the CLI as the benchmark runs it (logs/round9_diversity/<variant>; collected by
 # `python experiments/probes/round7_collect.py logs/round9_diversity`). The default's own numbers are round 7's
 # (round7_val.log; round 8 reproduced two of its cells to the last digit).
-#   [SEED=1] bash experiments/probes/round9_diversity.sh [torchvision|torchvision-more|small|small-w3a3|resnet20] [VARIANT...]
+#   [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: a case below)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 declare -A OVERRIDES=(
@@ -34,6 +34,9 @@ for v in $variants; do
     torchvision-more) run "$v" torchvision mobilenet_v2_fmnist w4a4; run "$v" torchvision resnet18_fmnist w2a4 ;;
     small) for cell in w3a3 w4a4; do run "$v" round2 mobilenetv2_small $cell; done ;;
     small-w3a3) run "$v" round2 mobilenetv2_small w3a3 ;;
+    small-more) for cell in w2a4 w3a4 w4a4_all; do run "$v" round2 mobilenetv2_small $cell; done ;;
     resnet20) run "$v" round2 resnet20 w4a4 ;;
+    resnet20-more) for cell in w2a4 w3a3; do run "$v" round2 resnet20 $cell; done ;;
+    torchvision-w4a4) run "$v" torchvision mobilenet_v2_fmnist w4a4 ;;
   esac
 done
