@@ -277,6 +277,8 @@ def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images
     assert not torch.equal(made, distill_images(model, noise, chunk=16, inversion=Inversion(steps=30)))
     cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
     assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, precision="bf16")).key(model)
+    with pytest.raises(ValueError, match="Inversion.precision='fp16'"):
+        Inversion(precision="fp16")
 
 
 def test_inversion_priors_class_term_and_seeded_augmentation() -> None:

@@ -38,8 +38,8 @@ class Inversion:
     (`BNStatistics`): ZeroQ's "absolute" distance lets the wide, large-scale BatchNorms dominate; "per_bn" divides
     each BatchNorm's term by the norm of its running std, "per_channel" each channel's by its running std (RMS over
     the channels): every BatchNorm weighs alike. `precision` "bf16": the network's forward and backward under
-    bfloat16 autocast (the statistics and the loss stay float32): about 3x faster steps for ResNets at 224x224 on
-    CPUs with AMX and on GPUs (experiments/results/profile_224.md); depthwise convolutions are slower in bfloat16 on
+    bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs
+    with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in bfloat16 on
     CPUs."""
 
     steps: int = 200
@@ -54,6 +54,14 @@ class Inversion:
     coarse: float = 0.0
     bn_distance: str = "absolute"
     precision: str = "32"
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in [
+            ("bn_distance", self.bn_distance, BN_DISTANCES),
+            ("precision", self.precision, AUTOCAST),
+        ]:
+            if value not in allowed:
+                raise ValueError(f"Inversion.{name}={value!r}: one of {', '.join(allowed)}")
 
 
 AUTOCAST = {"32": None, "bf16": torch.bfloat16}  # Inversion.precision -> the autocast dtype of the network's passes

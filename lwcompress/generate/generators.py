@@ -76,7 +76,7 @@ class DistilledConfig(PropagatedConfig):
     shifted by up to that many pixels every step, GENIE's), `coarse` (that share of the steps at half resolution,
     DeepInversion's multi-resolution scheme: cheaper steps), `bn_distance` (per_bn / per_channel: each
     BatchNorm's mismatch in units of its running std, every BatchNorm alike; absolute: ZeroQ's) and `precision`
-    (bf16: the network's passes under bfloat16 autocast, ~3x faster at 224x224 on CPUs with AMX and on GPUs)."""
+    (bf16: the network's passes under bfloat16 autocast, ~2x faster at 224x224 on CPUs with AMX and on GPUs)."""
 
     name: str = "distilled"
     steps: int = bounded(200, 0)
