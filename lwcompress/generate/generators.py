@@ -36,7 +36,14 @@ from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.fields import bounded, check, choice
 from lwcompress.generate.capture import capture_inputs
-from lwcompress.generate.distill import ImageNetwork, Inversion, distill_images, network_images
+from lwcompress.generate.distill import (
+    AUTOCAST,
+    BN_DISTANCES,
+    ImageNetwork,
+    Inversion,
+    distill_images,
+    network_images,
+)
 from lwcompress.generate.inputs import GaussianSources, LayerInputs, Pool, bn_moments, layer_stream, sample_shapes
 from lwcompress.graph import LayerInfo
 from lwcompress.models.checkpoint import weights_digest
@@ -89,8 +96,8 @@ class DistilledConfig(PropagatedConfig):
     flip: bool = False
     swing: int = bounded(0, 0, 8)
     coarse: float = bounded(0.0, 0.0, 1.0)
-    bn_distance: str = choice("absolute", "absolute", "per_bn", "per_channel")
-    precision: str = choice("32", "32", "bf16")
+    bn_distance: str = choice("absolute", *BN_DISTANCES)
+    precision: str = choice("32", *AUTOCAST)
 
 
 @dataclass
