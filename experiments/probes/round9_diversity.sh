@@ -19,10 +19,16 @@ declare -A OVERRIDES=(
   [fbn01]="generator.first_bn_weight=0.1"
   [rel]="generator.bn_distance=per_channel"
   [perbn]="generator.bn_distance=per_bn"
+  [half]="generator.bn_distance=half_bn"
+  [default]=""
+  [img512]="generator.num_images=512"
+  [chunk256]="generator.chunk=256"
+  [img0]="generator.seed=0"
+  [half_img0]="generator.bn_distance=half_bn generator.seed=0"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
-  SEEDS=$seed ROUND2_DIR=logs/round9_diversity/$1${SEED:+_s$seed} EXTRA="eval_split=val ${OVERRIDES[$1]}" EXPERIMENT=$2 \
+  SEEDS=$seed ROUND2_DIR=${ROUND_DIR:-logs/round9_diversity}/$1${SEED:+_s$seed} EXTRA="eval_split=val ${OVERRIDES[$1]}" EXPERIMENT=$2 \
     THREADS=1 PATH=".venv/bin:$PATH" bash experiments/benchmarks/round2_table.sh "$3" "$4" default
 }
 part=${1:-torchvision}
