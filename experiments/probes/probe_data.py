@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 from torch import nn
 
 import lwcompress
@@ -42,7 +43,19 @@ def top1(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -
 def config_model(model_name: str, experiment: str | None = None) -> tuple[nn.Module, tuple[int, int, int]]:
     """(the checkpoint `model=model_name` names, in eval mode; its input shape (C, H, W)) as the CLI composes them
     under `experiment` (e.g. torchvision: 64x64x3), without reading data files."""
-    job = load_config([f"model={model_name}"] + ([f"experiment={experiment}"] if experiment else []))
-    dm = DATA.get(job.data.name)(job.data)
+    job, dm = _config(model_name, experiment)
     model = build_model(job.model, getattr(dm, "num_classes", 10), dm.in_channels)[0].eval()
     return model, (dm.in_channels, dm.image_size, dm.image_size)
+
+
+def config_val_images(model_name: str, experiment: str | None, count: int) -> torch.Tensor:
+    """The first `count` validation images in the input shape and normalization the CLI gives `model_name` under
+    `experiment` (reads the data files)."""
+    dm = _config(model_name, experiment)[1]
+    dm.setup("fit")
+    return torch.stack([dm.val[i][0] for i in range(count)])
+
+
+def _config(model_name: str, experiment: str | None) -> tuple[DictConfig, ImageClassificationData]:
+    job = load_config([f"model={model_name}"] + ([f"experiment={experiment}"] if experiment else []))
+    return job, DATA.get(job.data.name)(job.data)

@@ -25,6 +25,8 @@ declare -A OVERRIDES=(
   [chunk256]="generator.chunk=256"
   [img0]="generator.seed=0"
   [half_img0]="generator.bn_distance=half_bn generator.seed=0"
+  [img0_b128]="generator.seed=0 layerwise.batch_size=128"
+  [img0_st600]="generator.seed=0 layerwise.steps=600"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
