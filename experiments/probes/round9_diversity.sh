@@ -7,7 +7,10 @@
 # seed 0, through the CLI as the benchmark runs it (logs/round9_diversity/<variant>; collected by
 # `python experiments/probes/round7_collect.py logs/round9_diversity`). The default's own numbers are round 7's
 # (round7_val.log; round 8 reproduced two of its cells to the last digit).
-#   [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: a case below)
+# Round 10 (round10_tuning.md) ran it with ROUND_DIR=logs/round10: the default itself at more seeds, more images or
+# larger chunks, the images of seed 0 under other solver seeds (img0*: generator.seed=0), and twice the layer steps
+# (st600); its half_bn rows were made at 565252a, where generator.bn_distance=half_bn existed.
+#   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 declare -A OVERRIDES=(
@@ -19,14 +22,13 @@ declare -A OVERRIDES=(
   [fbn01]="generator.first_bn_weight=0.1"
   [rel]="generator.bn_distance=per_channel"
   [perbn]="generator.bn_distance=per_bn"
-  [half]="generator.bn_distance=half_bn"
   [default]=""
   [img512]="generator.num_images=512"
   [chunk256]="generator.chunk=256"
   [img0]="generator.seed=0"
-  [half_img0]="generator.bn_distance=half_bn generator.seed=0"
   [img0_b128]="generator.seed=0 layerwise.batch_size=128"
   [img0_st600]="generator.seed=0 layerwise.steps=600"
+  [st600]="layerwise.steps=600"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
@@ -42,7 +44,9 @@ for v in $variants; do
     torchvision-more) run "$v" torchvision mobilenet_v2_fmnist w4a4; run "$v" torchvision resnet18_fmnist w2a4 ;;
     small) for cell in w3a3 w4a4; do run "$v" round2 mobilenetv2_small $cell; done ;;
     small-w3a3) run "$v" round2 mobilenetv2_small w3a3 ;;
+    small-w4a4) run "$v" round2 mobilenetv2_small w4a4 ;;
     small-more) for cell in w2a4 w3a4 w4a4_all; do run "$v" round2 mobilenetv2_small $cell; done ;;
+    small-rest) for cell in w3a8 w2a8 w8a8; do run "$v" round2 mobilenetv2_small $cell; done ;;
     resnet20) run "$v" round2 resnet20 w4a4 ;;
     resnet20-more) for cell in w2a4 w3a3; do run "$v" round2 resnet20 $cell; done ;;
     torchvision-w4a4) run "$v" torchvision mobilenet_v2_fmnist w4a4 ;;

@@ -119,7 +119,6 @@ class _PreHooks:
 BN_DISTANCES = {  # BNStatistics' distance -> a BN's term from its mean offset, std difference and running std
     "absolute": lambda offset, std_diff, running_std: offset.norm() + std_diff.norm(),
     "per_bn": lambda offset, std_diff, running_std: (offset.norm() + std_diff.norm()) / running_std.norm(),
-    "half_bn": lambda offset, std_diff, running_std: (offset.norm() + std_diff.norm()) / running_std.norm().sqrt(),
     "per_channel": lambda offset, std_diff, running_std: (
         ((offset / running_std).norm() + (std_diff / running_std).norm()) / math.sqrt(len(running_std))
     ),
