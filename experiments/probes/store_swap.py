@@ -1,0 +1,67 @@
+"""Which learned unit makes two runs of one cell end apart? Two finished runs of the same command but another
+solver seed (e.g. the same images under `layerwise.seed` 0 and 1) hold every unit's learned state in their layer
+stores. This copies the `base` run's images and store, puts the `donor` run's state of the units matching
+`--units` in its place (only the state keys in `--keys`, if given), and reruns the base run's command on it: every
+layer is then loaded, none trained, and the network is evaluated as the base run was (validation split if the
+run's command says so). Bisect over `--units` to find the unit whose learned state carries the difference
+(round10_tuning.md §2).
+
+    python experiments/probes/store_swap.py --base logs/round10/img0_s1/mobilenetv2_small_w3a3_default/0 \
+        --donor logs/round10/img0_s0/mobilenetv2_small_w3a3_default/0 --units 'features\\.3\\.' \
+        --keys a_scale,layer.weight
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, required=True, help="a finished run's job dir (holds layers/, images/)")
+    parser.add_argument("--donor", type=Path, required=True, help="the other run's job dir")
+    parser.add_argument("--units", required=True, help="regex over the stored layer names taken from the donor")
+    parser.add_argument("--keys", help="comma-separated state keys to take (default: the layers' whole state)")
+    args = parser.parse_args()
+    overrides = OmegaConf.load(args.base.parent / "multirun.yaml").hydra.overrides.task
+    with tempfile.TemporaryDirectory() as tmp:
+        job = Path(tmp) / "0"
+        shutil.copytree(args.base / "layers", job / "layers")
+        if (args.base / "images").is_dir():  # else the images come from the cross-run cache, as they did then
+            shutil.copytree(args.base / "images", job / "images")
+        taken = []
+        for donor in sorted((args.donor / "layers").glob("*.pt")):
+            if not re.search(args.units, donor.stem):
+                continue
+            target = job / "layers" / donor.name
+            if args.keys:
+                state = torch.load(target, weights_only=True)
+                given = torch.load(donor, weights_only=True)
+                state.update({k: given[k] for k in args.keys.split(",")})
+                torch.save(state, target)
+            else:
+                shutil.copy(donor, target)
+                shutil.copy(donor.with_suffix(".json"), target.with_suffix(".json"))
+            taken.append(donor.stem)
+        if not taken:
+            sys.exit(f"no stored layer of {args.donor} matches {args.units!r}")
+        cli = Path(sys.executable).parent / "lwcompress"
+        done = subprocess.run([str(cli), "-m", f"hydra.sweep.dir={tmp}", *overrides], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"the base run's command failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+        result = [line for line in (job / "cli.log").read_text().splitlines() if re.match(r"\w+ W\d+A\d+ \(", line)]
+        names = ", ".join(taken) if len(taken) <= 3 else f"{len(taken)} layers ({taken[0]} ... {taken[-1]})"
+        print(f"{names} from the donor{' (' + args.keys + ')' if args.keys else ''}: {result[-1]}")
+
+
+if __name__ == "__main__":
+    main()
