@@ -4,7 +4,7 @@ stores. This copies the `base` run's images and store, puts the `donor` run's st
 `--units` in its place (only the state keys in `--keys`, if given), and reruns the base run's command on it: every
 layer is then loaded, none trained, and the network is evaluated as the base run was (validation split if the
 run's command says so). Bisect over `--units` to find the unit whose learned state carries the difference
-(round10_tuning.md §2).
+(round10_tuning.md §2). With --diff, only how many elements of each state key differ between the two runs.
 
     python experiments/probes/store_swap.py --base logs/round10/img0_s1/mobilenetv2_small_w3a3_default/0 \
         --donor logs/round10/img0_s0/mobilenetv2_small_w3a3_default/0 --units 'features\\.3\\.' \
@@ -31,7 +31,15 @@ def main() -> None:
     parser.add_argument("--donor", type=Path, required=True, help="the other run's job dir")
     parser.add_argument("--units", required=True, help="regex over the stored layer names taken from the donor")
     parser.add_argument("--keys", help="comma-separated state keys to take (default: the layers' whole state)")
+    parser.add_argument("--diff", action="store_true", help="only count where the matching units' states differ")
     args = parser.parse_args()
+    if args.diff:
+        for donor in sorted((args.donor / "layers").glob("*.pt")):
+            if re.search(args.units, donor.stem):
+                mine, given = (torch.load(p, weights_only=True) for p in (args.base / "layers" / donor.name, donor))
+                counts = {k: f"{int((mine[k] != given[k]).sum())} of {mine[k].numel()}" for k in mine}
+                print(f"{donor.stem}: elements that differ {counts}")
+        return
     overrides = OmegaConf.load(args.base.parent / "multirun.yaml").hydra.overrides.task
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "0"
