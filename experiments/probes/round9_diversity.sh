@@ -46,6 +46,7 @@ for v in $variants; do
     small-w3a3) run "$v" round2 mobilenetv2_small w3a3 ;;
     small-w4a4) run "$v" round2 mobilenetv2_small w4a4 ;;
     small-w2a8) run "$v" round2 mobilenetv2_small w2a8 ;;
+    small-w2a4) run "$v" round2 mobilenetv2_small w2a4 ;;
     small-more) for cell in w2a4 w3a4 w4a4_all; do run "$v" round2 mobilenetv2_small $cell; done ;;
     small-rest) for cell in w3a8 w2a8 w8a8; do run "$v" round2 mobilenetv2_small $cell; done ;;
     resnet20) run "$v" round2 resnet20 w4a4 ;;
