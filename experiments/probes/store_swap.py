@@ -21,8 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 from omegaconf import OmegaConf
+
+from lwcompress import io
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     if args.diff:
         for donor in sorted((args.donor / "layers").glob("*.pt")):
             if re.search(args.units, donor.stem):
-                mine, given = (torch.load(p, weights_only=True) for p in (args.base / "layers" / donor.name, donor))
+                mine, given = (io.torch_load(p) for p in (args.base / "layers" / donor.name, donor))
                 counts = {k: f"{int((mine[k] != given[k]).sum())} of {mine[k].numel()}" for k in mine}
                 print(f"{donor.stem}: elements that differ {counts}")
         return
@@ -52,10 +53,9 @@ def main() -> None:
                 continue
             target = job / "layers" / donor.name
             if args.keys:
-                state = torch.load(target, weights_only=True)
-                given = torch.load(donor, weights_only=True)
+                state, given = io.torch_load(target), io.torch_load(donor)
                 state.update({k: given[k] for k in args.keys.split(",")})
-                torch.save(state, target)
+                io.torch_save(target, state)
             else:
                 shutil.copy(donor, target)
                 shutil.copy(donor.with_suffix(".json"), target.with_suffix(".json"))
