@@ -57,12 +57,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("--previous", type=Path, default=ROUND2, help="the previous round's checks page")
+    parser.add_argument("--round", type=int, help="this round's number (default: the previous page's + 1)")
     args = parser.parse_args()
     runs, cells = load_runs(args.root)
     old, round2 = previous_means(args.previous), previous_means(ROUND2)
     before = int(re.search(r"round(\d+)", args.previous.stem).group(1))
-    now = f"round {before + 1}"
-    print(f"The round-2 benchmark on the round-{before + 1} default (test split; top-1 %, mean ± std (seeds), mean "
+    this = args.round or before + 1
+    now = f"round {this}"
+    print(f"The round-2 benchmark on the round-{this} default (test split; top-1 %, mean ± std (seeds), mean "
           "compression wall seconds on one thread (of which generating layer inputs, cached images counted at their "
           "cost)); "
           f"round {before}'s default and real-data columns are its means from {args.previous.name}.\n")  # fmt: skip
