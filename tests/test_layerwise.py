@@ -402,25 +402,3 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     by_unit = [compress(model, gptq, NORM, (1, 28, 28), generator=gen, layerwise=LayerwiseConfig(unit=unit),
                         real_images=real) for unit in ("block", "layer")]  # fmt: skip
     assert torch.equal(by_unit[0].model(x), by_unit[1].model(x))
-
-
-def test_small_units_run_their_own_step_count() -> None:
-    """layerwise.small_unit_weights: a sequential unit whose trained layers hold fewer weights runs small_unit_steps
-    steps, the others `steps`; 0 leaves every unit at `steps`."""
-    model = calibrated("resnet8_tiny")
-    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
-    gen = generator_config("real", num_images=32)
-    run = lambda **kw: compress(model, CompressorConfig(name="quant", **common), NORM, (1, 28, 28), generator=gen,  # noqa: E731
-                                layerwise=LayerwiseConfig(steps=4, batch_size=4, min_headroom=None, **kw),
-                                real_images=images(32)).results  # fmt: skip
-    names = [r.name for r in run()]
-    blocks_of = block_map(model, names)
-    size: dict[str, int] = {}
-    for name in names:
-        unit = blocks_of.get(name, name)
-        size[unit] = size.get(unit, 0) + model.get_submodule(name).weight.numel()
-    threshold = sorted(size.values())[len(size) // 2]  # about half the units are smaller
-    results = run(small_unit_weights=threshold, small_unit_steps=7)
-    steps = {r.name: len(r.losses) for r in results if r.losses}
-    assert steps and {7, 4} == set(steps.values())
-    assert all(n == (7 if size[blocks_of.get(name, name)] < threshold else 4) for name, n in steps.items())

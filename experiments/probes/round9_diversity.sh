@@ -10,8 +10,8 @@
 # Round 10 (round10_tuning.md) ran it with ROUND_DIR=logs/round10: the default itself at more seeds, more images or
 # larger chunks, the images of seed 0 under other solver seeds (img0*: generator.seed=0), and twice the layer steps
 # (st600); its half_bn rows were made at 565252a, where generator.bn_distance=half_bn existed. Round 11: 600 steps
-# only for units of fewer than 2048 / 5000 trained weights (small2k, small5k: layerwise.small_unit_weights), and
-# 600 steps of half the batch (b16st600: about today's cost).
+# only for units of fewer than 2048 / 5000 trained weights (small2k, small5k: layerwise.small_unit_weights, which
+# existed at e855c05 only), and 600 steps of half the batch (b16st600).
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

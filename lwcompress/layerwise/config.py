@@ -89,11 +89,6 @@ class LayerwiseConfig:
     (experiments/results/round6_tuning.md). null: no such gate.
     `min_gain`: a learned layer is kept only if its held-out error is at most (1 - min_gain) x its round-to-nearest
     error (with keep_better); a small gain on synthetic inputs is as likely to be fitted to them as to carry over.
-    `small_unit_weights`, `small_unit_steps` (sequential mode): a unit (block or layer) whose trained layers hold
-    fewer than `small_unit_weights` weights runs `small_unit_steps` steps instead of `steps`. A small unit is cheap per
-    step, and it is where 300 steps left the solver's seed deciding the run: mobilenetv2_small W3A3's first
-    inverted-residual block (272 weights) fell ten points under one solver seed in five on the same images over 5
-    rounding choices; 600 steps made five solver seeds agree within 0.54 (experiments/results/round10_tuning.md).
     `roundings`: each rounding's own settings by its name (`layerwise.roundings.adaround.rtn_anchor=0.5`,
     `+layerwise.roundings.my_rounding.x=1` for a plug-in's): AdaRoundConfig, GPTQConfig (layerwise/rounding.py);
     `compressor.rounding` picks which rounding runs ("auto": gptq and adaround).
@@ -103,8 +98,6 @@ class LayerwiseConfig:
     """
 
     steps: int = bounded(300, 0)
-    small_unit_weights: int = bounded(0, 0)  # sequential mode: units with fewer trained weights run ...
-    small_unit_steps: int = bounded(600, 0)  # ... this many steps instead (see below); 0 weights: off
     batch_size: int = bounded(32, 1)
     spatial_size: int = bounded(8, 1)
     lr: float = bounded(3e-2, 0.0)
@@ -140,10 +133,6 @@ class LayerwiseConfig:
         if self.segments > 1 and self.mode != "sequential":
             raise UserError(f"segments={self.segments}: segments cut a sequential run; with mode={self.mode} every "
                             "layer is its own unit already")  # fmt: skip
-
-    def unit_steps(self, weights: int) -> int:
-        """The steps a sequential unit whose trained layers hold `weights` weights runs (small units: more)."""
-        return self.small_unit_steps if weights < self.small_unit_weights else self.steps
 
     def rounding_settings(self, name: str) -> RoundingConfig:
         """Rounding `name`'s settings: `roundings[name]` over its config's defaults."""

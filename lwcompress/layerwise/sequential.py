@@ -93,8 +93,7 @@ def reconstruct_sequential(
     Layers before the first task stay full precision: a segment of a longer sequential run starts from the FP
     network's inputs. Batches are `cfg.spatial_size` crops of the captured inputs; the forward passes that capture
     them run on `device`. `progress` hears of each layer that was run (not reloaded). `blocks` (layer -> block, see
-    layerwise/blocks.py): consecutive tasks of one block learn together against the block's output; a unit runs
-    `cfg.unit_steps` of its trained weights."""
+    layerwise/blocks.py): consecutive tasks of one block learn together against the block's output."""
     learned = learned or Learned()
     # Against the unpruned reference: a pruned weight's norm says nothing about the folding.
     ratios = {t.name: channel_ratio(domain.get_submodule(t.name).weight, t.reference.weight) for t in tasks}
@@ -119,15 +118,13 @@ def reconstruct_sequential(
         x = compressed.input_of(name)
         inputs = PairedPool(x, cfg.spatial_size, reference=fp.input_of(name) if fp is not None else x)
         start_biases = [_bias(doms[t.name]) for t in unit]
-        weights = sum(t.quant.layer.weight.numel() for t in unit if t.train)
-        ucfg = dataclasses.replace(cfg, steps=cfg.unit_steps(weights)) if weights else cfg
         runs = [dataclasses.replace(t, quant=doms[t.name], reference=domain.get_submodule(t.name), inputs=inputs,
                                     real_inputs=None) for t in unit]  # fmt: skip
         if len(unit) > 1:
             qblock = block_module(domain, name, replaced={t.name: doms[t.name] for t in unit})
-            done = run_block(runs, qblock, block_module(domain, name), inputs, ucfg, make_trainer, learned)
+            done = run_block(runs, qblock, block_module(domain, name), inputs, cfg, make_trainer, learned)
         else:
-            done = run_bucket(runs, ucfg, make_trainer, learned)
+            done = run_bucket(runs, cfg, make_trainer, learned)
         for t, result, start_bias, rtn in zip(unit, done, start_biases, real_rtn, strict=True):
             transfer(doms[t.name], t.quant, 1 / ratios[t.name], start_bias)
             t.quant.harden()
