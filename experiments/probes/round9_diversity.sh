@@ -10,8 +10,10 @@
 # Round 10 (round10_tuning.md) ran it with ROUND_DIR=logs/round10: the default itself at more seeds, more images or
 # larger chunks, the images of seed 0 under other solver seeds (img0*: generator.seed=0), and twice the layer steps
 # (st600); its half_bn rows were made at 565252a, where generator.bn_distance=half_bn existed. Round 11: 600 steps
-# only for units of fewer than 2048 / 5000 trained weights (small2k, small5k: layerwise.small_unit_weights, which
-# existed at e855c05 only), and 600 steps of half the batch (b16st600).
+# only for units of fewer than 2048 / 5000 trained weights (small2k, small5k: layerwise.small_unit_weights=2048 / 5000
+# layerwise.small_unit_steps=600, run at e855c05, the only commit that had them), and 600 steps of half the batch (b16st600).
+# Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
+# so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,8 +33,6 @@ declare -A OVERRIDES=(
   [img0_b128]="generator.seed=0 layerwise.batch_size=128"
   [img0_st600]="generator.seed=0 layerwise.steps=600"
   [st600]="layerwise.steps=600"
-  [small2k]="layerwise.small_unit_weights=2048 layerwise.small_unit_steps=600"
-  [small5k]="layerwise.small_unit_weights=5000 layerwise.small_unit_steps=600"
   [b16st600]="layerwise.steps=600 layerwise.batch_size=16"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>

@@ -38,7 +38,7 @@ class LayerwiseConfig:
     600 steps of 16 (round 11; 300 of 32 before): on the same images, 300 steps left the solver's seed deciding
     mobilenetv2_small W3A3 (one solver seed in five fell ten points over 5 rounding choices of its first
     inverted-residual block); twice the steps at half the batch made the runs agree (image seeds 0-4: 85.60 -> 87.12
-    mean, spread 1.74 -> 0.76) for 1.4x the layer phase, where twice the steps at the same batch cost 2x and 128-input
+    mean, spread 1.74 -> 0.76) for 1.4x the layer phase, where twice the steps at the same batch cost 1.9x and 128-input
     batches spread wider (experiments/results/round11_tuning.md).
 
     Learning rates: AdaRound's rounding logits use `lr` as is (they live on a logit scale); STE latent weights and
