@@ -260,6 +260,44 @@ def test_relative_bn_distances_are_scale_free_and_equal_when_channels_share_a_sc
         assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
 
 
+def test_bn_slack_frees_mismatches_within_the_margin_and_keeps_the_cached_images_names() -> None:
+    """bn_slack: per channel, a mean or std mismatch within `slack` running stds costs nothing and a larger one
+    only its excess; the default (0) leaves the loss and the images' name (the key of every cached set) as they
+    were before the option existed, a set value is part of the name."""
+    bn = nn.BatchNorm2d(3).eval()
+    bn.running_mean, bn.running_var = torch.zeros(3), torch.tensor([1.0, 4.0, 9.0])
+    x = torch.randn(64, 3, 6, 6, generator=layer_stream(0, 2)) * (bn.running_var + bn.eps).sqrt().view(1, 3, 1, 1)
+    x[:, 0] += 0.5  # channel 0's mean half a running std off; the others near their statistics
+    running_std = (bn.running_var + bn.eps).sqrt()
+
+    def loss(inputs: torch.Tensor, slack: float) -> float:
+        with BNStatistics(bn, distance="per_channel", slack=slack) as stats:
+            bn(inputs)
+        return float(stats.loss)
+
+    mean, std = x.mean((0, 2, 3)), (x.var((0, 2, 3), unbiased=False) + bn.eps).sqrt()
+    offset, std_diff = mean / running_std, std / running_std - 1
+    assert offset.abs().max() < 0.6 and offset.abs()[1:].max() < 0.1 and std_diff.abs().max() < 0.1
+    by_hand = ((offset.abs() - 0.1).clamp_min(0).norm() + (std_diff.abs() - 0.1).clamp_min(0).norm()) / math.sqrt(3)
+    assert loss(x, 0.1) == pytest.approx(float(by_hand), rel=1e-5) == pytest.approx(0.4 / math.sqrt(3), abs=0.05)
+    assert loss(x, 0.0) > loss(x, 0.1) > loss(x, 0.6) == 0.0
+    with BNStatistics(bn, distance="per_channel") as stats:
+        bn(x)
+    assert loss(x, 0.0) == float(stats.loss)
+    assert repr(Inversion()) == (
+        "Inversion(steps=200, lr=0.25, tv_weight=0.0, l2_weight=0.0, class_weight=0.0, first_bn_weight=1.0, "
+        "jitter=0, flip=False, swing=0, coarse=0.0, bn_distance='absolute', precision='32')"
+    )
+    assert "bn_slack=0.1" in repr(Inversion(bn_slack=0.1))
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, bn_slack=0.1)).key(model)
+    noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    made = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, bn_slack=0.05))
+    assert torch.isfinite(made).all()
+    assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
+
+
 def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:
     """precision=bf16: the network's passes under bfloat16 autocast, the images and loss float32; the images still
     match the statistics far better than their noise (in float32) and are a distinct set in the images' key."""

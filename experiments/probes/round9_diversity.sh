@@ -12,6 +12,7 @@
 # (st600); its half_bn rows were made at 565252a, where generator.bn_distance=half_bn existed. Round 11: 600 steps
 # only for units of fewer than 2048 / 5000 trained weights (small2k, small5k: layerwise.small_unit_weights=2048 / 5000
 # layerwise.small_unit_steps=600, run at e855c05, the only commit that had them), and 600 steps of half the batch (b16st600).
+# Round 12 (ROUND_DIR=logs/round12): per_bn again on the 600-step solver, and the BN slack (slack*: generator.bn_slack).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
@@ -34,6 +35,10 @@ declare -A OVERRIDES=(
   [img0_st600]="generator.seed=0 layerwise.steps=600"
   [st600]="layerwise.steps=600"
   [b16st600]="layerwise.steps=600 layerwise.batch_size=16"
+  [slack005]="generator.bn_slack=0.05"
+  [slack01]="generator.bn_slack=0.1"
+  [slack02]="generator.bn_slack=0.2"
+  [perbn_slack01]="generator.bn_distance=per_bn generator.bn_slack=0.1"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

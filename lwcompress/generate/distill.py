@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Inversion:
     """How images are optimized: `steps` Adam steps at `lr` (cosine) per chunk; the priors weighted by
     `tv_weight`, `l2_weight`, `class_weight` (0: ZeroQ's BN statistics only); the first BatchNorm's term times
@@ -37,7 +37,11 @@ class Inversion:
     full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images. `bn_distance`
     (`BNStatistics`): ZeroQ's "absolute" distance lets the wide, large-scale BatchNorms dominate; "per_bn" divides
     each BatchNorm's term by the norm of its running std, "per_channel" each channel's by its running std (RMS over
-    the channels): every BatchNorm weighs alike. `precision` "bf16": the network's forward and backward under
+    the channels): every BatchNorm weighs alike. `bn_slack` > 0: per channel, a mean offset or std difference
+    within that many running stds costs nothing (DSG's slack alignment, Zhang et al. CVPR 2021, with a margin in
+    units of the running std instead of DSG's real-data percentiles): a chunk's statistics need only fall where a
+    real batch's would, not on the running ones exactly, which leaves the images free to differ where ZeroQ's loss
+    pulls every one towards the same statistics. `precision` "bf16": the network's forward and backward under
     bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs
     with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in bfloat16 on
     CPUs."""
@@ -53,6 +57,7 @@ class Inversion:
     swing: int = 0
     coarse: float = 0.0
     bn_distance: str = "absolute"
+    bn_slack: float = field(default=0.0, metadata={"named_when_set": True})
     precision: str = "32"
 
     def __post_init__(self) -> None:
@@ -62,6 +67,13 @@ class Inversion:
         ]:
             if value not in allowed:
                 raise ValueError(f"Inversion.{name}={value!r}: one of {', '.join(allowed)}")
+
+    def __repr__(self) -> str:
+        """The dataclass's repr, except that a field added after the images' cache names existed (metadata
+        `named_when_set`) appears only when it differs from its default: its repr names a set of distilled images
+        (`Distilled.key`), and a new option at its default must keep every cached set valid."""
+        shown = (f for f in fields(self) if not f.metadata.get("named_when_set") or getattr(self, f.name) != f.default)
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
 
 AUTOCAST = {"32": None, "bf16": torch.bfloat16}  # Inversion.precision -> the autocast dtype of the network's passes
@@ -131,23 +143,29 @@ class BNStatistics(_PreHooks):
     term times `first_weight`. `distance` "per_bn": the term divided by ||running_std||_2; "per_channel": both
     differences divided by the running std per channel and the norms by sqrt(channels). Both are the
     root-mean-square relative mismatch when a BN's channels share one scale, alike for every BN's width and scale;
-    per channel, a channel of tiny variance weighs as much as any other."""
+    per channel, a channel of tiny variance weighs as much as any other. With `slack`, each channel's two
+    differences shrink towards 0 by `slack` running stds (and stop there) before any distance."""
 
-    def __init__(self, model: nn.Module, first_weight: float = 1.0, distance: str = "absolute") -> None:
+    def __init__(
+        self, model: nn.Module, first_weight: float = 1.0, distance: str = "absolute", slack: float = 0.0
+    ) -> None:
         if distance not in BN_DISTANCES:
             raise ValueError(f"unknown BN distance {distance!r}: one of {', '.join(BN_DISTANCES)}")
         self.modules = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if not self.modules:
             raise ValueError("the model has no BatchNorm with running statistics to match")
         self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.modules)}
-        self.distance = distance
+        self.distance, self.slack = distance, slack
         self.loss: torch.Tensor | None = None
 
     def _hook(self, bn: _BatchNorm, args: tuple) -> None:
         offset, second = _ShiftedMoments.apply(args[0].float(), bn.running_mean)  # float32 sums under autocast
         var = (second - offset.pow(2)).clamp_min(0)
         running_std = (bn.running_var + bn.eps).sqrt()
-        term = BN_DISTANCES[self.distance](offset, (var + bn.eps).sqrt() - running_std, running_std)
+        std_diff = (var + bn.eps).sqrt() - running_std
+        if self.slack:
+            offset, std_diff = ((d.abs() - self.slack * running_std).clamp_min(0) for d in (offset, std_diff))
+        term = BN_DISTANCES[self.distance](offset, std_diff, running_std)
         term = self.weights[id(bn)] * term
         self.loss = term if self.loss is None else self.loss + term
 
@@ -298,7 +316,7 @@ def _distill_chunk(
         opt.zero_grad()
         x = source().contiguous(memory_format=layout)
         with (
-            BNStatistics(net, inv.first_bn_weight, inv.bn_distance) as stats,
+            BNStatistics(net, inv.first_bn_weight, inv.bn_distance, inv.bn_slack) as stats,
             torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None),
         ):
             logits = net(_augmented(x, inv, gen)).float()
