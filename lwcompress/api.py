@@ -28,6 +28,7 @@ from lwcompress.compress.packing import pack_state, unpack_state
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
 from lwcompress.evaluate import size_bits
+from lwcompress.fields import defaults
 from lwcompress.generate import (
     GENERATORS,
     DistilledConfig,
@@ -289,10 +290,10 @@ def _layer_store(
     """The run's finished layers under `store_dir/layers`, stamped with everything that decides them."""
     if store_dir is None:
         return None
-    fingerprint = {"config": dataclasses.asdict(config), "generator": dataclasses.asdict(data.cfg),
-                   "layerwise": dataclasses.asdict(layerwise), "preconditioner": dataclasses.asdict(pre.cfg),
-                   "weights": weights_digest(data.model)}  # fmt: skip
-    return LayerStore(store_dir / "layers", fingerprint, ranks.rank)
+    settings = {"config": config, "generator": data.cfg, "layerwise": layerwise, "preconditioner": pre.cfg}
+    fingerprint = {k: dataclasses.asdict(v) for k, v in settings.items()} | {"weights": weights_digest(data.model)}
+    return LayerStore(store_dir / "layers", fingerprint, ranks.rank,
+                      defaults={k: defaults(type(v)) for k, v in settings.items()})  # fmt: skip
 
 
 def _tasks(closed: ClosedForm, data: LayerData, layerwise: LayerwiseConfig) -> list[LayerTask]:

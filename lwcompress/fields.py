@@ -71,3 +71,36 @@ def allowed_for(schema: type, key: str) -> str | None:
         metadata = f.metadata
         cls = f.default_factory if f.default_factory is not dataclasses.MISSING else None
     return allowed(metadata)
+
+
+def defaults(schema: type) -> dict[str, Any]:
+    """The default of every field of the dataclass `schema` that has one (a nested dataclass as a dict): what a
+    setting that did not exist when a run was made had been, since options are added at their old behaviour."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue
+        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def same_but_added(old: Mapping[str, Any], new: Mapping[str, Any], default: Mapping[str, Any]) -> bool:
+    """Whether the settings `new` are `old`'s, but for keys `old` lacks where `new` holds `default`'s value (nested
+    mappings alike): a run made before an option existed is the same run as one at the option's default."""
+    if old.keys() - new.keys():
+        return False
+    for key, value in new.items():
+        if key not in old:
+            if key not in default or default[key] != value:
+                return False
+        elif isinstance(value, Mapping) and isinstance(old[key], Mapping):
+            inner = default.get(key)
+            if not same_but_added(old[key], value, inner if isinstance(inner, Mapping) else {}):
+                return False
+        elif old[key] != value:
+            return False
+    return True

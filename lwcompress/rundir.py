@@ -3,12 +3,14 @@ before Hydra starts the job (which rewrites `.hydra/` at once, after which the l
 
 The configuration a run dir holds is read from the `.hydra/config.yaml` its last job wrote; only the settings that
 decide the compressed model are compared (threads, loggers, bars, evaluation switches and where the data files lie
-may change between a run and its resumption). The layer store's own fingerprint (weights digest included) stays
-the last line of defence.
+may change between a run and its resumption). A setting the saved configuration lacks (the run was made before
+the option existed) matches where the new one holds the option's schema default: options are added at their old
+behaviour. The layer store's own fingerprint (weights digest included) stays the last line of defence.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lwcompress.errors import UserError
 from lwcompress.eval_cache import LOADER_KEYS
+from lwcompress.fields import defaults
 
 # Per job config: the keys whose values decide what a run computes, and the leaves under them that do not.
 RESULT_KEYS = {
@@ -43,6 +46,26 @@ def result_config(cfg: DictConfig, config_name: str) -> dict[str, Any]:
     return out
 
 
+def schema_defaults(cfg: DictConfig, config_name: str) -> dict[str, Any]:
+    """The schema default of every leaf under RESULT_KEYS[config_name] whose node is a structured (dataclass)
+    config, keyed as `result_config`'s."""
+    out: dict[str, Any] = {}
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{key}.{k}", v)
+        else:
+            out[key] = value
+
+    for key in RESULT_KEYS[config_name]:
+        node = OmegaConf.select(cfg, key, throw_on_missing=False)
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if schema is not None and dataclasses.is_dataclass(schema):
+            walk(key, defaults(schema))
+    return out
+
+
 def check_run_dir(run_dir: str | Path, cfg: DictConfig, config_name: str) -> None:
     """UserError (one line, naming the first differences) if `run_dir` holds a run of another configuration."""
     saved = Path(run_dir) / ".hydra" / "config.yaml"
@@ -52,9 +75,10 @@ def check_run_dir(run_dir: str | Path, cfg: DictConfig, config_name: str) -> Non
         old = result_config(OmegaConf.load(saved), config_name)
     except Exception:  # unreadable or unresolvable here: the layer store's fingerprint still guards the layers
         return
-    new = result_config(cfg, config_name)
+    new, default = result_config(cfg, config_name), schema_defaults(cfg, config_name)
+    added = {k for k in new.keys() - old.keys() if k in default and default[k] == new[k]}
     changed = [f"{k}: {old.get(k, '<unset>')} -> {new.get(k, '<unset>')}" for k in sorted(old.keys() | new.keys())
-               if old.get(k) != new.get(k)]  # fmt: skip
+               if old.get(k) != new.get(k) and k not in added]  # fmt: skip
     if changed:
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise UserError(f"{run_dir} holds a run of another configuration ({'; '.join(changed[:3])}{more}): choose a "

@@ -156,6 +156,22 @@ def test_resume_skips_finished_layers(tmp_path: Path) -> None:
         LayerStore(tmp_path, {"a": 2})
 
 
+def test_a_stamp_from_before_a_setting_existed_matches_at_its_default_only(tmp_path: Path) -> None:
+    """A layer store stamped before an option existed resumes where the option holds its default; another value
+    of it, a changed setting or a setting gone since are other configurations."""
+    from lwcompress.errors import UserError
+
+    LayerStore(tmp_path, {"g": {"steps": 200}, "w": "abc"})
+    defaults = {"g": {"steps": 100, "slack": 0.0}}
+    LayerStore(tmp_path, {"g": {"steps": 200, "slack": 0.0}, "w": "abc"}, defaults=defaults)
+    for other in [{"g": {"steps": 200, "slack": 0.1}, "w": "abc"}, {"g": {"steps": 100, "slack": 0.0}, "w": "abc"},
+                  {"g": {"slack": 0.0}, "w": "abc"}, {"g": {"steps": 200, "slack": 0.0}, "w": "abd"}]:  # fmt: skip
+        with pytest.raises(UserError, match="another configuration"):
+            LayerStore(tmp_path, other, defaults=defaults)
+    with pytest.raises(UserError, match="another configuration"):
+        LayerStore(tmp_path, {"g": {"steps": 200, "slack": 0.0}, "w": "abc"})  # no defaults given: nothing added
+
+
 def test_relative_error_variants() -> None:
     target = torch.randn(8, 4, 5, 5) * torch.tensor([1.0, 2, 3, 4]).view(1, 4, 1, 1)
     out = target + 0.1 * torch.randn_like(target)

@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from lwcompress.errors import UserError
+from lwcompress.generate.generators import DistilledConfig
 from lwcompress.rundir import check_run_dir, result_config
 
 from .conftest import run_cli
@@ -53,6 +54,25 @@ def test_another_configuration_is_refused_naming_the_differences(tmp_path: Path)
     message = str(e.value)
     assert "holds a run of another configuration" in message and "\n" not in message
     assert "compressor.wbits: 8 -> 4" in message and "generator.seed: 0 -> 1" in message and "seed: 0 -> 1" in message
+
+
+def test_a_setting_added_since_the_run_resumes_at_its_default_only(tmp_path: Path) -> None:
+    """A run saved before an option existed (its config lacks the key) is the same run as one holding the option's
+    schema default; any other value of it is another configuration."""
+    run = saved(tmp_path, config(generator={"name": "distilled", "seed": 0, "steps": 200}))
+
+    def typed(**changes: object):
+        cfg = config()
+        cfg.generator = OmegaConf.structured(DistilledConfig(**changes))  # every field, bn_slack included
+        return cfg
+
+    old = OmegaConf.load(run / ".hydra" / "config.yaml")
+    assert "bn_slack" not in old.generator and OmegaConf.select(typed(), "generator.bn_slack") == 0.0
+    check_run_dir(run, typed(), "config")
+    with pytest.raises(UserError, match=r"generator.bn_slack: <unset> -> 0.1"):
+        check_run_dir(run, typed(bn_slack=0.1), "config")
+    with pytest.raises(UserError, match=r"generator.steps: 200 -> 100"):
+        check_run_dir(run, typed(steps=100), "config")
 
 
 def test_rerun_with_another_configuration_writes_nothing(tmp_path: Path) -> None:

@@ -11,20 +11,25 @@ import torch
 
 from lwcompress import io
 from lwcompress.errors import UserError
+from lwcompress.fields import same_but_added
 from lwcompress.layerwise.run import LayerResult
 
 
 class LayerStore:
     """`<dir>/<layer>.pt` (the layer's state) and `<dir>/<layer>.json` (its metrics), under a fingerprint of
-    everything that determines them; results of another configuration are never mixed in."""
+    everything that determines them; results of another configuration are never mixed in. A stamp written before
+    a setting existed matches where the fingerprint holds that setting at its value in `defaults` (the same shape
+    as the fingerprint): a new option at its default does not strand the finished layers of an earlier version."""
 
-    def __init__(self, directory: str | Path, fingerprint: dict[str, Any], rank: int = 0) -> None:
+    def __init__(
+        self, directory: str | Path, fingerprint: dict[str, Any], rank: int = 0, defaults: dict[str, Any] | None = None
+    ) -> None:
         self.dir = Path(directory)
         self.rank = rank  # recorded with each layer this process saves
         self.dir.mkdir(parents=True, exist_ok=True)
         stamp = self.dir / "FINGERPRINT.json"
         text = json.dumps(fingerprint, sort_keys=True, default=str)
-        if stamp.is_file() and stamp.read_text() != text:
+        if stamp.is_file() and stamp.read_text() != text and not _earlier(stamp.read_text(), text, defaults or {}):
             raise UserError(f"{self.dir} holds layer results of another configuration; use a new run dir")
         if not stamp.is_file():
             io.write_text(stamp, text)
@@ -49,3 +54,12 @@ class LayerStore:
         except Exception as e:
             raise UserError(f"cannot resume layer {name} from {self.dir}: {type(e).__name__}: {e}") from None
         return state, result
+
+
+def _earlier(stamp: str, text: str, defaults: dict[str, Any]) -> bool:
+    """Whether the stamp is this fingerprint as an earlier version wrote it (see `LayerStore`)."""
+    try:
+        old = json.loads(stamp)
+    except ValueError:
+        return False
+    return same_but_added(old, json.loads(text), json.loads(json.dumps(defaults, sort_keys=True, default=str)))
