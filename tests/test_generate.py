@@ -289,6 +289,8 @@ def test_bn_slack_frees_mismatches_within_the_margin_and_keeps_the_cached_images
         "jitter=0, flip=False, swing=0, coarse=0.0, bn_distance='absolute', precision='32')"
     )
     assert "bn_slack=0.1" in repr(Inversion(bn_slack=0.1))
+    with pytest.raises(ValueError, match="bn_slack"):
+        Inversion(bn_slack=-0.1)
     model = calibrated("resnet8_tiny")
     cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
     assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, bn_slack=0.1)).key(model)

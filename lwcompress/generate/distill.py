@@ -67,6 +67,8 @@ class Inversion:
         ]:
             if value not in allowed:
                 raise ValueError(f"Inversion.{name}={value!r}: one of {', '.join(allowed)}")
+        if self.bn_slack < 0:
+            raise ValueError(f"Inversion.bn_slack={self.bn_slack!r}: a margin, at least 0")
 
     def __repr__(self) -> str:
         """The dataclass's repr, except that a field added after the images' cache names existed (metadata
