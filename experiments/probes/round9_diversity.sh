@@ -37,8 +37,6 @@ declare -A OVERRIDES=(
   [b16st600]="layerwise.steps=600 layerwise.batch_size=16"
   [slack005]="generator.bn_slack=0.05"
   [slack01]="generator.bn_slack=0.1"
-  [slack02]="generator.bn_slack=0.2"
-  [perbn_slack01]="generator.bn_distance=per_bn generator.bn_slack=0.1"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
