@@ -29,20 +29,21 @@ RESULT_KEYS = {
 NEUTRAL = {f"data.{k}" for k in (*LOADER_KEYS, "root", "default_root")}
 
 
+def _leaves(key: str, value: Any, out: dict[str, Any]) -> None:
+    """`value`'s leaves (nested dicts flattened) into `out` as {"<key>.<sub>...": leaf}, NEUTRAL keys left out."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _leaves(f"{key}.{k}", v, out)
+    elif key not in NEUTRAL:
+        out[key] = value
+
+
 def result_config(cfg: DictConfig, config_name: str) -> dict[str, Any]:
     """The resolved leaves of `cfg` under RESULT_KEYS[config_name], as {"compressor.wbits": 4, ...}."""
     out: dict[str, Any] = {}
-
-    def walk(key: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{key}.{k}", v)
-        elif key not in NEUTRAL:
-            out[key] = value
-
     for key in RESULT_KEYS[config_name]:
         node = OmegaConf.select(cfg, key, throw_on_missing=False)
-        walk(key, OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node)
+        _leaves(key, OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node, out)
     return out
 
 
@@ -50,19 +51,11 @@ def schema_defaults(cfg: DictConfig, config_name: str) -> dict[str, Any]:
     """The schema default of every leaf under RESULT_KEYS[config_name] whose node is a structured (dataclass)
     config, keyed as `result_config`'s."""
     out: dict[str, Any] = {}
-
-    def walk(key: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{key}.{k}", v)
-        else:
-            out[key] = value
-
     for key in RESULT_KEYS[config_name]:
         node = OmegaConf.select(cfg, key, throw_on_missing=False)
         schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
         if schema is not None and dataclasses.is_dataclass(schema):
-            walk(key, defaults(schema))
+            _leaves(key, defaults(schema), out)
     return out
 
 

@@ -29,10 +29,10 @@ class LayerStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         stamp = self.dir / "FINGERPRINT.json"
         text = json.dumps(fingerprint, sort_keys=True, default=str)
-        if stamp.is_file() and stamp.read_text() != text and not _earlier(stamp.read_text(), text, defaults or {}):
-            raise UserError(f"{self.dir} holds layer results of another configuration; use a new run dir")
         if not stamp.is_file():
             io.write_text(stamp, text)
+        elif (saved := stamp.read_text()) != text and not _earlier(saved, text, defaults or {}):
+            raise UserError(f"{self.dir} holds layer results of another configuration; use a new run dir")
 
     def _paths(self, name: str) -> tuple[Path, Path]:
         return self.dir / f"{name}.pt", self.dir / f"{name}.json"
