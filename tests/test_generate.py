@@ -201,8 +201,9 @@ def test_coarse_steps_run_at_half_resolution_then_refine_at_full_size() -> None:
 
 
 def test_distillation_moments_match_the_variance_and_its_gradient() -> None:
-    """The BN-statistics loss takes its moments in one shifted sum pass with a hand-written backward: gradcheck
-    on conv- and linear-shaped inputs, and the loss equals ZeroQ's form with Tensor.var on a trained model."""
+    """The BN-statistics loss takes its per-image moments in one shifted sum pass with a hand-written backward:
+    gradcheck on conv- and linear-shaped inputs, and the loss equals ZeroQ's form with Tensor.var on a trained
+    model."""
     shift = torch.randn(3, dtype=torch.double)
     for shape in [(4, 3, 5, 5), (6, 3)]:
         x = torch.randn(shape, dtype=torch.double, requires_grad=True)
@@ -298,6 +299,58 @@ def test_bn_slack_frees_mismatches_within_the_margin_and_keeps_the_cached_images
     made = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, bn_slack=0.05))
     assert torch.isfinite(made).all()
     assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
+
+
+def between_image_spread(model: nn.Module, x: torch.Tensor) -> list[float]:
+    """Per BatchNorm with spatial inputs: the RMS over channels of the std over the images of each image's own
+    channel mean, in running stds."""
+    spreads = []
+
+    def hook(bn: nn.Module, args: tuple) -> None:
+        means = args[0].mean((2, 3)) / (bn.running_var + bn.eps).sqrt()
+        spreads.append(float(means.std(0).pow(2).mean().sqrt()))
+
+    hooks = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in hooks:
+        h.remove()
+    return spreads
+
+
+def test_image_spread_makes_the_images_differ_from_one_another_and_keeps_the_default_loss() -> None:
+    """image_spread: per BatchNorm and channel, a std over the images of their own means below `spread` running
+    stds costs its shortfall (in the BN's distance), so distillation makes images that differ from one another
+    where ZeroQ's batch loss leaves them alike; images already that diverse cost nothing extra, the default (0) is
+    ZeroQ's loss and the images' name is unchanged, a set value is part of it."""
+    bn = nn.BatchNorm2d(2).eval()
+    bn.running_mean, bn.running_var = torch.zeros(2), torch.tensor([1.0, 4.0])
+    running_std = (bn.running_var + bn.eps).sqrt()
+    x = torch.randn(32, 2, 5, 5, generator=layer_stream(0, 3)) * running_std.view(1, 2, 1, 1)
+
+    def loss(inputs: torch.Tensor, spread: float) -> float:
+        with BNStatistics(bn, distance="per_channel", spread=spread) as stats:
+            bn(inputs)
+        return float(stats.loss)
+
+    between = (x.mean((2, 3)).var(0) + bn.eps).sqrt()  # noise: about 1/5 running std (25 pixels per image)
+    short = (0.5 * running_std - between).clamp_min(0) / running_std
+    assert loss(x, 0.5) - loss(x, 0.0) == pytest.approx(float(short.norm()) / math.sqrt(2), rel=1e-5)
+    spread_out = x + torch.randn(32, 2, 1, 1, generator=layer_stream(1, 3)) * running_std.view(1, 2, 1, 1)
+    assert loss(spread_out, 0.5) == loss(spread_out, 0.0)  # images a running std apart: no shortfall
+    assert "image_spread" not in repr(Inversion()) and "image_spread=0.2" in repr(Inversion(image_spread=0.2))
+    with pytest.raises(ValueError, match="image_spread"):
+        Inversion(image_spread=-0.1)
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, image_spread=0.2)).key(model)
+    noise = torch.randn(32, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    plain = distill_images(model, noise, chunk=32, inversion=Inversion(steps=40))
+    spread = distill_images(model, noise, chunk=32, inversion=Inversion(steps=40, image_spread=0.3))
+    assert torch.isfinite(spread).all()
+    assert float(bn_statistics_loss(model, spread)) < 0.8 * float(bn_statistics_loss(model, noise))
+    plain_spread, more = between_image_spread(model, plain), between_image_spread(model, spread)
+    assert min(b - a for a, b in zip(plain_spread, more, strict=True)) > 0.15, (plain_spread, more)
 
 
 def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:

@@ -37,6 +37,9 @@ declare -A OVERRIDES=(
   [b16st600]="layerwise.steps=600 layerwise.batch_size=16"
   [slack005]="generator.bn_slack=0.05"
   [slack01]="generator.bn_slack=0.1"
+  [spread01]="generator.image_spread=0.1"
+  [spread02]="generator.image_spread=0.2"
+  [spread03]="generator.image_spread=0.3"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

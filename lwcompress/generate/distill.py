@@ -41,7 +41,10 @@ class Inversion:
     within that many running stds costs nothing (DSG's slack alignment, Zhang et al. CVPR 2021, with a margin in
     units of the running std instead of DSG's real-data percentiles): a chunk's statistics need only fall where a
     real batch's would, not on the running ones exactly, which leaves the images free to differ where ZeroQ's loss
-    pulls every one towards the same statistics. `precision` "bf16": the network's forward and backward under
+    pulls every one towards the same statistics. `image_spread` > 0: per BatchNorm and channel, the images' own
+    means must differ by at least that many running stds (their std over the chunk): real images do (0.2-0.3 in
+    mobilenetv2_small's first BatchNorms, round13_tuning.md), where ZeroQ's batch loss leaves distilled ones at
+    about half that, each image as textured everywhere as the next. `precision` "bf16": the network's forward and backward under
     bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs
     with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in bfloat16 on
     CPUs."""
@@ -58,6 +61,7 @@ class Inversion:
     coarse: float = 0.0
     bn_distance: str = "absolute"
     bn_slack: float = field(default=0.0, metadata={"named_when_set": True})
+    image_spread: float = field(default=0.0, metadata={"named_when_set": True})
     precision: str = "32"
 
     def __post_init__(self) -> None:
@@ -69,6 +73,8 @@ class Inversion:
                 raise ValueError(f"Inversion.{name}={value!r}: one of {', '.join(allowed)}")
         if self.bn_slack < 0:
             raise ValueError(f"Inversion.bn_slack={self.bn_slack!r}: a margin, at least 0")
+        if self.image_spread < 0:
+            raise ValueError(f"Inversion.image_spread={self.image_spread!r}: a spread, at least 0")
 
     def __repr__(self) -> str:
         """The dataclass's repr, except that a field added after the images' cache names existed (metadata
@@ -93,22 +99,25 @@ class ImageNetwork:
 
 
 class _ShiftedMoments(torch.autograd.Function):
-    """Per channel (dim 1) of x - shift: the mean and the mean square, with a one-pass elementwise backward. A
-    distillation step spent a third of its time in Tensor.var and another sixth in the backward of mean/pow chains;
-    the shift (the running mean) keeps E[d^2] - E[d]^2 free of cancellation."""
+    """Per image and channel (dims 0, 1) of x - shift: the mean and the mean square over the remaining dims, with a
+    one-pass elementwise backward. A distillation step spent a third of its time in Tensor.var and another sixth in
+    the backward of mean/pow chains; the shift (the running mean) keeps E[d^2] - E[d]^2 free of cancellation. A
+    batch's moments are the mean of its images' (every image has as many elements)."""
 
     @staticmethod
     def forward(ctx: object, x: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        dims = [d for d in range(x.ndim) if d != 1]
+        dims = list(range(2, x.ndim))
         shifted = x - shift.view([-1 if d == 1 else 1 for d in range(x.ndim)])
         ctx.save_for_backward(shifted)
-        ctx.count = x.numel() // x.shape[1]
+        ctx.count = max(1, math.prod(x.shape[2:]))
+        if not dims:
+            return shifted, shifted * shifted
         return shifted.sum(dims) / ctx.count, (shifted * shifted).sum(dims) / ctx.count
 
     @staticmethod
     def backward(ctx: object, grad_offset: torch.Tensor, grad_second: torch.Tensor) -> tuple[torch.Tensor, None]:
         (shifted,) = ctx.saved_tensors
-        shape = [-1 if d == 1 else 1 for d in range(shifted.ndim)]
+        shape = [*grad_offset.shape] + [1] * (shifted.ndim - 2)
         scale, bias = (2 * grad_second / ctx.count).view(shape), (grad_offset / ctx.count).view(shape)
         return torch.addcmul(bias, shifted, scale), None
 
@@ -146,28 +155,37 @@ class BNStatistics(_PreHooks):
     differences divided by the running std per channel and the norms by sqrt(channels). Both are the
     root-mean-square relative mismatch when a BN's channels share one scale, alike for every BN's width and scale;
     per channel, a channel of tiny variance weighs as much as any other. With `slack`, each channel's two
-    differences shrink towards 0 by `slack` running stds (and stop there) before any distance."""
+    differences shrink towards 0 by `slack` running stds (and stop there) before any distance. With `spread`, each
+    BN with spatial inputs adds, in the same distance, by how much the std over the images of their own per-channel
+    means falls short of `spread` running stds: the batch must hold images that differ from one another."""
 
     def __init__(
-        self, model: nn.Module, first_weight: float = 1.0, distance: str = "absolute", slack: float = 0.0
-    ) -> None:
+        self, model: nn.Module, first_weight: float = 1.0, distance: str = "absolute", slack: float = 0.0,
+        spread: float = 0.0,
+    ) -> None:  # fmt: skip
         if distance not in BN_DISTANCES:
             raise ValueError(f"unknown BN distance {distance!r}: one of {', '.join(BN_DISTANCES)}")
         self.modules = [m for m in model.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
         if not self.modules:
             raise ValueError("the model has no BatchNorm with running statistics to match")
         self.weights = {id(bn): first_weight if i == 0 else 1.0 for i, bn in enumerate(self.modules)}
-        self.distance, self.slack = distance, slack
+        self.distance, self.slack, self.spread = distance, slack, spread
         self.loss: torch.Tensor | None = None
 
     def _hook(self, bn: _BatchNorm, args: tuple) -> None:
-        offset, second = _ShiftedMoments.apply(args[0].float(), bn.running_mean)  # float32 sums under autocast
+        x = args[0]
+        image_offset, image_second = _ShiftedMoments.apply(x.float(), bn.running_mean)  # float32 under autocast
+        offset, second = image_offset.mean(0), image_second.mean(0)
         var = (second - offset.pow(2)).clamp_min(0)
         running_std = (bn.running_var + bn.eps).sqrt()
         std_diff = (var + bn.eps).sqrt() - running_std
         if self.slack:
             offset, std_diff = ((d.abs() - self.slack * running_std).clamp_min(0) for d in (offset, std_diff))
         term = BN_DISTANCES[self.distance](offset, std_diff, running_std)
+        if self.spread and len(x) > 1 and math.prod(x.shape[2:]) > 1:
+            between = (image_offset.var(0) + bn.eps).sqrt()
+            short = (self.spread * running_std - between).clamp_min(0)
+            term = term + BN_DISTANCES[self.distance](torch.zeros_like(short), short, running_std)
         term = self.weights[id(bn)] * term
         self.loss = term if self.loss is None else self.loss + term
 
@@ -318,7 +336,7 @@ def _distill_chunk(
         opt.zero_grad()
         x = source().contiguous(memory_format=layout)
         with (
-            BNStatistics(net, inv.first_bn_weight, inv.bn_distance, inv.bn_slack) as stats,
+            BNStatistics(net, inv.first_bn_weight, inv.bn_distance, inv.bn_slack, inv.image_spread) as stats,
             torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None),
         ):
             logits = net(_augmented(x, inv, gen)).float()

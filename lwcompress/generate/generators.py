@@ -83,7 +83,8 @@ class DistilledConfig(PropagatedConfig):
     shifted by up to that many pixels every step, GENIE's), `coarse` (that share of the steps at half resolution,
     DeepInversion's multi-resolution scheme: cheaper steps), `bn_distance` (per_bn / per_channel: each
     BatchNorm's mismatch in units of its running std, every BatchNorm alike; absolute: ZeroQ's), `bn_slack` (per
-    channel, mismatches within that many running stds cost nothing: a batch's own sampling noise) and `precision`
+    channel, mismatches within that many running stds cost nothing: a batch's own sampling noise), `image_spread`
+    (per BatchNorm and channel, the images' own means differ by at least that many running stds) and `precision`
     (bf16: the network's passes under bfloat16 autocast, ~2x faster at 224x224 on CPUs with AMX and on GPUs)."""
 
     name: str = "distilled"
@@ -99,6 +100,7 @@ class DistilledConfig(PropagatedConfig):
     coarse: float = bounded(0.0, 0.0, 1.0)
     bn_distance: str = choice("absolute", *BN_DISTANCES)
     bn_slack: float = bounded(0.0, 0.0, 10.0)
+    image_spread: float = bounded(0.0, 0.0, 10.0)
     precision: str = choice("32", *AUTOCAST)
 
 
@@ -585,7 +587,7 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
                      flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse, bn_distance=cfg.bn_distance,
-                     bn_slack=cfg.bn_slack, precision=cfg.precision)  # fmt: skip
+                     bn_slack=cfg.bn_slack, image_spread=cfg.image_spread, precision=cfg.precision)  # fmt: skip
 
 
 def pixel_config(cfg: GenieConfig) -> DistilledConfig:
