@@ -38,6 +38,7 @@ from lwcompress.generate import (
     activation_ranges,
     bn_gaussian_inputs,
     output_ranges,
+    pixel_range,
 )
 from lwcompress.graph import LayerInfo, analyze
 from lwcompress.layerwise import (
@@ -174,7 +175,7 @@ def compress(
     kept = Path(rt.image_cache_dir) if rt.image_cache_dir is not None else None
     cache = {} if rt.cache is None else rt.cache
     ctx = GenerationContext(tuple(input_shape), layerwise.spatial_size, real_images, cache, shared,
-                            rt.ranks or Ranks(), rt.device, kept)  # fmt: skip
+                            rt.ranks or Ranks(), rt.device, kept, pixel_range=pixel_range(normalization))  # fmt: skip
 
     _check_statistics(model, config, generator)
     model = pre.equalize(model.eval(), example)  # before analysis: BN statistics must match rescaled channels

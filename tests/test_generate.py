@@ -30,6 +30,7 @@ from lwcompress.generate import (
     generator_config,
     generator_domain,
     layer_stream,
+    pixel_range,
     source_images,
 )
 from lwcompress.generate.distill import BNStatistics, _ShiftedMoments
@@ -351,6 +352,30 @@ def test_image_spread_makes_the_images_differ_from_one_another_and_keeps_the_def
     assert float(bn_statistics_loss(model, spread)) < 0.8 * float(bn_statistics_loss(model, noise))
     plain_spread, more = between_image_spread(model, plain), between_image_spread(model, spread)
     assert min(b - a for a, b in zip(plain_spread, more, strict=True)) > 0.15, (plain_spread, more)
+
+
+def test_clip_keeps_distilled_images_inside_the_pixel_range_the_normalization_gives() -> None:
+    """clip: the images start and stay inside the range [0, 1] pixels take under the model's normalization (the
+    compression's GenerationContext carries it), where unclipped ones leave it; it needs that range, is part of
+    the images' name only when set, and genie (images set by its network's last BatchNorm) refuses it."""
+    lo, hi = pixel_range({"mean": [0.25], "std": [0.5]})
+    assert (float(lo), float(hi)) == (-0.5, 1.5)
+    model = calibrated("resnet8_tiny")
+    noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20)) * 2
+    with pytest.raises(ValueError, match="pixel_range"):
+        distill_images(model, noise, chunk=16, inversion=Inversion(steps=2, clip=True))
+    free = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30))
+    kept = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, clip=True), pixel_range=(lo, hi))
+    assert free.min() < lo and free.max() > hi
+    assert float(kept.min()) == float(lo) and float(kept.max()) == float(hi)  # the bounds are reached, not passed
+    assert float(bn_statistics_loss(model, kept)) < 0.8 * float(bn_statistics_loss(model, noise.clamp(lo, hi)))
+    assert "clip" not in repr(Inversion()) and "clip=True" in repr(Inversion(clip=True))
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4, clip=True)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, clip=False)).key(model)
+    made, _ = source_images(model, cfg, GenerationContext((1, 28, 28), 8, pixel_range=(lo, hi)))
+    assert lo <= made.min() and made.max() <= hi
+    with pytest.raises(UserError, match="generator.clip"):
+        generator_config("genie", clip=True)
 
 
 def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:

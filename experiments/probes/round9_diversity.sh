@@ -40,6 +40,8 @@ declare -A OVERRIDES=(
   [spread01]="generator.image_spread=0.1"
   [spread02]="generator.image_spread=0.2"
   [spread03]="generator.image_spread=0.3"
+  [clip]="generator.clip=true"
+  [clip_spread02]="generator.clip=true generator.image_spread=0.2"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

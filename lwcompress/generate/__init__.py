@@ -2,7 +2,14 @@
 
 from lwcompress.generate.capture import Stepwise, capture_inputs
 from lwcompress.generate.data import DIAGNOSTIC_IMAGES, LayerData
-from lwcompress.generate.distill import ImageNetwork, Inversion, bn_statistics_loss, distill_images, network_images
+from lwcompress.generate.distill import (
+    ImageNetwork,
+    Inversion,
+    bn_statistics_loss,
+    distill_images,
+    network_images,
+    pixel_range,
+)
 from lwcompress.generate.generators import (
     GENERATORS,
     DistilledConfig,
@@ -56,6 +63,7 @@ __all__ = [
     "check_sequential",
     "distill_images",
     "network_images",
+    "pixel_range",
     "domain_gaps",
     "generator",
     "generator_config",

@@ -28,26 +28,29 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 @dataclass(frozen=True, repr=False)
 class Inversion:
-    """How images are optimized: `steps` Adam steps at `lr` (cosine) per chunk; the priors weighted by
-    `tv_weight`, `l2_weight`, `class_weight` (0: ZeroQ's BN statistics only); the first BatchNorm's term times
-    `first_bn_weight`; each step sees the images shifted by up to `jitter` pixels (circularly) and, if `flip`,
-    mirrored with probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many
-    pixels (reflected at the border). With `coarse` > 0, that share of the steps optimizes the images at half
-    their height and width (DeepInversion's multi-resolution scheme: such a step costs a third to two fifths of a
-    full one, round8_tuning.md), which are then upsampled for the rest; only for per-pixel images. `bn_distance`
+    """How images are optimized: `steps` Adam steps at `lr` (cosine) per chunk; the priors weighted by `tv_weight`,
+    `l2_weight`, `class_weight` (0: ZeroQ's BN statistics only); the first BatchNorm's term times `first_bn_weight`;
+    each step sees the images shifted by up to `jitter` pixels (circularly) and, if `flip`, mirrored with
+    probability 1/2; with `swing`, every strided convolution's input is shifted by up to that many pixels (reflected
+    at the border). With `coarse` > 0, that share of the steps optimizes the images at half their height and width
+    (DeepInversion's multi-resolution scheme: such a step costs a third to two fifths of a full one,
+    round8_tuning.md), which are then upsampled for the rest; only for per-pixel images. `bn_distance`
     (`BNStatistics`): ZeroQ's "absolute" distance lets the wide, large-scale BatchNorms dominate; "per_bn" divides
     each BatchNorm's term by the norm of its running std, "per_channel" each channel's by its running std (RMS over
-    the channels): every BatchNorm weighs alike. `bn_slack` > 0: per channel, a mean offset or std difference
-    within that many running stds costs nothing (DSG's slack alignment, Zhang et al. CVPR 2021, with a margin in
-    units of the running std instead of DSG's real-data percentiles): a chunk's statistics need only fall where a
-    real batch's would, not on the running ones exactly, which leaves the images free to differ where ZeroQ's loss
-    pulls every one towards the same statistics. `image_spread` > 0: per BatchNorm and channel, the images' own
-    means must differ by at least that many running stds (their std over the chunk): real images do (0.2-0.3 in
+    the channels): every BatchNorm weighs alike. `bn_slack` > 0: per channel, a mean offset or std difference within
+    that many running stds costs nothing (DSG's slack alignment, Zhang et al. CVPR 2021, with a margin in units of
+    the running std instead of DSG's real-data percentiles): a chunk's statistics need only fall where a real
+    batch's would, not on the running ones exactly, which leaves the images free to differ where ZeroQ's loss pulls
+    every one towards the same statistics. `image_spread` > 0: per BatchNorm and channel, the images' own means must
+    differ by at least that many running stds (their std over the chunk): real images do (0.2-0.3 in
     mobilenetv2_small's first BatchNorms, round13_tuning.md), where ZeroQ's batch loss leaves distilled ones at
-    about half that, each image as textured everywhere as the next. `precision` "bf16": the network's forward and backward under
-    bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs
-    with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in bfloat16 on
-    CPUs."""
+    about half that, each image as textured everywhere as the next. `clip`: per-pixel images start and stay inside
+    the range real pixels can take (`pixel_range`: [0, 1] through the model's normalization), projected after every
+    step (DeepInversion's clipping): where real images sit at black or white, unbounded ones spread into values no
+    image has. `precision` "bf16": the network's forward and
+    backward under bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at
+    224x224 on CPUs with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in
+    bfloat16 on CPUs."""
 
     steps: int = 200
     lr: float = 0.25
@@ -62,6 +65,7 @@ class Inversion:
     bn_distance: str = "absolute"
     bn_slack: float = field(default=0.0, metadata={"named_when_set": True})
     image_spread: float = field(default=0.0, metadata={"named_when_set": True})
+    clip: bool = field(default=False, metadata={"named_when_set": True})
     precision: str = "32"
 
     def __post_init__(self) -> None:
@@ -203,15 +207,25 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 
 class PixelImages(nn.Module):
-    """The images themselves are the parameters (ZeroQ, DeepInversion), started from `start`."""
+    """The images themselves are the parameters (ZeroQ, DeepInversion), started from `start`; with `bounds` (lowest,
+    highest value per channel), kept inside them."""
 
-    def __init__(self, start: torch.Tensor, lr: float) -> None:
+    def __init__(self, start: torch.Tensor, lr: float, bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.pixels = nn.Parameter(start.clone())
         self.lr = lr
+        self.bounds = None if bounds is None else tuple(b.view(1, -1, *[1] * (start.ndim - 2)) for b in bounds)
+        self.project()
 
     def forward(self) -> torch.Tensor:
         return self.pixels
+
+    @torch.no_grad()
+    def project(self) -> None:
+        """Back inside the bounds (after an optimizer step)."""
+        if self.bounds is not None:
+            lo, hi = (b.to(self.pixels.device) for b in self.bounds)
+            self.pixels.copy_(torch.maximum(torch.minimum(self.pixels, hi), lo))
 
     def param_groups(self) -> list[dict]:
         return [{"params": [self.pixels], "lr": self.lr}]
@@ -242,30 +256,46 @@ class NetworkImages(nn.Module):
     def forward(self) -> torch.Tensor:
         return self.net(self.latents)
 
+    def project(self) -> None:
+        """Nothing to project: the network's last BatchNorm sets the images' statistics."""
+
     def param_groups(self) -> list[dict]:
         weights = {"params": list(self.net.parameters()), "lr": self.lr}
         return [weights, {"params": [self.latents], "lr": self.lr_latent}]
 
 
 def distill_images(
-    model: nn.Module, images: torch.Tensor, chunk: int, inversion: Inversion | None = None, seed: int = 0
-) -> torch.Tensor:
+    model: nn.Module, images: torch.Tensor, chunk: int, inversion: Inversion | None = None, seed: int = 0,
+    pixel_range: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:  # fmt: skip
     """Optimize `images` (the start, e.g. N(0, 1) noise in the normalized input space), `chunk` images at a time
     (each chunk is one batch whose statistics are matched), as `inversion` says (default: ZeroQ's BN statistics,
     200 steps). Image i's target class (class term) is i modulo the number of classes: every class alike. `seed`
-    seeds the random shifts and flips."""
+    seeds the random shifts and flips. `pixel_range` (lowest, highest value per channel; `pixel_range()`): where
+    `inversion.clip` keeps the images."""
     inv = inversion or Inversion()
+    if inv.clip and pixel_range is None:
+        raise ValueError("Inversion.clip keeps the images inside a pixel range: pass pixel_range")
+    bounds = pixel_range if inv.clip else None
     coarse_steps = round(inv.steps * inv.coarse)
     if coarse_steps:  # nearest-neighbour subsampling keeps the start's per-pixel distribution
         small = F.interpolate(images, scale_factor=0.5, mode="nearest")
-        small = _distilled(model, _pixel_chunks(small, chunk, inv.lr), replace(inv, steps=coarse_steps), seed)
+        small = _distilled(model, _pixel_chunks(small, chunk, inv.lr, bounds), replace(inv, steps=coarse_steps), seed)
         images = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
     fine = replace(inv, steps=inv.steps - coarse_steps)
-    return _distilled(model, _pixel_chunks(images, chunk, inv.lr), fine, seed)
+    return _distilled(model, _pixel_chunks(images, chunk, inv.lr, bounds), fine, seed)
 
 
-def _pixel_chunks(images: torch.Tensor, chunk: int, lr: float) -> list[PixelImages]:
-    return [PixelImages(images[s : s + chunk], lr) for s in range(0, len(images), chunk)]
+def pixel_range(normalization: dict[str, list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lowest, highest) value per channel that [0, 1] pixels take under `normalization` ({"mean", "std"})."""
+    mean, std = (torch.tensor(normalization[k], dtype=torch.float32) for k in ("mean", "std"))
+    return -mean / std, (1 - mean) / std
+
+
+def _pixel_chunks(
+    images: torch.Tensor, chunk: int, lr: float, bounds: tuple[torch.Tensor, torch.Tensor] | None
+) -> list[PixelImages]:
+    return [PixelImages(images[s : s + chunk], lr, bounds) for s in range(0, len(images), chunk)]
 
 
 def network_images(
@@ -351,6 +381,7 @@ def _distill_chunk(
             loss = loss + inv.l2_weight * x.pow(2).mean()
         loss.backward()
         opt.step()
+        source.project()
         sched.step()
     with torch.no_grad():
         return source().detach()

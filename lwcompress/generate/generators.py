@@ -84,7 +84,8 @@ class DistilledConfig(PropagatedConfig):
     DeepInversion's multi-resolution scheme: cheaper steps), `bn_distance` (per_bn / per_channel: each
     BatchNorm's mismatch in units of its running std, every BatchNorm alike; absolute: ZeroQ's), `bn_slack` (per
     channel, mismatches within that many running stds cost nothing: a batch's own sampling noise), `image_spread`
-    (per BatchNorm and channel, the images' own means differ by at least that many running stds) and `precision`
+    (per BatchNorm and channel, the images' own means differ by at least that many running stds), `clip` (the
+    images start and stay inside the range [0, 1] pixels take under the model's normalization) and `precision`
     (bf16: the network's passes under bfloat16 autocast, ~2x faster at 224x224 on CPUs with AMX and on GPUs)."""
 
     name: str = "distilled"
@@ -101,6 +102,7 @@ class DistilledConfig(PropagatedConfig):
     bn_distance: str = choice("absolute", *BN_DISTANCES)
     bn_slack: float = bounded(0.0, 0.0, 10.0)
     image_spread: float = bounded(0.0, 0.0, 10.0)
+    clip: bool = False
     precision: str = choice("32", *AUTOCAST)
 
 
@@ -137,6 +139,9 @@ class GenieConfig(DistilledConfig):
             raise UserError("generator=genie draws no noise images to smooth: leave generator.smoothing at 0")
         if self.coarse:
             raise UserError("generator=genie's network makes full-size images: leave generator.coarse at 0")
+        if self.clip:
+            raise UserError("generator=genie's images are set by its network's last BatchNorm: leave generator.clip "
+                            "false")  # fmt: skip
 
 
 @dataclass
@@ -170,6 +175,7 @@ class GenerationContext:
     cache_dir: Path | None = None
     wall_s: float = 0.0
     reused_wall_s: float = 0.0
+    pixel_range: tuple[torch.Tensor, torch.Tensor] | None = None  # (lowest, highest) per channel: distill.pixel_range
 
 
 class Generator(ABC):
@@ -447,7 +453,8 @@ class Distilled(ImageGenerator):
 
         def chunk(start: int, count: int) -> torch.Tensor:
             part = noise[start : start + count].to(ctx.device)
-            return distill_images(model, part, chunk=count, inversion=inv, seed=self.cfg.seed + start).cpu()
+            return distill_images(model, part, chunk=count, inversion=inv, seed=self.cfg.seed + start,
+                                  pixel_range=ctx.pixel_range).cpu()  # fmt: skip
 
         return chunk
 
@@ -587,7 +594,8 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
                      flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse, bn_distance=cfg.bn_distance,
-                     bn_slack=cfg.bn_slack, image_spread=cfg.image_spread, precision=cfg.precision)  # fmt: skip
+                     bn_slack=cfg.bn_slack, image_spread=cfg.image_spread, clip=cfg.clip,
+                     precision=cfg.precision)  # fmt: skip
 
 
 def pixel_config(cfg: GenieConfig) -> DistilledConfig:
