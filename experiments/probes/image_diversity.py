@@ -1,10 +1,14 @@
 """How much images differ from one another as a network's BatchNorms see them, real validation images against one
-chunk of images distilled from noise (ZeroQ's batch loss, the default) and with `generator.image_spread`: per
+chunk of images distilled from noise (ZeroQ's batch loss, the default), with `generator.image_spread` and, with
+--clip, each also with `generator.clip` (pixels kept inside the normalization's range): per
 BatchNorm, the RMS over channels of the std over the images of each image's own channel mean (in running stds),
 and the median over channels of the input's kurtosis. Round 13 (round13_tuning.md §1) found distilled images half
 as diverse as real ones in mobilenetv2_small's first BatchNorms.
 
-    python experiments/probes/image_diversity.py --model mobilenetv2_small --spreads 0 0.2 0.3
+    python experiments/probes/image_diversity.py --model mobilenetv2_small --spreads 0 0.2 --clip
+
+The pixels' quantiles and their share at or beyond the range's ends come first (real Fashion-MNIST images sit
+half at black).
 """
 
 from __future__ import annotations
@@ -13,11 +17,11 @@ import argparse
 import time
 
 import torch
-from probe_data import config_model, config_val_images
+from probe_data import config_model, config_normalization, config_val_images
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from lwcompress.generate import Inversion, distill_images
+from lwcompress.generate import Inversion, distill_images, pixel_range
 
 
 def main() -> None:
@@ -26,16 +30,26 @@ def main() -> None:
     parser.add_argument("--experiment", help="the experiment config (input shape), e.g. torchvision")
     parser.add_argument("--spreads", nargs="+", type=float, default=[0.0, 0.2])
     parser.add_argument("--images", type=int, default=64, help="one chunk of this many images")
+    parser.add_argument("--clip", action="store_true", help="also every spread with the pixels clipped")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, shape = config_model(args.model, args.experiment)
     sets = {"real": config_val_images(args.model, args.experiment, args.images)}
+    bounds = pixel_range(config_normalization(args.model, args.experiment))
     noise = torch.randn(args.images, *shape, generator=torch.Generator().manual_seed(0))
-    for spread in args.spreads:
-        start = time.time()
-        made = distill_images(model, noise, chunk=args.images, inversion=Inversion(image_spread=spread))
-        sets[f"spread {spread:g}"] = made
-        print(f"spread {spread:g}: distilled in {time.time() - start:.0f} s", flush=True)
+    for spread, clip in [(s, c) for s in args.spreads for c in [False, *[True] * args.clip]]:
+        start, name = time.time(), f"spread {spread:g}{' clip' * clip}"
+        inv = Inversion(image_spread=spread, clip=clip)
+        sets[name] = distill_images(model, noise, chunk=args.images, inversion=inv, pixel_range=bounds)
+        print(f"{name}: distilled in {time.time() - start:.0f} s", flush=True)
+    quantiles = torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99])
+    for name, images in sets.items():
+        q = ", ".join(f"{v:.2f}" for v in torch.quantile(images.flatten()[: 1 << 20], quantiles).tolist())
+        black = float((images <= bounds[0].view(1, -1, 1, 1) + 1e-4).float().mean())
+        white = float((images >= bounds[1].view(1, -1, 1, 1) - 1e-4).float().mean())
+        print(
+            f"{name}: pixel quantiles 1/10/50/90/99 % {q}; at or below black {black:.2f}, at or above white {white:.2f}"
+        )
     table = {name: _diversity(model, images) for name, images in sets.items()}
     count = len(next(iter(table.values())))
     shown = sorted({*range(min(8, count)), count // 2, count - 1})

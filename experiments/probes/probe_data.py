@@ -56,6 +56,11 @@ def config_val_images(model_name: str, experiment: str | None, count: int) -> to
     return torch.stack([dm.val[i][0] for i in range(count)])
 
 
+def config_normalization(model_name: str, experiment: str | None) -> dict[str, list[float]]:
+    """The per-channel mean and std the CLI's data module normalizes `model_name`'s inputs with under `experiment`."""
+    return _config(model_name, experiment)[1].normalization
+
+
 def _config(model_name: str, experiment: str | None) -> tuple[DictConfig, ImageClassificationData]:
     job = load_config([f"model={model_name}"] + ([f"experiment={experiment}"] if experiment else []))
     return job, DATA.get(job.data.name)(job.data)
