@@ -354,11 +354,10 @@ def test_image_spread_makes_the_images_differ_from_one_another_and_keeps_the_def
     assert min(b - a for a, b in zip(plain_spread, more, strict=True)) > 0.15, (plain_spread, more)
 
 
-def test_clip_and_clamp_keep_distilled_images_inside_the_pixel_range_the_normalization_gives() -> None:
+def test_clip_keeps_distilled_images_inside_the_pixel_range_the_normalization_gives() -> None:
     """clip: the images start and stay inside the range [0, 1] pixels take under the model's normalization (the
-    compression's GenerationContext carries it), where unclipped ones leave it; clamp: the unclipped images clamped
-    into it once at the end. Both need that range, are part of the images' name only when set, and genie (images
-    set by its network's last BatchNorm) refuses them."""
+    compression's GenerationContext carries it), where unclipped ones leave it; it needs that range, is part of
+    the images' name only when set, and genie (images set by its network's last BatchNorm) refuses it."""
     lo, hi = pixel_range({"mean": [0.25], "std": [0.5]})
     assert (float(lo), float(hi)) == (-0.5, 1.5)
     model = calibrated("resnet8_tiny")
@@ -370,16 +369,13 @@ def test_clip_and_clamp_keep_distilled_images_inside_the_pixel_range_the_normali
     assert free.min() < lo and free.max() > hi
     assert float(kept.min()) == float(lo) and float(kept.max()) == float(hi)  # the bounds are reached, not passed
     assert float(bn_statistics_loss(model, kept)) < 0.8 * float(bn_statistics_loss(model, noise.clamp(lo, hi)))
-    clamped = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, clamp=True), pixel_range=(lo, hi))
-    assert torch.equal(clamped, free.clamp(float(lo), float(hi)))  # clamp: the free images, clamped once at the end
-    for name in ["clip", "clamp"]:
-        assert name not in repr(Inversion()) and f"{name}=True" in repr(Inversion(**{name: True}))
-        cfg = generator_config("distilled", num_images=16, chunk=16, steps=4, **{name: True})
-        assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, **{name: False})).key(model)
-        made, _ = source_images(model, cfg, GenerationContext((1, 28, 28), 8, pixel_range=(lo, hi)))
-        assert lo <= made.min() and made.max() <= hi
-        with pytest.raises(UserError, match=f"generator.{name}"):
-            generator_config("genie", **{name: True})
+    assert "clip" not in repr(Inversion()) and "clip=True" in repr(Inversion(clip=True))
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4, clip=True)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, clip=False)).key(model)
+    made, _ = source_images(model, cfg, GenerationContext((1, 28, 28), 8, pixel_range=(lo, hi)))
+    assert lo <= made.min() and made.max() <= hi
+    with pytest.raises(UserError, match="generator.clip"):
+        generator_config("genie", clip=True)
 
 
 def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:

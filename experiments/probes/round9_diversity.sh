@@ -42,7 +42,6 @@ declare -A OVERRIDES=(
   [spread03]="generator.image_spread=0.3"
   [clip]="generator.clip=true"
   [clip_spread02]="generator.clip=true generator.image_spread=0.2"
-  [clamp]="generator.clamp=true"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

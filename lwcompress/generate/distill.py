@@ -47,9 +47,7 @@ class Inversion:
     about half that, each image as textured everywhere as the next. `clip`: per-pixel images start and stay inside
     the range real pixels can take (`pixel_range`: [0, 1] through the model's normalization), projected after every
     step (DeepInversion's clipping): where real images sit at black or white, unbounded ones spread into values no
-    image has. `clamp`: the finished images are clamped into that range once, as the compressed model's first layer
-    (its input quantizer holds the exact pixel range) clamps them: the full-precision targets then see the same
-    images. `precision` "bf16": the network's forward and
+    image has. `precision` "bf16": the network's forward and
     backward under bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at
     224x224 on CPUs with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in
     bfloat16 on CPUs."""
@@ -68,7 +66,6 @@ class Inversion:
     bn_slack: float = field(default=0.0, metadata={"named_when_set": True})
     image_spread: float = field(default=0.0, metadata={"named_when_set": True})
     clip: bool = field(default=False, metadata={"named_when_set": True})
-    clamp: bool = field(default=False, metadata={"named_when_set": True})
     precision: str = "32"
 
     def __post_init__(self) -> None:
@@ -275,10 +272,10 @@ def distill_images(
     (each chunk is one batch whose statistics are matched), as `inversion` says (default: ZeroQ's BN statistics,
     200 steps). Image i's target class (class term) is i modulo the number of classes: every class alike. `seed`
     seeds the random shifts and flips. `pixel_range` (lowest, highest value per channel; `pixel_range()`): where
-    `inversion.clip` and `inversion.clamp` keep the images."""
+    `inversion.clip` keeps the images."""
     inv = inversion or Inversion()
-    if (inv.clip or inv.clamp) and pixel_range is None:
-        raise ValueError("Inversion.clip and Inversion.clamp keep the images inside a pixel range: pass pixel_range")
+    if inv.clip and pixel_range is None:
+        raise ValueError("Inversion.clip keeps the images inside a pixel range: pass pixel_range")
     bounds = pixel_range if inv.clip else None
     coarse_steps = round(inv.steps * inv.coarse)
     if coarse_steps:  # nearest-neighbour subsampling keeps the start's per-pixel distribution
@@ -286,11 +283,7 @@ def distill_images(
         small = _distilled(model, _pixel_chunks(small, chunk, inv.lr, bounds), replace(inv, steps=coarse_steps), seed)
         images = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
     fine = replace(inv, steps=inv.steps - coarse_steps)
-    made = _distilled(model, _pixel_chunks(images, chunk, inv.lr, bounds), fine, seed)
-    if inv.clamp:
-        lo, hi = (b.view(1, -1, *[1] * (made.ndim - 2)) for b in pixel_range)
-        made = torch.maximum(torch.minimum(made, hi), lo)
-    return made
+    return _distilled(model, _pixel_chunks(images, chunk, inv.lr, bounds), fine, seed)
 
 
 def pixel_range(normalization: dict[str, list[float]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,8 +85,7 @@ class DistilledConfig(PropagatedConfig):
     BatchNorm's mismatch in units of its running std, every BatchNorm alike; absolute: ZeroQ's), `bn_slack` (per
     channel, mismatches within that many running stds cost nothing: a batch's own sampling noise), `image_spread`
     (per BatchNorm and channel, the images' own means differ by at least that many running stds), `clip` (the
-    images start and stay inside the range [0, 1] pixels take under the model's normalization), `clamp` (the finished
-    images clamped into it once, as the compressed model's first layer clamps them) and `precision`
+    images start and stay inside the range [0, 1] pixels take under the model's normalization) and `precision`
     (bf16: the network's passes under bfloat16 autocast, ~2x faster at 224x224 on CPUs with AMX and on GPUs)."""
 
     name: str = "distilled"
@@ -104,7 +103,6 @@ class DistilledConfig(PropagatedConfig):
     bn_slack: float = bounded(0.0, 0.0, 10.0)
     image_spread: float = bounded(0.0, 0.0, 10.0)
     clip: bool = False
-    clamp: bool = False
     precision: str = choice("32", *AUTOCAST)
 
 
@@ -141,9 +139,9 @@ class GenieConfig(DistilledConfig):
             raise UserError("generator=genie draws no noise images to smooth: leave generator.smoothing at 0")
         if self.coarse:
             raise UserError("generator=genie's network makes full-size images: leave generator.coarse at 0")
-        if self.clip or self.clamp:
+        if self.clip:
             raise UserError("generator=genie's images are set by its network's last BatchNorm: leave generator.clip "
-                            "and generator.clamp false")  # fmt: skip
+                            "false")  # fmt: skip
 
 
 @dataclass
@@ -596,7 +594,7 @@ def inversion(cfg: DistilledConfig) -> Inversion:
     return Inversion(steps=cfg.steps, lr=cfg.lr, tv_weight=cfg.tv_weight, l2_weight=cfg.l2_weight,
                      class_weight=cfg.class_weight, first_bn_weight=cfg.first_bn_weight, jitter=cfg.jitter,
                      flip=cfg.flip, swing=cfg.swing, coarse=cfg.coarse, bn_distance=cfg.bn_distance,
-                     bn_slack=cfg.bn_slack, image_spread=cfg.image_spread, clip=cfg.clip, clamp=cfg.clamp,
+                     bn_slack=cfg.bn_slack, image_spread=cfg.image_spread, clip=cfg.clip,
                      precision=cfg.precision)  # fmt: skip
 
 
