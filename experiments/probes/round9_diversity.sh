@@ -42,6 +42,7 @@ declare -A OVERRIDES=(
   [spread03]="generator.image_spread=0.3"
   [clip]="generator.clip=true"
   [clip_spread02]="generator.clip=true generator.image_spread=0.2"
+  [perbn_clip]="generator.bn_distance=per_bn generator.clip=true"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

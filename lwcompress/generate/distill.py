@@ -42,15 +42,14 @@ class Inversion:
     the running std instead of DSG's real-data percentiles): a chunk's statistics need only fall where a real
     batch's would, not on the running ones exactly, which leaves the images free to differ where ZeroQ's loss pulls
     every one towards the same statistics. `image_spread` > 0: per BatchNorm and channel, the images' own means must
-    differ by at least that many running stds (their std over the chunk): real images do (0.2-0.3 in
-    mobilenetv2_small's first BatchNorms, round13_tuning.md), where ZeroQ's batch loss leaves distilled ones at
-    about half that, each image as textured everywhere as the next. `clip`: per-pixel images start and stay inside
-    the range real pixels can take (`pixel_range`: [0, 1] through the model's normalization), projected after every
-    step (DeepInversion's clipping): where real images sit at black or white, unbounded ones spread into values no
-    image has. `precision` "bf16": the network's forward and
-    backward under bfloat16 autocast (the statistics and the loss stay float32): about 2x faster for ResNets at
-    224x224 on CPUs with AMX (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in
-    bfloat16 on CPUs."""
+    differ by at least that many running stds (their std over the chunk): real images do (0.23-0.35 in the first two
+    BatchNorms of both MobileNetV2 checkpoints, round13_tuning.md), where ZeroQ's batch loss leaves distilled ones
+    at a third of that, each image carrying the running statistics itself. `clip`: per-pixel images start and stay
+    inside the range real pixels can take (`pixel_range`: [0, 1] through the model's normalization), projected after
+    every step (DeepInversion's clipping): where real images sit at black or white, unbounded ones spread into
+    values no image has. `precision` "bf16": the network's forward and backward under bfloat16 autocast (the
+    statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs with AMX
+    (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in bfloat16 on CPUs."""
 
     steps: int = 200
     lr: float = 0.25
