@@ -43,6 +43,8 @@ declare -A OVERRIDES=(
   [clip]="generator.clip=true"
   [clip_spread02]="generator.clip=true generator.image_spread=0.2"
   [perbn_clip]="generator.bn_distance=per_bn generator.clip=true"
+  [clip_img0]="generator.clip=true generator.seed=0"
+  [clip_img1]="generator.clip=true generator.seed=1"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
