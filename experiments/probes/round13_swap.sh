@@ -9,7 +9,19 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 base=logs/round13/clip_s1/mobilenetv2_small_w3a3_default/0
 donor=logs/round13/clip_s0/mobilenetv2_small_w3a3_default/0
+swap() { echo "== $*"; .venv/bin/python experiments/probes/store_swap.py --base "$base" --donor "$donor" "$@" seed=1 2>&1 | tail -n 1; }
 for units in '.' 'features\.[0-4]\.' 'features\.[5-7]\.' 'features\.([8-9]|10)\.' 'features\.1[1-4]\.|classifier'; do
-  echo "== $units"
-  .venv/bin/python experiments/probes/store_swap.py --base "$base" --donor "$donor" --units "$units" seed=1 2>&1 | tail -n 1
+  swap --units "$units"
 done
+# the first two learned blocks: activation grids or weights alone, then each block alone
+swap --units 'features\.[0-4]\.' --keys a_scale,a_zero_point
+swap --units 'features\.[0-4]\.' --keys layer.weight,layer.bias,w_scale,w_zero_point
+swap --units 'features\.3\.'
+swap --units 'features\.4\.'
+# the same first block in the default: the round-11 test-table runs of W3A3 seed 0 (as round12_swap.sh), the
+# real-data run's features.3 alone in the data-free default's run
+base=logs/round11_table/multiruns/mobilenetv2_small_w3a3_default/0
+donor=logs/round11_table/multiruns/mobilenetv2_small_w3a3_real/0
+echo "== real-data run's units in the default's run (seed 0)"
+.venv/bin/python experiments/probes/store_swap.py --base "$base" --donor "$donor" --units 'features\.3\.' eval_split=val seed=0 2>&1 | tail -n 1
+.venv/bin/python experiments/probes/store_swap.py --base "$base" --donor "$donor" --units 'features\.4\.' eval_split=val seed=0 2>&1 | tail -n 1
