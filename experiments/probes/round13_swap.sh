@@ -18,6 +18,12 @@ swap --units 'features\.[0-4]\.' --keys a_scale,a_zero_point
 swap --units 'features\.[0-4]\.' --keys layer.weight,layer.bias,w_scale,w_zero_point
 swap --units 'features\.3\.'
 swap --units 'features\.4\.'
+# the first learned block of every other clip seed in the seed-1 run
+for seed in 2 3 4; do
+  echo "== clip seed $seed's features.3"
+  .venv/bin/python experiments/probes/store_swap.py --base "$base" --units 'features\.3\.' seed=1 \
+    --donor "logs/round13/clip_s$seed/mobilenetv2_small_w3a3_default/0" 2>&1 | tail -n 1
+done
 # the same first block in the default: the round-11 test-table runs of W3A3 seed 0 (as round12_swap.sh), the
 # real-data run's features.3 alone in the data-free default's run
 base=logs/round11_table/multiruns/mobilenetv2_small_w3a3_default/0
