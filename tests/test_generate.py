@@ -265,7 +265,7 @@ def test_relative_bn_distances_are_scale_free_and_equal_when_channels_share_a_sc
 def test_bn_slack_frees_mismatches_within_the_margin_and_keeps_the_cached_images_names() -> None:
     """bn_slack: per channel, a mean or std mismatch within `slack` running stds costs nothing and a larger one
     only its excess; the default (0) leaves the loss and the images' name (the key of every cached set) as they
-    were before the option existed, a set value is part of the name."""
+    were before the option existed."""
     bn = nn.BatchNorm2d(3).eval()
     bn.running_mean, bn.running_var = torch.zeros(3), torch.tensor([1.0, 4.0, 9.0])
     x = torch.randn(64, 3, 6, 6, generator=layer_stream(0, 2)) * (bn.running_var + bn.eps).sqrt().view(1, 3, 1, 1)
@@ -290,12 +290,9 @@ def test_bn_slack_frees_mismatches_within_the_margin_and_keeps_the_cached_images
         "Inversion(steps=200, lr=0.25, tv_weight=0.0, l2_weight=0.0, class_weight=0.0, first_bn_weight=1.0, "
         "jitter=0, flip=False, swing=0, coarse=0.0, bn_distance='absolute', precision='32')"
     )
-    assert "bn_slack=0.1" in repr(Inversion(bn_slack=0.1))
     with pytest.raises(ValueError, match="bn_slack"):
         Inversion(bn_slack=-0.1)
     model = calibrated("resnet8_tiny")
-    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
-    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, bn_slack=0.1)).key(model)
     noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
     made = distill_images(model, noise, chunk=16, inversion=Inversion(steps=30, bn_slack=0.05))
     assert torch.isfinite(made).all()
@@ -319,11 +316,11 @@ def between_image_spread(model: nn.Module, x: torch.Tensor) -> list[float]:
     return spreads
 
 
-def test_image_spread_makes_the_images_differ_from_one_another_and_keeps_the_default_loss() -> None:
+def test_image_spread_makes_the_images_differ_from_one_another_and_costs_nothing_once_they_do() -> None:
     """image_spread: per BatchNorm and channel, a std over the images of their own means below `spread` running
     stds costs its shortfall (in the BN's distance), so distillation makes images that differ from one another
-    where ZeroQ's batch loss leaves them alike; images already that diverse cost nothing extra, the default (0) is
-    ZeroQ's loss and the images' name is unchanged, a set value is part of it."""
+    where ZeroQ's batch loss leaves them alike; images already that diverse cost nothing extra; a negative spread is
+    refused."""
     bn = nn.BatchNorm2d(2).eval()
     bn.running_mean, bn.running_var = torch.zeros(2), torch.tensor([1.0, 4.0])
     running_std = (bn.running_var + bn.eps).sqrt()
@@ -339,12 +336,9 @@ def test_image_spread_makes_the_images_differ_from_one_another_and_keeps_the_def
     assert loss(x, 0.5) - loss(x, 0.0) == pytest.approx(float(short.norm()) / math.sqrt(2), rel=1e-5)
     spread_out = x + torch.randn(32, 2, 1, 1, generator=layer_stream(1, 3)) * running_std.view(1, 2, 1, 1)
     assert loss(spread_out, 0.5) == loss(spread_out, 0.0)  # images a running std apart: no shortfall
-    assert "image_spread" not in repr(Inversion()) and "image_spread=0.2" in repr(Inversion(image_spread=0.2))
     with pytest.raises(ValueError, match="image_spread"):
         Inversion(image_spread=-0.1)
     model = calibrated("resnet8_tiny")
-    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
-    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, image_spread=0.2)).key(model)
     noise = torch.randn(32, 1, 28, 28, generator=layer_stream(0, 1 << 20))
     plain = distill_images(model, noise, chunk=32, inversion=Inversion(steps=40))
     spread = distill_images(model, noise, chunk=32, inversion=Inversion(steps=40, image_spread=0.3))
@@ -356,8 +350,8 @@ def test_image_spread_makes_the_images_differ_from_one_another_and_keeps_the_def
 
 def test_clip_keeps_distilled_images_inside_the_pixel_range_the_normalization_gives() -> None:
     """clip: the images start and stay inside the range [0, 1] pixels take under the model's normalization (the
-    compression's GenerationContext carries it), where unclipped ones leave it; it needs that range, is part of
-    the images' name only when set, and genie (images set by its network's last BatchNorm) refuses it."""
+    compression's GenerationContext carries it), where unclipped ones leave it; it needs that range, and genie
+    (images set by its network's last BatchNorm) refuses it."""
     lo, hi = pixel_range({"mean": [0.25], "std": [0.5]})
     assert (float(lo), float(hi)) == (-0.5, 1.5)
     model = calibrated("resnet8_tiny")
@@ -369,13 +363,21 @@ def test_clip_keeps_distilled_images_inside_the_pixel_range_the_normalization_gi
     assert free.min() < lo and free.max() > hi
     assert float(kept.min()) == float(lo) and float(kept.max()) == float(hi)  # the bounds are reached, not passed
     assert float(bn_statistics_loss(model, kept)) < 0.8 * float(bn_statistics_loss(model, noise.clamp(lo, hi)))
-    assert "clip" not in repr(Inversion()) and "clip=True" in repr(Inversion(clip=True))
     cfg = generator_config("distilled", num_images=16, chunk=16, steps=4, clip=True)
-    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, clip=False)).key(model)
     made, _ = source_images(model, cfg, GenerationContext((1, 28, 28), 8, pixel_range=(lo, hi)))
     assert lo <= made.min() and made.max() <= hi
     with pytest.raises(UserError, match="generator.clip"):
         generator_config("genie", clip=True)
+
+
+@pytest.mark.parametrize(("name", "value"), [("bn_slack", 0.1), ("image_spread", 0.2), ("clip", True)])
+def test_an_option_added_after_the_cache_names_joins_them_only_when_set(name: str, value: object) -> None:
+    """A distillation option added after image sets were cached: absent from the images' name (Inversion's repr) at
+    its default, so every cached set keeps its name; a set value is part of the name and of the generator's key."""
+    assert name not in repr(Inversion()) and f"{name}={value!r}" in repr(Inversion(**{name: value}))
+    model = calibrated("resnet8_tiny")
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, **{name: value})).key(model)
 
 
 def test_bf16_distillation_runs_the_network_in_bfloat16_and_keeps_float32_images() -> None:

@@ -22,23 +22,23 @@ from torch import nn
 from lwcompress.export_run import load_run
 from lwcompress.generate import Inversion, distill_images, pixel_range
 
-BLOCKS = [4, 7, 10, 13]  # mobilenetv2_small's features.N inverted residuals: early, the first half's end, late
+MODEL = "mobilenetv2_small"  # the block names below are its own
+BLOCKS = [4, 7, 10, 13]  # its features.N inverted residuals: early, the first half's end, late
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="NAME=JOB_DIR of finished runs that saved compressed.pt")
-    parser.add_argument("--model", default="mobilenetv2_small")
     parser.add_argument("--real", type=int, default=1000, help="validation images")
     parser.add_argument("--distilled", type=int, default=128, help="images distilled from held-out noise")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    fp, shape = config_model(args.model)
+    fp, shape = config_model(MODEL)
     runs = {name: load_run(Path(path)).compressed.model.eval() for name, path in (r.split("=", 1) for r in args.runs)}
-    bounds = pixel_range(config_normalization(args.model, None))
+    bounds = pixel_range(config_normalization(MODEL, None))
     noise = torch.randn(args.distilled, *shape, generator=torch.Generator().manual_seed(7))  # no run's seed
     sets = {
-        "real validation": config_val_images(args.model, None, args.real),
+        "real validation": config_val_images(MODEL, None, args.real),
         "distilled, unclipped": distill_images(fp, noise, chunk=64, inversion=Inversion()),
         "distilled, clipped": distill_images(fp, noise, chunk=64, inversion=Inversion(clip=True), pixel_range=bounds),
     }

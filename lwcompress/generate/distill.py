@@ -112,7 +112,7 @@ class _ShiftedMoments(torch.autograd.Function):
         dims = list(range(2, x.ndim))
         shifted = x - shift.view([-1 if d == 1 else 1 for d in range(x.ndim)])
         ctx.save_for_backward(shifted)
-        ctx.count = max(1, math.prod(x.shape[2:]))
+        ctx.count = math.prod(x.shape[2:])
         if not dims:
             return shifted, shifted * shifted
         return shifted.sum(dims) / ctx.count, (shifted * shifted).sum(dims) / ctx.count
@@ -213,7 +213,8 @@ class PixelImages(nn.Module):
         super().__init__()
         self.pixels = nn.Parameter(start.clone())
         self.lr = lr
-        self.bounds = None if bounds is None else tuple(b.view(1, -1, *[1] * (start.ndim - 2)) for b in bounds)
+        shape = (1, -1, *[1] * (start.ndim - 2))
+        self.bounds = None if bounds is None else tuple(b.to(start.device).view(shape) for b in bounds)
         self.project()
 
     def forward(self) -> torch.Tensor:
@@ -223,8 +224,7 @@ class PixelImages(nn.Module):
     def project(self) -> None:
         """Back inside the bounds (after an optimizer step)."""
         if self.bounds is not None:
-            lo, hi = (b.to(self.pixels.device) for b in self.bounds)
-            self.pixels.copy_(torch.maximum(torch.minimum(self.pixels, hi), lo))
+            self.pixels.copy_(torch.maximum(torch.minimum(self.pixels, self.bounds[1]), self.bounds[0]))
 
     def param_groups(self) -> list[dict]:
         return [{"params": [self.pixels], "lr": self.lr}]
