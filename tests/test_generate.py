@@ -33,7 +33,7 @@ from lwcompress.generate import (
     pixel_range,
     source_images,
 )
-from lwcompress.generate.distill import BNStatistics, _ShiftedMoments
+from lwcompress.generate.distill import BNStatistics, _ShiftedMoments, backdrop_masks
 from lwcompress.generate.generators import generator, smoothed
 from lwcompress.graph import analyze
 from lwcompress.models import MODELS
@@ -370,7 +370,37 @@ def test_clip_keeps_distilled_images_inside_the_pixel_range_the_normalization_gi
         generator_config("genie", clip=True)
 
 
-@pytest.mark.parametrize(("name", "value"), [("bn_slack", 0.1), ("image_spread", 0.2), ("clip", True)])
+def test_backdrop_gives_every_image_a_flat_learned_background_of_the_share_asked() -> None:
+    """backdrop: outside one ellipse per image (about `share` of its pixels) every pixel takes one level per image
+    and channel, learned with the rest (and clipped with it), and the images still match the BN statistics; the
+    masks cover the share asked and differ by image; genie and coarse steps refuse it."""
+    masks = backdrop_masks(256, (28, 28), 0.5, torch.Generator().manual_seed(0))
+    assert masks.shape == (256, 1, 28, 28) and masks.dtype == torch.bool
+    assert 0.5 <= float(masks.float().mean()) < 0.56  # ellipses that cross the border leave a little more
+    assert len({m.numpy().tobytes() for m in masks}) == 256
+    lo, hi = pixel_range({"mean": [0.25], "std": [0.5]})
+    model = calibrated("resnet8_tiny")
+    noise = torch.randn(16, 1, 28, 28, generator=layer_stream(0, 1 << 20))
+    inv = Inversion(steps=30, clip=True, backdrop=0.4)
+    made = distill_images(model, noise, chunk=16, inversion=inv, pixel_range=(lo, hi), seed=3)
+    flat = backdrop_masks(16, (28, 28), 0.4, torch.Generator().manual_seed(3 * 1_000_003 + 1))
+    assert all(image[mask].unique().numel() == 1 for image, mask in zip(made, flat, strict=True))  # one level each
+    levels = torch.stack([image[mask][0] for image, mask in zip(made, flat, strict=True)])
+    assert lo <= made.min() and made.max() <= hi and levels.std() > 0
+    assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise.clamp(lo, hi)))
+    with pytest.raises(ValueError, match="backdrop"):
+        Inversion(backdrop=1.0)
+    with pytest.raises(ValueError, match="coarse"):
+        distill_images(model, noise, chunk=16, inversion=Inversion(steps=2, backdrop=0.4, coarse=0.5))
+    with pytest.raises(UserError, match="generator.backdrop"):
+        generator_config("genie", backdrop=0.4)
+    with pytest.raises(UserError, match="generator.coarse"):
+        generator_config("distilled", backdrop=0.4, coarse=0.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("bn_slack", 0.1), ("image_spread", 0.2), ("clip", True), ("backdrop", 0.5)]
+)
 def test_an_option_added_after_the_cache_names_joins_them_only_when_set(name: str, value: object) -> None:
     """A distillation option added after image sets were cached: absent from the images' name (Inversion's repr) at
     its default, so every cached set keeps its name; a set value is part of the name and of the generator's key."""

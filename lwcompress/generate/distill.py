@@ -47,8 +47,11 @@ class Inversion:
     at a third of that, each image carrying the running statistics itself. `clip`: per-pixel images start and stay
     inside the range real pixels can take (`pixel_range`: [0, 1] through the model's normalization), projected after
     every step (DeepInversion's clipping): where real images sit at black or white, unbounded ones spread into
-    values no image has. `precision` "bf16": the network's forward and backward under bfloat16 autocast (the
-    statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs with AMX
+    values no image has. `backdrop` > 0: outside one random ellipse per image (about that share of its pixels), the
+    image shows one flat level per channel, learned with the rest: real images hold large plain regions (Fashion-MNIST:
+    half its pixels at black), which the BN statistics alone never produce, so a compressed first block is never
+    trained on one (round14_tuning.md). `precision` "bf16": the network's forward and backward under bfloat16
+    autocast (the statistics and the loss stay float32): about 2x faster for ResNets at 224x224 on CPUs with AMX
     (experiments/results/profile_224.md) and on GPUs; depthwise convolutions are slower in bfloat16 on CPUs."""
 
     steps: int = 200
@@ -65,6 +68,7 @@ class Inversion:
     bn_slack: float = field(default=0.0, metadata={"named_when_set": True})
     image_spread: float = field(default=0.0, metadata={"named_when_set": True})
     clip: bool = field(default=False, metadata={"named_when_set": True})
+    backdrop: float = field(default=0.0, metadata={"named_when_set": True})
     precision: str = "32"
 
     def __post_init__(self) -> None:
@@ -78,6 +82,8 @@ class Inversion:
             raise ValueError(f"Inversion.bn_slack={self.bn_slack!r}: a margin, at least 0")
         if self.image_spread < 0:
             raise ValueError(f"Inversion.image_spread={self.image_spread!r}: a spread, at least 0")
+        if not 0 <= self.backdrop < 1:
+            raise ValueError(f"Inversion.backdrop={self.backdrop!r}: a share of the image, in [0, 1)")
 
     def __repr__(self) -> str:
         """The dataclass's repr, except that a field added after the images' cache names existed (metadata
@@ -207,27 +213,58 @@ def _total_variation(x: torch.Tensor) -> torch.Tensor:
 
 class PixelImages(nn.Module):
     """The images themselves are the parameters (ZeroQ, DeepInversion), started from `start`; with `bounds` (lowest,
-    highest value per channel), kept inside them."""
+    highest value per channel), kept inside them. With `backdrop` (N, 1, H, W, True where flat), those pixels of
+    each image show one learned level per channel instead (started at the start's mean there)."""
 
-    def __init__(self, start: torch.Tensor, lr: float, bounds: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self, start: torch.Tensor, lr: float, bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+        backdrop: torch.Tensor | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         self.pixels = nn.Parameter(start.clone())
         self.lr = lr
         shape = (1, -1, *[1] * (start.ndim - 2))
         self.bounds = None if bounds is None else tuple(b.to(start.device).view(shape) for b in bounds)
+        self.backdrop = None if backdrop is None else backdrop.to(start.device)
+        self.levels = None
+        if self.backdrop is not None:
+            flat = self.backdrop.to(start.dtype)
+            dims = list(range(2, start.ndim))
+            level = (start * flat).sum(dims, keepdim=True) / flat.sum(dims, keepdim=True).clamp_min(1)
+            self.levels = nn.Parameter(level)
         self.project()
 
     def forward(self) -> torch.Tensor:
-        return self.pixels
+        if self.backdrop is None:
+            return self.pixels
+        return torch.where(self.backdrop, self.levels, self.pixels)
 
     @torch.no_grad()
     def project(self) -> None:
         """Back inside the bounds (after an optimizer step)."""
         if self.bounds is not None:
-            self.pixels.copy_(torch.maximum(torch.minimum(self.pixels, self.bounds[1]), self.bounds[0]))
+            for p in (self.pixels, self.levels):
+                if p is not None:
+                    p.copy_(torch.maximum(torch.minimum(p, self.bounds[1]), self.bounds[0]))
 
     def param_groups(self) -> list[dict]:
-        return [{"params": [self.pixels], "lr": self.lr}]
+        return [{"params": [self.pixels] + ([self.levels] if self.levels is not None else []), "lr": self.lr}]
+
+
+def backdrop_masks(count: int, size: tuple[int, int], share: float, generator: torch.Generator) -> torch.Tensor:
+    """(count, 1, H, W) masks, True outside one ellipse per image: an object on a flat backdrop. Each ellipse covers
+    1 - `share` of the image where it fits inside (aspect ratio 1:2 to 2:1, centred in the middle half, so
+    clipped ellipses leave slightly more backdrop)."""
+    height, width = size
+    u = torch.rand(count, 3, generator=generator)
+    ratio = 2 ** (2 * u[:, 0] - 1)  # height / width radius
+    area = (1 - share) * height * width / math.pi
+    ry, rx = (area * ratio).sqrt(), (area / ratio).sqrt()
+    cy, cx = (0.25 + 0.5 * u[:, 1]) * height, (0.25 + 0.5 * torch.rand(count, generator=generator)) * width
+    ys = torch.arange(height, dtype=torch.float32).view(1, -1, 1) + 0.5
+    xs = torch.arange(width, dtype=torch.float32).view(1, 1, -1) + 0.5
+    dy, dx = (ys - cy.view(-1, 1, 1)) / ry.view(-1, 1, 1), (xs - cx.view(-1, 1, 1)) / rx.view(-1, 1, 1)
+    return (dy.pow(2) + dx.pow(2) > 1).unsqueeze(1)
 
 
 class NetworkImages(nn.Module):
@@ -275,14 +312,20 @@ def distill_images(
     inv = inversion or Inversion()
     if inv.clip and pixel_range is None:
         raise ValueError("Inversion.clip keeps the images inside a pixel range: pass pixel_range")
+    if inv.backdrop and inv.coarse:
+        raise ValueError("Inversion.backdrop keeps one mask per image: leave coarse at 0")
     bounds = pixel_range if inv.clip else None
+    masks = None
+    if inv.backdrop:
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + 1)
+        masks = backdrop_masks(len(images), tuple(images.shape[-2:]), inv.backdrop, gen)
     coarse_steps = round(inv.steps * inv.coarse)
     if coarse_steps:  # nearest-neighbour subsampling keeps the start's per-pixel distribution
         small = F.interpolate(images, scale_factor=0.5, mode="nearest")
         small = _distilled(model, _pixel_chunks(small, chunk, inv.lr, bounds), replace(inv, steps=coarse_steps), seed)
         images = F.interpolate(small, size=images.shape[-2:], mode="bilinear", align_corners=False)
     fine = replace(inv, steps=inv.steps - coarse_steps)
-    return _distilled(model, _pixel_chunks(images, chunk, inv.lr, bounds), fine, seed)
+    return _distilled(model, _pixel_chunks(images, chunk, inv.lr, bounds, masks), fine, seed)
 
 
 def pixel_range(normalization: dict[str, list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -292,9 +335,11 @@ def pixel_range(normalization: dict[str, list[float]]) -> tuple[torch.Tensor, to
 
 
 def _pixel_chunks(
-    images: torch.Tensor, chunk: int, lr: float, bounds: tuple[torch.Tensor, torch.Tensor] | None
-) -> list[PixelImages]:
-    return [PixelImages(images[s : s + chunk], lr, bounds) for s in range(0, len(images), chunk)]
+    images: torch.Tensor, chunk: int, lr: float, bounds: tuple[torch.Tensor, torch.Tensor] | None,
+    masks: torch.Tensor | None = None,
+) -> list[PixelImages]:  # fmt: skip
+    return [PixelImages(images[s : s + chunk], lr, bounds, None if masks is None else masks[s : s + chunk])
+            for s in range(0, len(images), chunk)]  # fmt: skip
 
 
 def network_images(
