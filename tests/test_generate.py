@@ -40,6 +40,8 @@ from lwcompress.models import MODELS
 
 from .test_compress import HandSet, calibrated, images
 
+PIXELS = pixel_range({"mean": [0.5], "std": [0.5]})  # [-1, 1]: distilled images are clipped into it by default
+
 
 def relu_moments(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance of max(0, X) for X ~ N(mu, sigma^2)."""
@@ -195,7 +197,7 @@ def test_coarse_steps_run_at_half_resolution_then_refine_at_full_size() -> None:
     # after 10 full-size steps the loss is 0.36-0.67 of noise's across random models (0.45 for this one)
     assert float(bn_statistics_loss(model, made)) < 0.8 * float(bn_statistics_loss(model, noise))
     assert torch.equal(made, distill_images(model, noise, chunk=16, inversion=Inversion(steps=40, coarse=0.75)))
-    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4, backdrop=0.0)
     assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, coarse=0.5)).key(model)
     with pytest.raises(UserError, match="generator.coarse"):
         generator_config("genie", coarse=0.5)
@@ -406,7 +408,8 @@ def test_an_option_added_after_the_cache_names_joins_them_only_when_set(name: st
     its default, so every cached set keeps its name; a set value is part of the name and of the generator's key."""
     assert name not in repr(Inversion()) and f"{name}={value!r}" in repr(Inversion(**{name: value}))
     model = calibrated("resnet8_tiny")
-    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4)
+    unset = {name: getattr(Inversion(), name)}  # generator=distilled's own default may be set (clip, backdrop)
+    cfg = generator_config("distilled", num_images=16, chunk=16, steps=4, **unset)
     assert generator(cfg).key(model) != generator(dataclasses.replace(cfg, **{name: value})).key(model)
 
 
@@ -488,13 +491,14 @@ def test_genie_refine_steps_optimize_the_network_images_as_pixels() -> None:
 
 def test_genie_pixel_fraction_makes_its_last_chunks_as_generator_distilled_does() -> None:
     """generator.pixel_fraction: the last chunks are generator=distilled's images for the same seed (pixel_steps
-    at pixel_lr, no swing), the first ones the network's; part of the cache key."""
+    at pixel_lr, no swing, genie's own priors: unclipped, no backdrop), the first ones the network's; part of the
+    cache key."""
     model = calibrated("resnet8_tiny")
     cfg = generator_config("genie", num_images=32, chunk=8, steps=5, latent_dim=16, width=16)
     mixed_cfg = dataclasses.replace(cfg, pixel_fraction=0.5, pixel_steps=6, pixel_lr=0.1)
     mixed = source_images(model, mixed_cfg, GenerationContext((1, 28, 28), 8))[0]
     network_only = source_images(model, cfg, GenerationContext((1, 28, 28), 8))[0]
-    distilled_cfg = generator_config("distilled", num_images=32, chunk=8, steps=6, lr=0.1)
+    distilled_cfg = generator_config("distilled", num_images=32, chunk=8, steps=6, lr=0.1, clip=False, backdrop=0.0)
     distilled = source_images(model, distilled_cfg, GenerationContext((1, 28, 28), 8))[0]
     assert torch.equal(mixed[:16], network_only[:16]) and torch.equal(mixed[16:], distilled[16:])
     assert generator(cfg).key(model) != generator(mixed_cfg).key(model)
@@ -503,7 +507,7 @@ def test_genie_pixel_fraction_makes_its_last_chunks_as_generator_distilled_does(
 def test_distilled_domain_is_the_model_on_cached_distilled_images() -> None:
     model = calibrated("resnet8_tiny")
     cfg = generator_config("distilled", num_images=8, chunk=8, steps=3)
-    ctx = GenerationContext((1, 28, 28), 8)
+    ctx = GenerationContext((1, 28, 28), 8, pixel_range=PIXELS)
     domain, imgs = generator_domain(model, cfg, ctx)
     assert domain is model and imgs.shape == (8, 1, 28, 28)
     again, batch_stat_bn = source_images(model, cfg, ctx)
@@ -517,7 +521,7 @@ def test_distilled_images_are_kept_across_runs(tmp_path, monkeypatch) -> None:
 
     model = calibrated("resnet8_tiny")
     cfg = generator_config("distilled", num_images=8, chunk=8, steps=3)
-    first = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path)
+    first = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path, pixel_range=PIXELS)
     made = source_images(model, cfg, first)[0]
     assert first.wall_s > 0 and first.reused_wall_s == 0 and len(list(tmp_path.glob("*.pt"))) == 1
 
@@ -526,13 +530,13 @@ def test_distilled_images_are_kept_across_runs(tmp_path, monkeypatch) -> None:
 
     with monkeypatch.context() as m:
         m.setattr(generators, "distill_images", no_distilling)
-        later = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path)
+        later = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path, pixel_range=PIXELS)
         assert torch.equal(source_images(model, cfg, later)[0], made)
         assert later.wall_s == 0 and later.reused_wall_s == pytest.approx(first.wall_s)
         with pytest.raises(AssertionError, match="distilled again"):
             source_images(model, dataclasses.replace(cfg, steps=4), later)
     next(tmp_path.glob("*.pt")).write_bytes(b"truncated")
-    again = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path)
+    again = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path, pixel_range=PIXELS)
     assert torch.equal(source_images(model, cfg, again)[0], made) and again.wall_s > 0
 
 
@@ -541,7 +545,7 @@ def test_hybrid_batches_mix_distilled_and_partner_inputs_at_the_ratio(fraction: 
     model = HandSet().eval()
     layers = analyze(model, torch.zeros(1, 1, 8, 8))
     cfg = generator_config("hybrid", num_images=16, chunk=16, steps=2, distilled_fraction=fraction)
-    ctx = GenerationContext((1, 8, 8), 8)
+    ctx = GenerationContext((1, 8, 8), 8, pixel_range=PIXELS)
     inputs = build_inputs(model, layers, cfg, ctx)
     pool = build_inputs(model, layers, dataclasses.replace(cfg, name="distilled"), ctx)["conv2"].data
     x = inputs["conv2"].sample(32, layer_stream(0, 0))
@@ -589,7 +593,7 @@ def test_smoothed_noise_is_correlated_and_keeps_unit_variance() -> None:
     neighbours = lambda x: float((x[..., 1:] * x[..., :-1]).mean())  # noqa: E731
     assert abs(neighbours(white)) < 0.05 and neighbours(blurred) > 0.7
     assert torch.allclose(blurred.std(dim=(1, 2, 3)), torch.ones(8), atol=1e-4)
-    ctx = GenerationContext((1, 28, 28), 8)
+    ctx = GenerationContext((1, 28, 28), 8, pixel_range=PIXELS)
     model = calibrated("resnet8_tiny")
     plain, _ = source_images(model, DistilledConfig(num_images=8), ctx)
     smooth, _ = source_images(model, DistilledConfig(num_images=8, smoothing=1.5), ctx)

@@ -20,7 +20,7 @@ from torch import nn
 
 from lwcompress.api import CompressedModel, compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GenerationContext, LayerData, generator_config
+from lwcompress.generate import GenerationContext, LayerData, generator_config, pixel_range
 from lwcompress.graph import analyze, fold_bn
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import domain_twin
@@ -73,8 +73,9 @@ def main() -> None:
     propagated = LayerData(
         model, analyze(model, example), generator_config("propagated"), GenerationContext((1, 28, 28), 8)
     )
+    bounds = pixel_range(dm.normalization)
     distilled = LayerData(model, analyze(model, example), generator_config("distilled", num_images=args.distilled),
-                          GenerationContext((1, 28, 28), 8, cache=cache))  # fmt: skip
+                          GenerationContext((1, 28, 28), 8, cache=cache, pixel_range=bounds))  # fmt: skip
     noise = propagated.guard_images(128)
     images, _ = distilled.images()
     print(f"{args.model} W{args.bits[0]}A{args.bits[1]}, {args.rounding} vs RTN (validation top-1 is the truth)")

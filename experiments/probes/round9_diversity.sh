@@ -49,6 +49,7 @@ declare -A OVERRIDES=(
   [clip_bd05]="generator.clip=true generator.backdrop=0.5"
   [clip_bd03]="generator.clip=true generator.backdrop=0.3"
   [clip_bd07]="generator.clip=true generator.backdrop=0.7"
+  [bd05]="generator.backdrop=0.5"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

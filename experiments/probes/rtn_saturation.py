@@ -24,7 +24,7 @@ from torch import nn
 
 from lwcompress.api import Runtime, compress
 from lwcompress.cli import load_config
-from lwcompress.generate import GenerationContext, LayerData
+from lwcompress.generate import GenerationContext, LayerData, pixel_range
 from lwcompress.graph import analyze
 from lwcompress.jobs import model_and_data
 
@@ -74,7 +74,8 @@ def main() -> None:
     shape = (dm.in_channels, dm.image_size, dm.image_size)
     kept = ROOT / job.paths.data_dir / "cache" / "images"  # the runs' image cache, from any working dir
     data = LayerData(model, analyze(model, torch.zeros(1, *shape)), job.generator,
-                     GenerationContext(shape, job.layerwise.spatial_size, cache_dir=kept))  # fmt: skip
+                     GenerationContext(shape, job.layerwise.spatial_size, cache_dir=kept,
+                                       pixel_range=pixel_range(dm.normalization)))  # fmt: skip
     images, _ = data.images()
     x = y = fp = None
     if not args.synthetic_only:

@@ -24,7 +24,7 @@ from torch import nn
 
 from lwcompress.api import CompressedModel, Runtime, compress
 from lwcompress.compress import CompressorConfig
-from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, generator_config
+from lwcompress.generate import GenerationContext, GeneratorConfig, LayerData, generator_config, pixel_range
 from lwcompress.graph import analyze, fold_bn
 from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.layerwise.guard import guard
@@ -113,7 +113,7 @@ def main() -> None:
             judge = generator_config(args.guard_generator, seed=args.seed) if args.guard_generator else out_gen
             for mode in ("model", "layer"):
                 clock = time.perf_counter()
-                guarded, errors = guarded_copy(model, out, rtn, judge, mode, cache, real)
+                guarded, errors = guarded_copy(model, out, rtn, judge, mode, cache, real, dm.normalization)
                 errs = " ".join(f"{k}={v:.4g}" for k, v in errors.items())
                 took = time.perf_counter() - clock
                 print(f"    guard={mode}: top1 {top1(guarded, x, y):6.2f}  ({took:.1f} s)  {errs}", flush=True)
@@ -127,10 +127,16 @@ def guarded_copy(
     mode: str,
     cache: dict,
     real: torch.Tensor,
+    normalization: dict[str, list[float]],
 ) -> tuple[nn.Module, dict]:
     """`out` with the layers the network-level guard puts back replaced by their RTN versions, and its errors."""
     example = torch.zeros(1, 1, 28, 28)
-    data = LayerData(model, analyze(model, example), gen, GenerationContext((1, 28, 28), 8, real, cache))
+    data = LayerData(
+        model,
+        analyze(model, example),
+        gen,
+        GenerationContext((1, 28, 28), 8, real, cache, pixel_range=pixel_range(normalization)),
+    )
     names = [r.name for r in out.layers]
     refs = [fold_bn(model).get_submodule(n) for n in names]
     domain, _ = data.domain()

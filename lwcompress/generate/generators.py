@@ -103,14 +103,15 @@ class DistilledConfig(PropagatedConfig):
     bn_distance: str = choice("absolute", *BN_DISTANCES)
     bn_slack: float = bounded(0.0, 0.0, 10.0)
     image_spread: float = bounded(0.0, 0.0, 10.0)
-    clip: bool = False
-    backdrop: float = bounded(0.0, 0.0, 0.95)
+    clip: bool = True  # round 14 (experiments/results/round14_tuning.md)
+    backdrop: float = bounded(0.3, 0.0, 0.95)
     precision: str = choice("32", *AUTOCAST)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.backdrop and self.coarse:
-            raise UserError("generator.backdrop masks full-size images: leave generator.coarse at 0 with it")
+            raise UserError("generator.backdrop masks full-size images: set generator.backdrop=0 to use "
+                            "generator.coarse")  # fmt: skip
 
 
 @dataclass
@@ -139,6 +140,8 @@ class GenieConfig(DistilledConfig):
     pixel_fraction: float = bounded(0.0, 0.0, 1.0)
     pixel_steps: int = bounded(200, 0)
     pixel_lr: float = bounded(0.25, 0.0)
+    clip: bool = False  # the network's last BatchNorm sets the images
+    backdrop: float = bounded(0.0, 0.0, 0.95)  # the network makes every pixel
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -459,6 +462,11 @@ class Distilled(ImageGenerator):
         """f(start, count): images start .. start + count, optimized as one batch on `ctx.device`, returned on the
         CPU (the noise they start from is drawn once for all chunks)."""
         noise, inv = _noise_images(self.cfg, ctx), inversion(self.cfg)
+        if inv.clip and ctx.pixel_range is None:
+            raise UserError(
+                "generator.clip keeps the images inside the pixel range: give the GenerationContext a "
+                "pixel_range (compress() takes it from the normalization), or set generator.clip=false"
+            )
 
         def chunk(start: int, count: int) -> torch.Tensor:
             part = noise[start : start + count].to(ctx.device)
