@@ -1,6 +1,7 @@
 """How much images differ from one another as a network's BatchNorms see them, real validation images against one
 chunk of images distilled from noise (ZeroQ's batch loss, the default), with `generator.image_spread` and, with
---clip, each also with `generator.clip` (pixels kept inside the normalization's range): per
+--clip, each also with `generator.clip` (pixels kept inside the normalization's range), and with --backdrop S
+clipped images with `generator.backdrop=S` (a flat learned background over that share of each; round 14): per
 BatchNorm, the RMS over channels of the std over the images of each image's own channel mean (in running stds),
 and the median over channels of the input's kurtosis. Round 13 (round13_tuning.md §1) found distilled images half
 as diverse as real ones in mobilenetv2_small's first BatchNorms.
@@ -31,15 +32,17 @@ def main() -> None:
     parser.add_argument("--spreads", nargs="+", type=float, default=[0.0, 0.2])
     parser.add_argument("--images", type=int, default=64, help="one chunk of this many images")
     parser.add_argument("--clip", action="store_true", help="also every spread with the pixels clipped")
+    parser.add_argument("--backdrop", type=float, nargs="*", default=[], help="also clipped with these backdrops")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model, shape = config_model(args.model, args.experiment)
     sets = {"real": config_val_images(args.model, args.experiment, args.images)}
     bounds = pixel_range(config_normalization(args.model, args.experiment))
     noise = torch.randn(args.images, *shape, generator=torch.Generator().manual_seed(0))
-    for spread, clip in [(s, c) for s in args.spreads for c in [False, *[True] * args.clip]]:
-        start, name = time.time(), f"spread {spread:g}{' clip' * clip}"
-        inv = Inversion(image_spread=spread, clip=clip)
+    variants = [(s, c, 0.0) for s in args.spreads for c in [False, *[True] * args.clip]]
+    for spread, clip, backdrop in variants + [(0.0, True, b) for b in args.backdrop]:
+        start, name = time.time(), f"spread {spread:g}{' clip' * clip}{f' backdrop {backdrop:g}' * bool(backdrop)}"
+        inv = Inversion(image_spread=spread, clip=clip, backdrop=backdrop)
         sets[name] = distill_images(model, noise, chunk=args.images, inversion=inv, pixel_range=bounds)
         print(f"{name}: distilled in {time.time() - start:.0f} s", flush=True)
     quantiles = torch.tensor([0.01, 0.1, 0.5, 0.9, 0.99])

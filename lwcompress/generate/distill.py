@@ -256,7 +256,7 @@ def backdrop_masks(count: int, size: tuple[int, int], share: float, generator: t
     1 - `share` of the image where it fits inside (aspect ratio 1:2 to 2:1, centred in the middle half, so
     clipped ellipses leave slightly more backdrop)."""
     height, width = size
-    u = torch.rand(count, 3, generator=generator)
+    u = torch.rand(count, 3, generator=generator)  # its third column is unused; drawn as the round-14 images were
     ratio = 2 ** (2 * u[:, 0] - 1)  # height / width radius
     area = (1 - share) * height * width / math.pi
     ry, rx = (area * ratio).sqrt(), (area / ratio).sqrt()
