@@ -200,7 +200,10 @@ def test_activation_budget_weights_inputs_by_their_elements() -> None:
     average = sum(size[n] * elems[n].abits for n in elems) / sum(size.values())
     assert average <= 6 and all(elems[n].abits == chosen[n] for n in chosen)
     kl = result.meta["allocation"]["sensitivity"]["abits"]
-    assert all(v[4] >= v[8] >= 0 for v in kl.values())
+    # The untrained net's outputs are nearly uniform: its early layers' KLs (~5e-8) sit at float32's rounding of
+    # them and may come out in either order; where the 4-bit inputs' loss is measurable it is the larger.
+    assert all(v[8] >= 0 and v[4] >= v[8] - 1e-7 for v in kl.values())
+    assert all(v[4] > v[8] for v in kl.values() if v[4] > 1e-6) and kl["fc"][4] > 10 * kl["fc"][8]
 
 
 def test_trials_from_the_middle_of_a_pass_equal_full_passes() -> None:

@@ -2,7 +2,8 @@
 # Round 14 (issue 23, round14_tuning.md §1): what tells a good first learned block from a bad one without data?
 # mobilenetv2_small W3A3 on clipped distilled images (round 13's clip runs, seeds 0-4), the seed-1 run with every
 # other seed's features.3 (round13_swap.sh's swaps, kept as models), the data-free default and the real-data run
-# (round 11's test-table runs of seed 0) and this round's backdrop runs (seeds 0-1), read by first_block_probe.py.
+# (round 11's test-table runs of seed 0) and this round's clip + backdrop 0.5 runs (seeds 0-1), each saved as a model
+# (save_run.sh), then read by first_block_probe.py.
 #   bash experiments/probes/round14_first_block.sh > experiments/results/round14_first_block.log
 set -euo pipefail
 cd "$(dirname "$0")/../.."
