@@ -13,9 +13,18 @@ from typing import Any
 from lwcompress.errors import UserError
 
 
-def bounded(default: Any, lo: float | None = None, hi: float | None = None, optional: bool = False) -> Any:
-    """A numeric field that must lie in [lo, hi] (None when `optional`)."""
-    return dataclasses.field(default=default, metadata={"range": (lo, hi), "optional": optional})
+def bounded(
+    default: Any, lo: float | None = None, hi: float | None = None, optional: bool = False, before: Any = None
+) -> Any:
+    """A numeric field that must lie in [lo, hi] (None when `optional`); `before`: see `changed_default`."""
+    metadata = {"range": (lo, hi), "optional": optional} | ({"before": before} if before is not None else {})
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def changed_default(default: Any, before: Any) -> Any:
+    """A field whose default became `default` after runs were made with it at `before` (or without it): `defaults`
+    gives `before`, so a run of an earlier version is matched as the run it was, not as today's default."""
+    return dataclasses.field(default=default, metadata={"before": before})
 
 
 def choice(default: Any, *options: Any, optional: bool = False) -> Any:
@@ -75,10 +84,13 @@ def allowed_for(schema: type, key: str) -> str | None:
 
 def defaults(schema: type) -> dict[str, Any]:
     """The default of every field of the dataclass `schema` that has one (a nested dataclass as a dict): what a
-    setting that did not exist when a run was made had been, since options are added at their old behaviour."""
+    setting that did not exist when a run was made had been, since options are added at their old behaviour; a
+    field whose default changed later gives the value it had before (metadata "before": `changed_default`)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(schema):
-        if f.default is not dataclasses.MISSING:
+        if "before" in f.metadata:
+            value = f.metadata["before"]
+        elif f.default is not dataclasses.MISSING:
             value = f.default
         elif f.default_factory is not dataclasses.MISSING:
             value = f.default_factory()

@@ -400,6 +400,25 @@ def test_backdrop_gives_every_image_a_flat_learned_background_of_the_share_asked
         generator_config("distilled", backdrop=0.4, coarse=0.5)
 
 
+def test_a_run_from_before_round_14_is_not_taken_for_todays_default_images(tmp_path) -> None:
+    """clip and backdrop became generator=distilled's default after runs were made without them: a layer store
+    stamped without them is a run with both off, so it resumes with both off and never lends its layers to a run at
+    today's default (whose images differ)."""
+    from lwcompress.errors import UserError
+    from lwcompress.fields import defaults
+    from lwcompress.layerwise.store import LayerStore
+
+    before = defaults(DistilledConfig)
+    assert before["clip"] is False and before["backdrop"] == 0.0 and DistilledConfig().backdrop == 0.3
+    old = {k: v for k, v in dataclasses.asdict(DistilledConfig(clip=False, backdrop=0.0)).items()
+           if k not in ("clip", "backdrop")}  # fmt: skip
+    LayerStore(tmp_path, {"generator": old})
+    resumed = dataclasses.asdict(DistilledConfig(clip=False, backdrop=0.0))
+    LayerStore(tmp_path, {"generator": resumed}, defaults={"generator": before})
+    with pytest.raises(UserError, match="another configuration"):
+        LayerStore(tmp_path, {"generator": dataclasses.asdict(DistilledConfig())}, defaults={"generator": before})
+
+
 @pytest.mark.parametrize(
     ("name", "value"), [("bn_slack", 0.1), ("image_spread", 0.2), ("clip", True), ("backdrop", 0.5)]
 )

@@ -63,12 +63,15 @@ def test_a_setting_added_since_the_run_resumes_at_its_default_only(tmp_path: Pat
 
     def typed(**changes: object):
         cfg = config()
-        cfg.generator = OmegaConf.structured(DistilledConfig(**changes))  # every field, bn_slack included
+        # every field, bn_slack included; clip and backdrop as they were before they became the default
+        cfg.generator = OmegaConf.structured(DistilledConfig(**{"clip": False, "backdrop": 0.0} | changes))
         return cfg
 
     old = OmegaConf.load(run / ".hydra" / "config.yaml")
     assert "bn_slack" not in old.generator and OmegaConf.select(typed(), "generator.bn_slack") == 0.0
     check_run_dir(run, typed(), "config")
+    with pytest.raises(UserError, match=r"generator.backdrop: <unset> -> 0.3"):  # a default changed since: not it
+        check_run_dir(run, typed(clip=True, backdrop=0.3), "config")
     with pytest.raises(UserError, match=r"generator.bn_slack: <unset> -> 0.1"):
         check_run_dir(run, typed(bn_slack=0.1), "config")
     with pytest.raises(UserError, match=r"generator.steps: 200 -> 100"):

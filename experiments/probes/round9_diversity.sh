@@ -13,7 +13,8 @@
 # only for units of fewer than 2048 / 5000 trained weights (small2k, small5k: layerwise.small_unit_weights=2048 / 5000
 # layerwise.small_unit_steps=600, run at e855c05, the only commit that had them), and 600 steps of half the batch (b16st600).
 # Round 12 (ROUND_DIR=logs/round12): per_bn again on the 600-step solver, and the BN slack (slack*: generator.bn_slack).
-# Round 14 (ROUND_DIR=logs/round14): a flat learned backdrop with clipped images (clip_bd*: generator.backdrop).
+# Round 14 (ROUND_DIR=logs/round14): a flat learned backdrop with clipped images (clip_bd*: generator.backdrop) and
+# without (bd05); since round 14 `default` is clip_bd03.
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
@@ -48,8 +49,7 @@ declare -A OVERRIDES=(
   [clip_img1]="generator.clip=true generator.seed=1"
   [clip_bd05]="generator.clip=true generator.backdrop=0.5"
   [clip_bd03]="generator.clip=true generator.backdrop=0.3"
-  [clip_bd07]="generator.clip=true generator.backdrop=0.7"
-  [bd05]="generator.backdrop=0.5"
+  [bd05]="generator.clip=false generator.backdrop=0.5"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

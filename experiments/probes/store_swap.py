@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from replay import task_overrides
 
 from lwcompress import io
 
@@ -45,8 +45,7 @@ def main() -> None:
                 print(f"{donor.stem}: elements that differ {counts}")
         return
     replaced = {o.split("=", 1)[0] for o in args.overrides}  # e.g. seed=0 in place of a sweep's seed=0,1,2
-    task = OmegaConf.load(args.base.parent / "multirun.yaml").hydra.overrides.task
-    overrides = [o for o in task if o.split("=", 1)[0] not in replaced]
+    overrides = [o for o in task_overrides(args.base) if o.split("=", 1)[0] not in replaced]
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "0"
         shutil.copytree(args.base / "layers", job / "layers")

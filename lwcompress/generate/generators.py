@@ -34,7 +34,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from lwcompress import io
 from lwcompress.distributed import Ranks
 from lwcompress.errors import UserError
-from lwcompress.fields import bounded, check, choice
+from lwcompress.fields import bounded, changed_default, check, choice
 from lwcompress.generate.capture import capture_inputs
 from lwcompress.generate.distill import (
     AUTOCAST,
@@ -103,8 +103,9 @@ class DistilledConfig(PropagatedConfig):
     bn_distance: str = choice("absolute", *BN_DISTANCES)
     bn_slack: float = bounded(0.0, 0.0, 10.0)
     image_spread: float = bounded(0.0, 0.0, 10.0)
-    clip: bool = True  # round 14 (experiments/results/round14_tuning.md)
-    backdrop: float = bounded(0.3, 0.0, 0.95)
+    # The default since round 14 (experiments/results/round14_tuning.md); runs made before it had neither.
+    clip: bool = changed_default(True, before=False)
+    backdrop: float = bounded(0.3, 0.0, 0.95, before=0.0)
     precision: str = choice("32", *AUTOCAST)
 
     def __post_init__(self) -> None:
