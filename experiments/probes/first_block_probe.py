@@ -15,12 +15,12 @@ import argparse
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from probe_data import config_model, config_normalization, load, top1
 from torch import nn
 
 from lwcompress.export_run import load_run
 from lwcompress.generate import Inversion, distill_images, pixel_range
+from lwcompress.layerwise.guard import output_error
 
 MODEL = "mobilenetv2_small"
 BLOCK, LAST = "features.3", "features.3.block.3"  # the first learned block; its last compressed layer (no residual)
@@ -45,11 +45,14 @@ def main() -> None:
         "run | val top-1 | KL real / clipped distilled | first block only: KL real / clipped distilled | "
         "first block's error on uniform black / grey / white"
     )
+    with torch.no_grad():  # the FP network's side, once for every run
+        targets = [fp(x) for x in sets.values()]
+    blocks = [_block_output(fp, BLOCK, x) for x in flats.values()]
     for name, path in (r.split("=", 1) for r in args.runs):
         q = load_run(Path(path)).compressed.model.eval()
-        whole = [_kl(q, fp, x) for x in sets.values()]
-        first = [_kl(_first_block_only(fp, q), fp, x) for x in sets.values()]
-        flat = [_block_error(q, fp, x) for x in flats.values()]
+        whole = [_kl(q, x, t) for x, t in zip(sets.values(), targets, strict=True)]
+        first = [_kl(_first_block_only(fp, q), x, t) for x, t in zip(sets.values(), targets, strict=True)]
+        flat = [_block_error(q, x, b) for x, b in zip(flats.values(), blocks, strict=True)]
         print(
             f"{name} | {top1(q, x_val, y_val):.2f} | {' / '.join(f'{v:.4f}' for v in whole)} | "
             f"{' / '.join(f'{v:.4f}' for v in first)} | {' / '.join(f'{v:.3f}' for v in flat)}",
@@ -58,9 +61,9 @@ def main() -> None:
 
 
 @torch.no_grad()
-def _kl(model: nn.Module, fp: nn.Module, x: torch.Tensor) -> float:
-    return float(F.kl_div(F.log_softmax(model(x), 1), F.log_softmax(fp(x), 1), log_target=True,
-                          reduction="batchmean"))  # fmt: skip
+def _kl(model: nn.Module, x: torch.Tensor, fp_logits: torch.Tensor) -> float:
+    """KL(FP || model) of the outputs on x, mean over the images (the guard's measure)."""
+    return output_error(model(x), fp_logits, "output_kl")
 
 
 def _block_output(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -87,10 +90,11 @@ def _first_block_only(fp: nn.Module, q: nn.Module) -> nn.Module:
     return Spliced()
 
 
-def _block_error(q: nn.Module, fp: nn.Module, x: torch.Tensor) -> float:
-    """||q - fp||^2 / ||fp||^2 of the first learned block's output at the image's centre (no border effects)."""
+def _block_error(q: nn.Module, x: torch.Tensor, fp_block: torch.Tensor) -> float:
+    """||q - fp||^2 / ||fp||^2 of the first learned block's output at the image's centre (no border effects);
+    `fp_block`: the FP block's output on x."""
     h, w = x.shape[-2] // 2, x.shape[-1] // 2
-    ours, theirs = _block_output(q, LAST, x)[..., h, w], _block_output(fp, BLOCK, x)[..., h, w]
+    ours, theirs = _block_output(q, LAST, x)[..., h, w], fp_block[..., h, w]
     return float((ours - theirs).pow(2).sum() / theirs.pow(2).sum().clamp_min(1e-12))
 
 

@@ -26,7 +26,8 @@ def task_overrides(job: Path) -> list[str]:
     before = defaults(type(today))
     for f in dataclasses.fields(today):
         if f.name not in ran and before[f.name] != getattr(today, f.name):
-            task.append(f"generator.{f.name}={str(before[f.name]).lower()}")
+            value = before[f.name]
+            task.append(f"generator.{f.name}={str(value).lower() if isinstance(value, bool) else value}")
     return task
 
 
