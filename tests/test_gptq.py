@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import time
 
+import pytest
 import torch
 from torch import nn
 
@@ -13,7 +14,7 @@ from lwcompress.api import compress
 from lwcompress.compress import CompressedLayer, CompressorConfig
 from lwcompress.generate import generator_config
 from lwcompress.layerwise import LayerwiseConfig, Learned, layer_trainer, reconstruct
-from lwcompress.layerwise.gptq import gptq_layer
+from lwcompress.layerwise.gptq import gptq_layer, search_input_step
 
 from .test_compress import NORM, calibrated, images
 from .test_layerwise import Correlated, conv_task
@@ -42,6 +43,34 @@ def test_correlated_inputs_beat_round_to_nearest_and_stay_on_the_grid() -> None:
     codes = q.codes()
     q.load_codes(codes)
     assert torch.equal(q.codes(), codes)
+
+
+def test_searched_steps_never_lose_to_the_closed_form_ones() -> None:
+    """input_step / weight_step = solved: the factors include the closed-form step (1.0), so the searched layer's
+    output error on the pool is never above plain GPTQ's; with an input range twice too wide (8-bit weights: the
+    input's error dominates) it is well below, at a narrower input step, and the codes stay on the chosen grid."""
+    task = conv_task(bits=3)
+    x = task.inputs.sample(256, torch.Generator().manual_seed(1))
+    ref = task.reference
+    wide = CompressedLayer(copy.deepcopy(ref), 8, False, "minmax", 4, (0.0, 24.0))
+    plain, searched = copy.deepcopy(wide), copy.deepcopy(wide)
+    plain3, weights = (CompressedLayer(copy.deepcopy(ref), 3, False, "minmax", 4, (0.0, 24.0)) for _ in range(2))
+    err = lambda q: float((q(x) - ref(x)).pow(2).mean())  # noqa: E731
+    factors = torch.linspace(0.5, 1.5, 11).tolist()
+    with torch.no_grad():
+        gptq_layer(plain, x, x, damp=0.01, order="descending")
+        chosen = search_input_step(
+            searched, x, x, factors, solve=lambda: gptq_layer(searched, x, x, 0.01, "descending")
+        )
+        gptq_layer(plain3, x, x, damp=0.01, order="descending")
+        gptq_layer(weights, x, x, damp=0.01, order="descending", weight_factors=factors)
+        assert chosen < 1.0 and float(searched.a_scale) == pytest.approx(float(wide.a_scale) * chosen)
+        assert err(searched) < 0.8 * err(plain)
+        assert err(weights) <= err(plain3) * (1 + 1e-6) and not torch.equal(weights.w_scale, plain3.w_scale)
+    for q in (searched, weights):
+        codes = q.codes()
+        q.load_codes(codes)
+        assert torch.equal(q.codes(), codes)
 
 
 def test_depthwise_groups_are_solved_alone() -> None:

@@ -50,6 +50,7 @@ declare -A OVERRIDES=(
   [clip_bd05]="generator.clip=true generator.backdrop=0.5"
   [clip_bd03]="generator.clip=true generator.backdrop=0.3"
   [bd05]="generator.clip=false generator.backdrop=0.5"
+  [gptq_solved]="layerwise.roundings.gptq.input_step=solved"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

@@ -10,9 +10,15 @@ columns not yet quantized through the inverse Hessian's Cholesky factor, so late
 output channel keeps its grid (scale, zero point) from the closed form; pruned weights stay exact zeros (their
 removal error is compensated the same way). Grouped convolutions (depthwise) are solved per group, batched. No
 optimizer steps: one Gram matrix, one Cholesky and one pass over the columns per layer.
+
+The solver cannot move the input grid as a trained run learns it; `search_input_step` picks it instead, among
+multiples of the closed form's step (zero point fixed, as a learned step moves), by the layer's output error on the
+pool: with its FP weight (`output`) or after solving for each candidate (`solved`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -76,12 +82,43 @@ def _inverse_factor(h: torch.Tensor, damp: float) -> torch.Tensor:
     raise FloatingPointError("GPTQ: the layer's input Hessian stays singular after 1000x damping")
 
 
+def _round_columns(
+    w: torch.Tensor, u: torch.Tensor, scale: torch.Tensor, grid: tuple[torch.Tensor, int, int] | None,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:  # fmt: skip
+    """GPTQ's pass over the columns of `w` (G, R, K): each rounded on its row's grid (`scale`, `grid`: zero point,
+    qmin, qmax; None: float) and its error spread over the later columns through `u`; the rounded copy."""
+    w = w.clone()
+    for i in range(w.shape[-1]):
+        col = w[:, :, i]
+        if grid is None:
+            chosen = col.clone()
+        else:
+            zero, qmin, qmax = grid
+            chosen = (torch.clamp(torch.round(col / scale) + zero, qmin, qmax) - zero) * scale
+        if mask is not None:
+            chosen = chosen * mask[:, :, i]
+        err = (col - chosen) / u[:, i, i][:, None]
+        w[:, :, i:] -= err[:, :, None] * u[:, None, i, i:]
+        w[:, :, i] = chosen
+    return w
+
+
+def _row_error(target: torch.Tensor, rounded: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """(G, R): each row's output error d H d^T for d = target - rounded."""
+    d = target - rounded
+    return torch.einsum("grk,gkl,grl->gr", d, h, d)
+
+
 @torch.no_grad()
 def gptq_layer(
-    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str, rows_per_feature: int = 128
-) -> None:
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, damp: float, order: str, rows_per_feature: int = 128,
+    weight_factors: list[float] | None = None,
+) -> None:  # fmt: skip
     """Set `q`'s weight to GPTQ-rounded values on its grid (hardened), for inputs `x` (the layer's own) and
-    `x_ref` (where the FP layer's target output comes from) of the same samples; the bias and grids stay."""
+    `x_ref` (where the FP layer's target output comes from) of the same samples; the bias and input grid stay.
+    `weight_factors`: each output channel's step also tries these multiples of its closed-form step (zero point
+    fixed) and keeps the one whose rounded row is closest to the least-squares weight."""
     layer = q.layer
     groups = getattr(layer, "groups", 1)
     out = layer.weight.shape[0]
@@ -102,17 +139,54 @@ def gptq_layer(
     u = _inverse_factor(h, damp)  # (G, K, K)
     scale = q.w_scale.detach().double().flatten().view(groups, -1)  # (G, R)
     zero = q.w_zero_point.double().flatten().view(groups, -1)
-    qmin, qmax = qrange(q.wbits, q.symmetric) if q.wbits is not None else (None, None)
-    for i in range(w.shape[-1]):
-        col = w[:, :, i]
-        if q.wbits is None:
-            chosen = col.clone()
-        else:
-            chosen = (torch.clamp(torch.round(col / scale) + zero, qmin, qmax) - zero) * scale
-        if mask is not None:
-            chosen = chosen * mask[:, :, i]
-        err = (col - chosen) / u[:, i, i][:, None]
-        w[:, :, i:] -= err[:, :, None] * u[:, None, i, i:]
-        w[:, :, i] = chosen
+    grid = None if q.wbits is None else (zero, *qrange(q.wbits, q.symmetric))
+    rounded = _round_columns(w, u, scale, grid, mask)
+    if weight_factors and grid is not None:
+        # Rows are solved independently for one H: each output channel keeps the step whose solution is closest
+        # to W* in H's metric (its share of the layer's output error).
+        best, best_scale = _row_error(w, rounded, h), scale
+        for factor in weight_factors:
+            candidate = _round_columns(w, u, scale * factor, grid, mask)
+            err = _row_error(w, candidate, h)
+            better = err < best
+            rounded = torch.where(better[..., None], candidate, rounded)
+            best, best_scale = torch.minimum(err, best), torch.where(better, scale * factor, best_scale)
+        q.w_scale.copy_(best_scale.reshape(q.w_scale.shape).to(q.w_scale.dtype))
+    w = rounded
     w = w.gather(2, inv[:, None].expand_as(w))
     layer.weight.copy_(w.reshape(layer.weight.shape).to(layer.weight.dtype))
+
+
+@torch.no_grad()
+def search_input_step(
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, factors: list[float],
+    solve: Callable[[], None] | None = None, samples: int = 256, chunk: int = 64,
+) -> float:  # fmt: skip
+    """Scale `q`'s input step by the factor of `factors` whose layer output on the first `samples` inputs is
+    closest to the FP layer's on `x_ref` (squared error): with the weight as it is, or after `solve()` (which sets
+    the weight) for each candidate; ends at the chosen step (and its solved weight). Returns the factor."""
+    layer, device = q.layer, q.layer.weight.device
+    x, x_ref = x[:samples], x_ref[:samples]
+    weight, w_step, step = layer.weight.detach().clone(), q.w_scale.detach().clone(), q.a_scale.detach().clone()
+    target = [layer(x_ref[i : i + chunk].to(device)) for i in range(0, len(x), chunk)]
+
+    def error() -> float:
+        return sum(float((layer(q.quantize_input(x[i : i + chunk].to(device))) - t).pow(2).sum())
+                   for i, t in zip(range(0, len(x), chunk), target, strict=True))  # fmt: skip
+
+    best, best_err = 1.0, float("inf")
+    for factor in factors:
+        layer.weight.copy_(weight)
+        q.w_scale.copy_(w_step)
+        q.a_scale.copy_(step * factor)
+        if solve is not None:
+            solve()
+        err = error()
+        if err < best_err:
+            best, best_err = factor, err
+    layer.weight.copy_(weight)
+    q.w_scale.copy_(w_step)
+    q.a_scale.copy_(step * best)
+    if solve is not None:
+        solve()
+    return best

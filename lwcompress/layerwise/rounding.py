@@ -26,7 +26,7 @@ from torch import nn
 from lwcompress.compress.modules import GAMMA, ZETA, CompressedLayer, rectified_sigmoid
 from lwcompress.compress.quantizer import fake_quant, qrange
 from lwcompress.fields import bounded, check, choice
-from lwcompress.layerwise.gptq import gptq_layer
+from lwcompress.layerwise.gptq import gptq_layer, search_input_step
 from lwcompress.registry import Registry
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ class GPTQConfig(RoundingConfig):
     damp: float = bounded(0.001, 0.0)
     rows: int = bounded(128, 1)
     order: str = choice("descending", "descending", "natural")
+    input_step: str = choice("keep", "keep", "output", "solved")
+    weight_step: str = choice("keep", "keep", "solved")
+    factors: int = bounded(11, 1)
 
 
 class Rounding(ABC):
@@ -215,4 +218,12 @@ class GPTQ(SolvedRounding):
 
     def solve(self, q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, cfg: LayerwiseConfig) -> None:
         s = self.settings
-        gptq_layer(q, x, x_ref, s.damp, s.order, s.rows)
+        factors = torch.linspace(0.5, 1.5, s.factors).tolist()
+        weight_factors = factors if s.weight_step == "solved" else None
+        solve = lambda: gptq_layer(q, x, x_ref, s.damp, s.order, s.rows, weight_factors)  # noqa: E731
+        if q.abits is None or s.input_step == "keep":
+            solve()
+            return
+        search_input_step(q, x, x_ref, factors, solve=solve if s.input_step == "solved" else None)
+        if s.input_step == "output":
+            solve()
