@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from lwcompress.errors import UserError
 from lwcompress.generate.generators import DistilledConfig
+from lwcompress.layerwise import LayerwiseConfig
 from lwcompress.rundir import check_run_dir, result_config
 
 from .conftest import run_cli
@@ -76,6 +77,22 @@ def test_a_setting_added_since_the_run_resumes_at_its_default_only(tmp_path: Pat
         check_run_dir(run, typed(bn_slack=0.1), "config")
     with pytest.raises(UserError, match=r"generator.steps: 200 -> 100"):
         check_run_dir(run, typed(steps=100), "config")
+
+
+def test_a_rounding_default_changed_since_the_run_resumes_only_as_the_run_was(tmp_path: Path) -> None:
+    """GPTQ's step searches became its default after runs were made without them: a run dir whose gptq settings
+    lack them is the run with both off, and today's default is another configuration (its layers would differ)."""
+    before = {"damp": 0.001, "rows": 128, "order": "descending"}
+    run = saved(tmp_path, config(layerwise={"steps": 2000, "roundings": {"gptq": before}}))
+
+    def typed(**gptq: object):
+        cfg = config()
+        cfg.layerwise = OmegaConf.structured(LayerwiseConfig(steps=2000, roundings={"gptq": before | gptq}))
+        return cfg
+
+    check_run_dir(run, typed(weight_search=False, input_search=False, candidates=11), "config")
+    with pytest.raises(UserError, match=r"layerwise.roundings.gptq.input_search: <unset> -> True"):
+        check_run_dir(run, typed(**LayerwiseConfig().roundings["gptq"]), "config")
 
 
 def test_rerun_with_another_configuration_writes_nothing(tmp_path: Path) -> None:

@@ -15,6 +15,9 @@
 # Round 12 (ROUND_DIR=logs/round12): per_bn again on the 600-step solver, and the BN slack (slack*: generator.bn_slack).
 # Round 14 (ROUND_DIR=logs/round14): a flat learned backdrop with clipped images (clip_bd*: generator.backdrop) and
 # without (bd05); since round 14 `default` is clip_bd03.
+# Round 15 (ROUND_DIR=logs/round15, round15_tuning.md): GPTQ's step searches in the default's 2-bit layers
+# (gptq_solved*: the option names they had at 1fcbc30, the only commit that has them; gptq_plain: both searches off
+# since they are GPTQ's default).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
@@ -51,6 +54,8 @@ declare -A OVERRIDES=(
   [clip_bd03]="generator.clip=true generator.backdrop=0.3"
   [bd05]="generator.clip=false generator.backdrop=0.5"
   [gptq_solved]="layerwise.roundings.gptq.input_step=solved"
+  [gptq_solved_ws]="layerwise.roundings.gptq.input_step=solved layerwise.roundings.gptq.weight_step=solved"
+  [gptq_plain]="layerwise.roundings.gptq.input_search=false layerwise.roundings.gptq.weight_search=false"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL

@@ -7,15 +7,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lwcompress.errors import UserError
-from lwcompress.fields import bounded, check, choice
-from lwcompress.layerwise.rounding import ROUNDINGS, RoundingConfig
+from lwcompress.fields import bounded, check, choice, defaults
+from lwcompress.layerwise.rounding import ROUNDINGS, AdaRoundConfig, GPTQConfig, RoundingConfig
 
 
-def _builtin_roundings() -> dict[str, Any]:
+def _builtin_roundings(before: bool = False) -> dict[str, Any]:
     """The built-in roundings' settings at their defaults, as plain values (what `lwcompress --cfg job` shows;
-    `LayerwiseConfig.__post_init__` types and checks them, so that an error names its whole key)."""
-    settings = {name: dataclasses.asdict(ROUNDINGS.get(name).config(name=name)) for name in ("adaround", "gptq")}
-    return {name: {k: v for k, v in values.items() if k != "name"} for name, values in settings.items()}
+    `LayerwiseConfig.__post_init__` types and checks them, so that an error names its whole key). `before`: as
+    runs made before a default changed had them (`fields.defaults`), what an older run dir or layer store holds."""
+    settings = {}
+    for config in (AdaRoundConfig, GPTQConfig):  # their classes, not the registry: no plug-in loads at import
+        values = defaults(config) if before else dataclasses.asdict(config())
+        settings[values["name"]] = {k: v for k, v in values.items() if k != "name"}
+    return settings
 
 
 def _settings(name: str, values: Any) -> RoundingConfig:
@@ -129,7 +133,9 @@ class LayerwiseConfig:
     guard: str = choice("none", "none", "model", "layer")  # network-level check of the learned layers (guard.py)
     guard_images: int = bounded(128, 1)  # synthetic images the guard judges on
     max_gap: float | None = bounded(None, 0.0, optional=True)  # see above; null: every layer trains
-    roundings: dict[str, Any] = field(default_factory=_builtin_roundings)  # see above
+    roundings: dict[str, Any] = field(
+        default_factory=_builtin_roundings, metadata={"before": _builtin_roundings(before=True)}
+    )  # see above
     seed: int = 0
 
     def __post_init__(self) -> None:

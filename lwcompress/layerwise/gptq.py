@@ -11,9 +11,11 @@ output channel keeps its grid (scale, zero point) from the closed form; pruned w
 removal error is compensated the same way). Grouped convolutions (depthwise) are solved per group, batched. No
 optimizer steps: one Gram matrix, one Cholesky and one pass over the columns per layer.
 
-The solver cannot move the input grid as a trained run learns it; `search_input_step` picks it instead, among
-multiples of the closed form's step (zero point fixed, as a learned step moves), by the layer's output error on the
-pool: with its FP weight (`output`) or after solving for each candidate (`solved`).
+A trained run also learns the grids' steps; the solver searches them instead, among multiples of the closed form's:
+each output channel's weight step by its solved row's share of the output error (one H serves every candidate, so
+this costs only more passes over the columns), and the input step (`search_input_step`) by the output error of the
+layer solved at each candidate (the Hessian changes with the input grid, so each candidate is a whole solve; these
+solves keep the closed-form weight steps, the final one searches them).
 """
 
 from __future__ import annotations
@@ -139,54 +141,50 @@ def gptq_layer(
     u = _inverse_factor(h, damp)  # (G, K, K)
     scale = q.w_scale.detach().double().flatten().view(groups, -1)  # (G, R)
     zero = q.w_zero_point.double().flatten().view(groups, -1)
-    grid = None if q.wbits is None else (zero, *qrange(q.wbits, q.symmetric))
-    rounded = _round_columns(w, u, scale, grid, mask)
-    if weight_factors and grid is not None:
-        # Rows are solved independently for one H: each output channel keeps the step whose solution is closest
-        # to W* in H's metric (its share of the layer's output error).
-        best, best_scale = _row_error(w, rounded, h), scale
-        for factor in weight_factors:
-            candidate = _round_columns(w, u, scale * factor, grid, mask)
-            err = _row_error(w, candidate, h)
-            better = err < best
-            rounded = torch.where(better[..., None], candidate, rounded)
-            best, best_scale = torch.minimum(err, best), torch.where(better, scale * factor, best_scale)
-        q.w_scale.copy_(best_scale.reshape(q.w_scale.shape).to(q.w_scale.dtype))
-    w = rounded
+    if q.wbits is None or not weight_factors:
+        grid = None if q.wbits is None else (zero, *qrange(q.wbits, q.symmetric))
+        w = _round_columns(w, u, scale, grid, mask)
+    else:
+        # Rows are solved independently for one H, so every candidate step of every row is solved in one pass (the
+        # candidates as extra rows); each output channel keeps the step whose solution is closest to W* in H's
+        # metric (its share of the layer's output error). Factor 1 first: it wins ties.
+        factors = torch.tensor(list(dict.fromkeys([1.0, *weight_factors])), dtype=w.dtype, device=w.device)
+        k, rows = len(factors), w.shape[1]
+        steps = (scale[:, None] * factors[None, :, None]).flatten(1)  # (G, k*R), candidate-major
+        grid = (zero.repeat(1, k), *qrange(q.wbits, q.symmetric))
+        tiled = w.repeat(1, k, 1)
+        rounded = _round_columns(tiled, u, steps, grid, None if mask is None else mask.repeat(1, k, 1))
+        best = _row_error(tiled, rounded, h).view(groups, k, rows).argmin(1)  # (G, R)
+        pick = best * rows + torch.arange(rows, device=w.device)  # row of each channel's winner
+        w = rounded.gather(1, pick[..., None].expand_as(w))
+        q.w_scale.copy_(steps.gather(1, pick).reshape(q.w_scale.shape).to(q.w_scale.dtype))
     w = w.gather(2, inv[:, None].expand_as(w))
     layer.weight.copy_(w.reshape(layer.weight.shape).to(layer.weight.dtype))
 
 
 @torch.no_grad()
 def search_input_step(
-    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, factors: list[float],
-    solve: Callable[[], None] | None = None, samples: int = 256, chunk: int = 64,
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, factors: list[float], solve: Callable[[], None],
+    samples: int = 256, chunk: int = 64,
 ) -> float:  # fmt: skip
-    """Scale `q`'s input step by the factor of `factors` whose layer output on the first `samples` inputs is
-    closest to the FP layer's on `x_ref` (squared error): with the weight as it is, or after `solve()` (which sets
-    the weight) for each candidate; ends at the chosen step (and its solved weight). Returns the factor."""
-    layer, device = q.layer, q.layer.weight.device
+    """Scale `q`'s input step (zero point fixed, as a learned step moves) by whichever of 1 and `factors` lets the
+    solved layer (`solve()` sets its weight from the state `q` is in) reproduce the FP layer's output on the first
+    `samples` inputs best (squared error; ties keep 1). `q` ends in its starting state at that step, to be solved.
+    Returns the factor."""
     x, x_ref = x[:samples], x_ref[:samples]
-    weight, w_step, step = layer.weight.detach().clone(), q.w_scale.detach().clone(), q.a_scale.detach().clone()
-    target = [layer(x_ref[i : i + chunk].to(device)) for i in range(0, len(x), chunk)]
+    start = {k: v.clone() for k, v in q.state_dict().items()}
+    device = q.layer.weight.device
+    target = [q.layer(x_ref[i : i + chunk].to(device)) for i in range(0, len(x), chunk)]
 
-    def error() -> float:
-        return sum(float((layer(q.quantize_input(x[i : i + chunk].to(device))) - t).pow(2).sum())
+    def solved_error(factor: float) -> float:
+        q.load_state_dict(start)
+        q.a_scale.mul_(factor)
+        solve()
+        return sum(float((q(x[i : i + chunk].to(device)) - t).pow(2).sum())
                    for i, t in zip(range(0, len(x), chunk), target, strict=True))  # fmt: skip
 
-    best, best_err = 1.0, float("inf")
-    for factor in factors:
-        layer.weight.copy_(weight)
-        q.w_scale.copy_(w_step)
-        q.a_scale.copy_(step * factor)
-        if solve is not None:
-            solve()
-        err = error()
-        if err < best_err:
-            best, best_err = factor, err
-    layer.weight.copy_(weight)
-    q.w_scale.copy_(w_step)
-    q.a_scale.copy_(step * best)
-    if solve is not None:
-        solve()
+    errors = {factor: solved_error(factor) for factor in dict.fromkeys([1.0, *factors])}
+    best = min(errors, key=errors.__getitem__)
+    q.load_state_dict(start)
+    q.a_scale.mul_(best)
     return best

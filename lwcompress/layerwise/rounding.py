@@ -25,7 +25,7 @@ from torch import nn
 
 from lwcompress.compress.modules import GAMMA, ZETA, CompressedLayer, rectified_sigmoid
 from lwcompress.compress.quantizer import fake_quant, qrange
-from lwcompress.fields import bounded, check, choice
+from lwcompress.fields import bounded, changed_default, check, choice
 from lwcompress.layerwise.gptq import gptq_layer, search_input_step
 from lwcompress.registry import Registry
 
@@ -65,15 +65,17 @@ class AdaRoundConfig(RoundingConfig):
 class GPTQConfig(RoundingConfig):
     """`damp`: Hessian damping, x its mean diagonal (0.001 beat 0.01 on the validation split, round2_tuning.md);
     `rows`: pool rows per input feature the Hessian is summed over (fewer: faster); `order`: the column order, by
-    the Hessian diagonal (descending) or natural."""
+    the Hessian diagonal (descending) or natural; `weight_search` / `input_search`: also choose each output
+    channel's weight step / the input step among `candidates` evenly spaced multiples 0.5 ... 1.5 of the closed
+    form's (and itself), by the solved layer's output error (layerwise/gptq.py; round15_tuning.md)."""
 
     name: str = "gptq"
     damp: float = bounded(0.001, 0.0)
     rows: int = bounded(128, 1)
     order: str = choice("descending", "descending", "natural")
-    input_step: str = choice("keep", "keep", "output", "solved")
-    weight_step: str = choice("keep", "keep", "solved")
-    factors: int = bounded(11, 1)
+    weight_search: bool = changed_default(True, before=False)
+    input_search: bool = changed_default(True, before=False)
+    candidates: int = bounded(11, 2)
 
 
 class Rounding(ABC):
@@ -212,18 +214,14 @@ class STE(TrainedRounding):
 
 @ROUNDINGS.register("gptq")
 class GPTQ(SolvedRounding):
-    """GPTQ / OBQ-style rounding with error feedback (layerwise/gptq.py), with its damping, column order and rows."""
+    """GPTQ / OBQ-style rounding with error feedback (layerwise/gptq.py), with its damping, column order, rows and
+    step searches."""
 
     config = GPTQConfig
 
     def solve(self, q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, cfg: LayerwiseConfig) -> None:
         s = self.settings
-        factors = torch.linspace(0.5, 1.5, s.factors).tolist()
-        weight_factors = factors if s.weight_step == "solved" else None
-        solve = lambda: gptq_layer(q, x, x_ref, s.damp, s.order, s.rows, weight_factors)  # noqa: E731
-        if q.abits is None or s.input_step == "keep":
-            solve()
-            return
-        search_input_step(q, x, x_ref, factors, solve=solve if s.input_step == "solved" else None)
-        if s.input_step == "output":
-            solve()
+        factors = torch.linspace(0.5, 1.5, s.candidates).tolist()
+        if s.input_search and q.abits is not None:
+            search_input_step(q, x, x_ref, factors, lambda: gptq_layer(q, x, x_ref, s.damp, s.order, s.rows))
+        gptq_layer(q, x, x_ref, s.damp, s.order, s.rows, factors if s.weight_search else None)
