@@ -58,7 +58,8 @@ def test_searched_steps_never_lose_to_the_closed_form_ones() -> None:
     plain8, searched, plain3, weights = layer(8), layer(8), layer(3), layer(3)
     with torch.no_grad():
         gptq_layer(plain8, x, x, damp=0.01, order="descending")
-        chosen = search_input_step(searched, x, x, factors, lambda: gptq_layer(searched, x, x, 0.01, "descending"))
+        solver = lambda q: lambda xs, refs: gptq_layer(q, xs, refs, damp=0.01, order="descending")  # noqa: E731
+        chosen = search_input_step(searched, x, x, factors, solver(searched))
         assert torch.equal(searched.layer.weight, ref.weight)  # it ends at the chosen step, still to be solved
         gptq_layer(searched, x, x, damp=0.01, order="descending")
         gptq_layer(plain3, x, x, damp=0.01, order="descending")
@@ -68,7 +69,7 @@ def test_searched_steps_never_lose_to_the_closed_form_ones() -> None:
         assert err(weights) <= err(plain3) * (1 + 1e-6) and not torch.equal(weights.w_scale, plain3.w_scale)
         # An input grid that is already right is kept: factor 1 wins its ties.
         again = copy.deepcopy(searched)
-        assert search_input_step(again, x, x, [1.0, 1.0], lambda: gptq_layer(again, x, x, 0.01, "descending")) == 1.0
+        assert search_input_step(again, x, x, [1.0, 1.0], solver(again)) == 1.0
     for q in (searched, weights):
         codes = q.codes()
         q.load_codes(codes)

@@ -164,13 +164,13 @@ def gptq_layer(
 
 @torch.no_grad()
 def search_input_step(
-    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, factors: list[float], solve: Callable[[], None],
-    samples: int = 256, chunk: int = 64,
+    q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, factors: list[float],
+    solve: Callable[[torch.Tensor, torch.Tensor], None], samples: int = 256, chunk: int = 64,
 ) -> float:  # fmt: skip
     """Scale `q`'s input step (zero point fixed, as a learned step moves) by whichever of 1 and `factors` lets the
-    solved layer (`solve()` sets its weight from the state `q` is in) reproduce the FP layer's output on the first
-    `samples` inputs best (squared error; ties keep 1). `q` ends in its starting state at that step, to be solved.
-    Returns the factor."""
+    layer solved on the first `samples` inputs (`solve(x, x_ref)` sets its weight from the state `q` is in)
+    reproduce the FP layer's output on them best (squared error; ties keep 1): a subset ranks the steps at a
+    fraction of a whole-pool solve. `q` ends in its starting state at that step, to be solved. Returns the factor."""
     x, x_ref = x[:samples], x_ref[:samples]
     start = {k: v.clone() for k, v in q.state_dict().items()}
     device = q.layer.weight.device
@@ -179,7 +179,7 @@ def search_input_step(
     def solved_error(factor: float) -> float:
         q.load_state_dict(start)
         q.a_scale.mul_(factor)
-        solve()
+        solve(x, x_ref)
         return sum(float((q(x[i : i + chunk].to(device)) - t).pow(2).sum())
                    for i, t in zip(range(0, len(x), chunk), target, strict=True))  # fmt: skip
 

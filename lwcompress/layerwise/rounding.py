@@ -67,7 +67,8 @@ class GPTQConfig(RoundingConfig):
     `rows`: pool rows per input feature the Hessian is summed over (fewer: faster); `order`: the column order, by
     the Hessian diagonal (descending) or natural; `weight_search` / `input_search`: also choose each output
     channel's weight step / the input step among `candidates` evenly spaced multiples 0.5 ... 1.5 of the closed
-    form's (and itself), by the solved layer's output error (layerwise/gptq.py; round15_tuning.md)."""
+    form's (and itself), by the solved layer's output error (layerwise/gptq.py; round15_tuning.md; the input
+    step's candidates are solved and judged on 256 of the pool's inputs)."""
 
     name: str = "gptq"
     damp: float = bounded(0.001, 0.0)
@@ -223,5 +224,5 @@ class GPTQ(SolvedRounding):
         s = self.settings
         factors = torch.linspace(0.5, 1.5, s.candidates).tolist()
         if s.input_search and q.abits is not None:
-            search_input_step(q, x, x_ref, factors, lambda: gptq_layer(q, x, x_ref, s.damp, s.order, s.rows))
+            search_input_step(q, x, x_ref, factors, lambda xs, refs: gptq_layer(q, xs, refs, s.damp, s.order, s.rows))
         gptq_layer(q, x, x_ref, s.damp, s.order, s.rows, factors if s.weight_search else None)
