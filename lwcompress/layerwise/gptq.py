@@ -188,14 +188,3 @@ def search_input_step(
     q.load_state_dict(start)
     q.a_scale.mul_(best)
     return best
-
-
-@torch.no_grad()
-def channel_means(layer: nn.Module, x: torch.Tensor, chunk: int = 64) -> torch.Tensor:
-    """Each output channel's mean of `layer` over the inputs `x` (every sample and position)."""
-    device = next(layer.parameters()).device
-    total = 0
-    for i in range(0, len(x), chunk):
-        out = layer(x[i : i + chunk].to(device))
-        total = total + out.transpose(0, 1).flatten(1).double().sum(1)
-    return total / (len(x) * out[0, 0].numel())

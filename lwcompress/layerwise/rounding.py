@@ -26,7 +26,7 @@ from torch import nn
 from lwcompress.compress.modules import GAMMA, ZETA, CompressedLayer, rectified_sigmoid
 from lwcompress.compress.quantizer import fake_quant, qrange
 from lwcompress.fields import bounded, changed_default, check, choice
-from lwcompress.layerwise.gptq import channel_means, gptq_layer, search_input_step
+from lwcompress.layerwise.gptq import gptq_layer, search_input_step
 from lwcompress.registry import Registry
 
 if TYPE_CHECKING:
@@ -68,8 +68,7 @@ class GPTQConfig(RoundingConfig):
     the Hessian diagonal (descending) or natural; `weight_search` / `input_search`: also choose each output
     channel's weight step / the input step among `candidates` evenly spaced multiples 0.5 ... 1.5 of the closed
     form's (and itself), by the solved layer's output error (layerwise/gptq.py; round15_tuning.md; the input
-    step's candidates are solved and judged on 256 of the pool's inputs); `bias`: then add each output channel's mean
-    error on the pool to its bias (the least-squares intercept the solve leaves out)."""
+    step's candidates are solved and judged on 256 of the pool's inputs)."""
 
     name: str = "gptq"
     damp: float = bounded(0.001, 0.0)
@@ -78,7 +77,6 @@ class GPTQConfig(RoundingConfig):
     weight_search: bool = changed_default(True, before=False)
     input_search: bool = changed_default(True, before=False)
     candidates: int = bounded(11, 2)
-    bias: bool = False
 
 
 class Rounding(ABC):
@@ -224,10 +222,7 @@ class GPTQ(SolvedRounding):
 
     def solve(self, q: CompressedLayer, x: torch.Tensor, x_ref: torch.Tensor, cfg: LayerwiseConfig) -> None:
         s = self.settings
-        target = channel_means(q.layer, x_ref) if s.bias and q.layer.bias is not None else None
         factors = torch.linspace(0.5, 1.5, s.candidates).tolist()
         if s.input_search and q.abits is not None:
             search_input_step(q, x, x_ref, factors, lambda xs, refs: gptq_layer(q, xs, refs, s.damp, s.order, s.rows))
         gptq_layer(q, x, x_ref, s.damp, s.order, s.rows, factors if s.weight_search else None)
-        if target is not None:  # the least-squares intercept: each channel's mean error on the pool
-            q.layer.bias.add_((target - channel_means(q, x)).to(q.layer.bias.dtype))
