@@ -18,7 +18,8 @@
 # Round 15 (ROUND_DIR=logs/round15, round15_tuning.md): GPTQ's step searches in the default's 2-bit layers
 # (gptq_solved*: the option names they had at 1fcbc30, the only commit that has them; gptq_plain: both searches off
 # since they are GPTQ's default), every layer learned by AdaRound, the 2-bit ones too, as before round 2's `auto`
-# (adaround), GPTQ's bias correction (gptq_bias) and 10x its damping (gptq_damp01).
+# (adaround), GPTQ's bias correction (gptq_bias), 10x its damping (gptq_damp01) and 4x
+# its Hessians' rows (gptq_rows512).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
@@ -59,6 +60,7 @@ declare -A OVERRIDES=(
   [adaround]="compressor.rounding=adaround"
   [gptq_bias]="layerwise.roundings.gptq.bias=true"
   [gptq_damp01]="layerwise.roundings.gptq.damp=0.01"
+  [gptq_rows512]="layerwise.roundings.gptq.rows=512"
   [gptq_plain]="layerwise.roundings.gptq.input_search=false layerwise.roundings.gptq.weight_search=false"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
