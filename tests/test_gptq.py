@@ -73,6 +73,26 @@ def test_searched_steps_never_lose_to_the_closed_form_ones() -> None:
         assert torch.equal(q.codes(), codes)
 
 
+def test_a_candidate_step_whose_solve_fails_or_diverges_is_skipped() -> None:
+    """The input-step search never picks a step whose solve raised (a Hessian singular after all damping) or left a
+    non-finite output, the closed form's included: here only the wider steps solve cleanly, and one of them wins."""
+    task = conv_task(bits=3)
+    x = task.inputs.sample(64, torch.Generator().manual_seed(1))
+    q = CompressedLayer(copy.deepcopy(task.reference), 3, False, "minmax", 4, (0.0, 24.0))
+    closed = float(q.a_scale)
+
+    def solve(xs: torch.Tensor, refs: torch.Tensor) -> None:
+        if float(q.a_scale) < closed:
+            raise FloatingPointError("singular")
+        gptq_layer(q, xs, refs, damp=0.01, order="descending")
+        if float(q.a_scale) == closed:
+            q.layer.weight.fill_(float("nan"))
+
+    with torch.no_grad():
+        assert search_input_step(q, x, x, [0.5, 0.8, 1.2, 1.5], solve) in (1.2, 1.5)
+    assert torch.isfinite(q.layer.weight).all()
+
+
 def test_depthwise_groups_are_solved_alone() -> None:
     """A depthwise conv solved in one batched call equals each channel solved as its own 1-channel conv."""
     torch.manual_seed(0)

@@ -20,6 +20,7 @@ solves keep the closed-form weight steps, the final one searches them).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -169,8 +170,9 @@ def search_input_step(
 ) -> float:  # fmt: skip
     """Scale `q`'s input step (zero point fixed, as a learned step moves) by whichever of 1 and `factors` lets the
     layer solved on the first `samples` inputs (`solve(x, x_ref)` sets its weight from the state `q` is in)
-    reproduce the FP layer's output on them best (squared error; ties keep 1): a subset ranks the steps at a
-    fraction of a whole-pool solve. `q` ends in its starting state at that step, to be solved. Returns the factor."""
+    reproduce the FP layer's output on them best (squared error; ties keep 1; a candidate whose solve fails or gives a
+    non-finite error is skipped): a subset ranks the steps at a fraction of a whole-pool solve. `q` ends in its
+    starting state at that step, to be solved. Returns the factor."""
     x, x_ref = x[:samples], x_ref[:samples]
     start = {k: v.clone() for k, v in q.state_dict().items()}
     device = q.layer.weight.device
@@ -179,9 +181,13 @@ def search_input_step(
     def solved_error(factor: float) -> float:
         q.load_state_dict(start)
         q.a_scale.mul_(factor)
-        solve(x, x_ref)
-        return sum(float((q(x[i : i + chunk].to(device)) - t).pow(2).sum())
-                   for i, t in zip(range(0, len(x), chunk), target, strict=True))  # fmt: skip
+        try:
+            solve(x, x_ref)
+        except FloatingPointError:  # a step whose Hessian stays singular is no candidate
+            return math.inf
+        error = sum(float((q(x[i : i + chunk].to(device)) - t).pow(2).sum())
+                    for i, t in zip(range(0, len(x), chunk), target, strict=True))  # fmt: skip
+        return error if math.isfinite(error) else math.inf
 
     errors = {factor: solved_error(factor) for factor in dict.fromkeys([1.0, *factors])}
     best = min(errors, key=errors.__getitem__)
