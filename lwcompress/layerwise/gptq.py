@@ -7,15 +7,16 @@ target=own or in independent runs) is, up to a constant, ||(W_q - W*) X_q||^2 wi
 that maps X_q to the target. Its Hessian H = X_q X_q^T is all the solver needs: columns of W* are quantized one at
 a time (largest H diagonal first with `order=descending`) and each column's rounding error is spread over the
 columns not yet quantized through the inverse Hessian's Cholesky factor, so later columns compensate it. Every
-output channel keeps its grid (scale, zero point) from the closed form; pruned weights stay exact zeros (their
-removal error is compensated the same way). Grouped convolutions (depthwise) are solved per group, batched. No
-optimizer steps: one Gram matrix, one Cholesky and one pass over the columns per layer.
+output channel keeps its grid's zero point from the closed form, and its step unless the search below picks a
+multiple of it; pruned weights stay exact zeros (their removal error is compensated the same way). Grouped
+convolutions (depthwise) are solved per group, batched. No optimizer steps: one Gram matrix, one Cholesky and one
+pass over the columns per layer.
 
 A trained run also learns the grids' steps; the solver searches them instead, among multiples of the closed form's:
 each output channel's weight step by its solved row's share of the output error (one H serves every candidate, so
-this costs only more passes over the columns), and the input step (`search_input_step`) by the output error of the
-layer solved at each candidate (the Hessian changes with the input grid, so each candidate is a whole solve; these
-solves keep the closed-form weight steps, the final one searches them).
+all of them take one pass over the columns, the candidates as extra rows), and the input step (`search_input_step`)
+by the output error of the layer solved at each candidate (the Hessian changes with the input grid, so each
+candidate is a whole solve; these solves keep the closed-form weight steps, the final one searches them).
 """
 
 from __future__ import annotations
