@@ -62,6 +62,7 @@ declare -A OVERRIDES=(
   [gptq_damp01]="layerwise.roundings.gptq.damp=0.01"
   [gptq_rows512]="layerwise.roundings.gptq.rows=512"
   [gptq_plain]="layerwise.roundings.gptq.input_search=false layerwise.roundings.gptq.weight_search=false"
+  [mirror]="generator.mirror=true"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
