@@ -141,28 +141,6 @@ def test_real_pool_is_the_true_layer_input() -> None:
     assert torch.equal(inputs["layers.1.conv1"].data, seen["x"])
 
 
-def test_mirror_adds_every_image_mirrored_to_the_pool_without_making_more(tmp_path) -> None:
-    """generator.mirror: the images made, then each mirrored left to right (the layer pools and the sequential domain
-    alike); the images made and their cache file are those of the run without it; a generator without images refuses
-    it in one line."""
-    model = calibrated("resnet8_tiny")
-    cfg = generator_config("distilled", num_images=8, chunk=8, steps=2)
-    plain = source_images(model, cfg, GenerationContext((1, 28, 28), 8, cache_dir=tmp_path, pixel_range=PIXELS))[0]
-    ctx = GenerationContext((1, 28, 28), 8, cache_dir=tmp_path, pixel_range=PIXELS)
-    mirrored = source_images(model, dataclasses.replace(cfg, mirror=True), ctx)[0]
-    assert ctx.wall_s == 0 and len(list(tmp_path.glob("*.pt"))) == 1  # the same images, reused
-    assert torch.equal(mirrored[:8], plain) and torch.equal(mirrored[8:], plain.flip(-1))
-    assert generator_domain(model, dataclasses.replace(cfg, mirror=True), ctx)[1] is mirrored
-    layers = analyze(model, torch.zeros(1, 1, 28, 28))
-    imgs = images(4)
-    real = build_inputs(model, layers, generator_config("real", num_images=4, mirror=True),
-                        GenerationContext((1, 28, 28), 28, imgs))  # fmt: skip
-    assert torch.equal(real["conv1"].data, torch.cat([imgs, imgs.flip(-1)]))
-    with pytest.raises(UserError, match=r"^generator.mirror mirrors images: generator=gaussian makes none; use one "
-                       r"of .*distilled[^\n]*$"):  # fmt: skip
-        build_inputs(model, layers, generator_config("gaussian", mirror=True), GenerationContext((1, 28, 28), 8))
-
-
 def test_gaussian_is_standard_normal_everywhere() -> None:
     _, _, inputs = handset_inputs("gaussian")
     x = inputs["fc"].sample(1000, layer_stream(0, 0))

@@ -20,6 +20,8 @@
 # since they are GPTQ's default), every layer learned by AdaRound, the 2-bit ones too, as before round 2's `auto`
 # (adaround), GPTQ's bias correction (gptq_bias), 10x its damping (gptq_damp01) and 4x
 # its Hessians' rows (gptq_rows512).
+# Round 16 (ROUND_DIR=logs/round16): every image also mirrored in the pool (mirror: generator.mirror, at 394cb88, the
+# only commit that has it).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)

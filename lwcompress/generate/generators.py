@@ -53,14 +53,11 @@ from lwcompress.registry import Registry
 @dataclass
 class GeneratorConfig:
     """What every generator takes: `name` (the registered generator, or "none"), `num_images` (the captured pool of
-    image generators), `mirror` (image generators: the pool also holds every image mirrored left to right, twice the
-    layer inputs for no more images made: the networks here train with random flips, so mirrored images are as
-    much theirs as the originals), `chunk` (images per forward pass, and per batch-statistics group for propagated
-    and distilled), `seed`. A generator with settings of its own declares a subclass (`Generator.config`)."""
+    image generators), `chunk` (images per forward pass, and per batch-statistics group for propagated and
+    distilled), `seed`. A generator with settings of its own declares a subclass (`Generator.config`)."""
 
     name: str = "none"
     num_images: int = bounded(256, 1)
-    mirror: bool = False
     chunk: int = bounded(64, 2)
     seed: int = 0
 
@@ -214,9 +211,6 @@ class Generator(ABC):
     def __init__(self, cfg: GeneratorConfig) -> None:
         if not isinstance(cfg, self.config):
             raise UserError(f"generator={cfg.name} takes a {self.config.__name__}, not a {type(cfg).__name__}")
-        if cfg.mirror and not self.makes_images:
-            raise UserError(f"generator.mirror mirrors images: generator={cfg.name} makes none; use one of "
-                            f"{', '.join(able('makes_images'))}")  # fmt: skip
         self.cfg = cfg
 
     @abstractmethod
@@ -410,16 +404,10 @@ class ImageGenerator(Generator):
         """`cfg.num_images` images (N, *ctx.input_shape), float, normalized as the model's inputs."""
 
     def images(self, model: nn.Module, ctx: GenerationContext) -> tuple[torch.Tensor, bool]:
-        """The pool's images: those made (`make`, cached under `key`), followed by their mirror images with
-        `cfg.mirror`."""
         key = self.key(model)
         if key not in ctx.cache:
             ctx.cache[key] = checked_images(self.make(model, ctx), self.cfg, ctx)
-        if not self.cfg.mirror:
-            return ctx.cache[key], self.batch_stat_bn
-        if (*key, "mirror") not in ctx.cache:
-            ctx.cache[(*key, "mirror")] = torch.cat([ctx.cache[key], ctx.cache[key].flip(-1)])
-        return ctx.cache[(*key, "mirror")], self.batch_stat_bn
+        return ctx.cache[key], self.batch_stat_bn
 
     def inputs(self, model: nn.Module, layers: list[LayerInfo], ctx: GenerationContext) -> dict[str, LayerInputs]:
         return _pools(model, layers, *self.images(model, ctx), self.cfg, ctx)
