@@ -27,9 +27,10 @@ def changed_default(default: Any, before: Any) -> Any:
     return dataclasses.field(default=default, metadata={"before": before})
 
 
-def choice(default: Any, *options: Any, optional: bool = False) -> Any:
-    """A field whose value must be one of `options` (None when `optional`)."""
-    return dataclasses.field(default=default, metadata={"choices": options, "optional": optional})
+def choice(default: Any, *options: Any, optional: bool = False, before: Any = None) -> Any:
+    """A field whose value must be one of `options` (None when `optional`); `before`: see `changed_default`."""
+    metadata = {"choices": options, "optional": optional} | ({"before": before} if before is not None else {})
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def allowed(metadata: Mapping[str, Any]) -> str | None:

@@ -418,3 +418,24 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     by_unit = [compress(model, gptq, NORM, (1, 28, 28), generator=gen, layerwise=LayerwiseConfig(unit=unit),
                         real_images=real) for unit in ("block", "layer")]  # fmt: skip
     assert torch.equal(by_unit[0].model(x), by_unit[1].model(x))
+
+
+def test_auto_runs_the_blocks_that_hold_gptq_layers_layer_by_layer_and_the_others_as_blocks() -> None:
+    """rounding=auto under unit=block: a block with 2-bit layers (GPTQ's under auto, which has no block form) is
+    solved layer by layer, each layer its own error and no training; the blocks of 3-bit layers still learn as one
+    (AdaRound), their layers sharing the block's error and loss curve."""
+    torch.manual_seed(0)
+    model = calibrated("resnet8_tiny")
+    cfg = CompressorConfig(name="quant", wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None,
+                           layers={"layers.1.*": {"wbits": 2}})  # fmt: skip
+    out = compress(model, cfg, NORM, (1, 28, 28), generator=generator_config("real", num_images=64),
+                   layerwise=LayerwiseConfig(steps=20, batch_size=16, unit="block", min_headroom=None),
+                   real_images=images(128))  # fmt: skip
+    blocks = block_map(model, [r.name for r in out.results])
+    by_block: dict[str, list] = {}
+    for r in out.results:
+        by_block.setdefault(blocks.get(r.name, r.name), []).append(r)
+    solved, learned = by_block.pop("layers.1"), [rs for rs in by_block.values() if len(rs) > 1]
+    assert len(solved) > 1 and all(not r.losses for r in solved)  # GPTQ: no steps
+    assert len({r.rtn_error for r in solved}) == len(solved)  # each judged on its own output
+    assert learned and all(len({(r.rtn_error, r.error) for r in rs}) == 1 and rs[0].losses for rs in learned)

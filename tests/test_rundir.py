@@ -80,19 +80,24 @@ def test_a_setting_added_since_the_run_resumes_at_its_default_only(tmp_path: Pat
 
 
 def test_a_rounding_default_changed_since_the_run_resumes_only_as_the_run_was(tmp_path: Path) -> None:
-    """GPTQ's step searches became its default after runs were made without them: a run dir whose gptq settings
-    lack them is the run with both off, and today's default is another configuration (its layers would differ)."""
+    """GPTQ's step searches (round 15) and auto's split of the blocks it solves (round 16) became defaults after
+    runs were made without them: a run dir whose settings lack them is the run with the searches off and auto's
+    blocks learned whole, and today's default is another configuration (its layers would differ)."""
     before = {"damp": 0.001, "rows": 128, "order": "descending"}
     run = saved(tmp_path, config(layerwise={"steps": 2000, "roundings": {"gptq": before}}))
 
-    def typed(**gptq: object):
+    def typed(auto_blocks: str = "adaround", **gptq: object):
         cfg = config()
-        cfg.layerwise = OmegaConf.structured(LayerwiseConfig(steps=2000, roundings={"gptq": before | gptq}))
+        cfg.layerwise = OmegaConf.structured(
+            LayerwiseConfig(steps=2000, auto_blocks=auto_blocks, roundings={"gptq": before | gptq})
+        )
         return cfg
 
     check_run_dir(run, typed(weight_search=False, input_search=False, candidates=11), "config")
     with pytest.raises(UserError, match=r"layerwise.roundings.gptq.input_search: <unset> -> True"):
         check_run_dir(run, typed(**LayerwiseConfig().roundings["gptq"]), "config")
+    with pytest.raises(UserError, match=r"layerwise.auto_blocks: <unset> -> split"):
+        check_run_dir(run, typed("split", weight_search=False, input_search=False, candidates=11), "config")
 
 
 def test_rerun_with_another_configuration_writes_nothing(tmp_path: Path) -> None:

@@ -125,9 +125,10 @@ class CompressorConfig:
     latent weights through a straight-through estimator), optionally its weight scales and input scale, and its
     bias; float weights (pruning alone) are retrained directly, the mask held fixed. rounding="gptq" trains
     nothing: each layer is solved in closed form from its inputs' second moments (layerwise/gptq.py);
-    rounding="auto" does that for the layers with 2-bit weights, where it beat AdaRound, and AdaRound for the
-    rest. `rounding` names a class in layerwise.rounding.ROUNDINGS (or an installed plug-in's, or any class by
-    its import path: docs/extending.md), checked when the job is built. The two families differ only in their
+    rounding="auto" does that for the layers with 2-bit weights, where it beat AdaRound (block units holding such
+    a layer run layer by layer), and AdaRound for the rest. `rounding` names a class in
+    layerwise.rounding.ROUNDINGS (or an installed plug-in's, or any class by its import path: docs/extending.md),
+    checked when the job is built. The two families differ only in their
     defaults (conf/compressor): `compressor=prune compressor.wbits=4` prunes, quantizes and trains both.
     """
 

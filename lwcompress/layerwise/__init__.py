@@ -11,7 +11,7 @@ from torch import nn
 
 from lwcompress.distributed import Ranks
 from lwcompress.generate import LayerData
-from lwcompress.layerwise.blocks import block_map, without_blocks
+from lwcompress.layerwise.blocks import learnable_blocks, without_blocks
 from lwcompress.layerwise.config import LayerwiseConfig
 from lwcompress.layerwise.progress import LayerProgress
 from lwcompress.layerwise.run import LayerResult, LayerTask, Learned, layer_trainer, run_bucket
@@ -61,10 +61,10 @@ def learn(
     if cfg.mode == "sequential":
         domain, images = data.domain()
         domain = (prepare(domain) if prepare is not None else domain).eval()
-        reason = without_blocks(learned, [t.quant for t in tasks]) if cfg.unit == "block" else None
+        reason = without_blocks(learned, [t.quant for t in tasks], cfg) if cfg.unit == "block" else None
         if reason:
-            log.info("layerwise.unit=block: %s, so every layer is its own unit", reason)
-        blocks = block_map(domain, [t.name for t in tasks]) if cfg.unit == "block" and not reason else {}
+            log.info("layerwise.unit=block: %s, so the blocks that hold such layers run layer by layer", reason)
+        blocks = learnable_blocks(domain, {t.name: t.quant for t in tasks}, learned, cfg) if cfg.unit == "block" else {}
         units = segments(costs, cfg.segments, together=[blocks.get(t.name) for t in tasks])
 
         def run(chosen: list[list[int]], report: LayerProgress | None) -> list[LayerResult]:

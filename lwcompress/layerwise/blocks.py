@@ -69,19 +69,37 @@ def _ends(inside: list[fx.Node]) -> tuple[set[fx.Node], list[fx.Node]]:
     return inputs, [n for n in inside if any(u not in members for u in n.users)]
 
 
-def without_blocks(learned: Learned, layers: list[CompressedLayer]) -> str | None:
-    """Why `layers` cannot learn in block units, or None if they can: GPTQ solves one layer from its own inputs, and
-    a pruned layer's survivors are refit from its own inputs; neither has a block form. Such runs use layer units."""
-    if learned.rounding != "auto" and not ROUNDINGS.get(learned.rounding).block_form:
-        return f"compressor.rounding={learned.rounding} solves single layers"
+def without_blocks(learned: Learned, layers: list[CompressedLayer], cfg: LayerwiseConfig) -> str | None:
+    """Why `layers` cannot learn as one block unit, or None if they can: a rounding without a block form (GPTQ solves
+    one layer from its own inputs; rounding=auto gives it the layers of at most AUTO_GPTQ_WBITS-bit weights, unless
+    `cfg.auto_blocks` has blocks learn them by AdaRound) or a pruned layer (its survivors are refit from its own
+    inputs)."""
+    for q in layers:
+        name = "adaround" if learned.rounding == "auto" and cfg.auto_blocks == "adaround" else learned.rounding_of(q)
+        if not ROUNDINGS.get(name).block_form:
+            given = "" if name == learned.rounding else f" gives {q.wbits}-bit layers {name}, which"
+            return f"compressor.rounding={learned.rounding}{given} solves single layers"
     if any(q.mask is not None for q in layers):
         return "pruned layers are refit one by one"
     return None
 
 
+def learnable_blocks(
+    model: nn.Module, layers: dict[str, CompressedLayer], learned: Learned, cfg: LayerwiseConfig
+) -> dict[str, str]:  # fmt: skip
+    """`block_map` of `layers` (by name) less every block that holds a layer unable to learn in one
+    (`without_blocks`): such a block runs layer by layer, the others stay units. No trace where no layer can."""
+    alone = {name for name, q in layers.items() if without_blocks(learned, [q], cfg)}
+    if len(alone) == len(layers):
+        return {}
+    blocks = block_map(model, list(layers))
+    split = {blocks[name] for name in alone if name in blocks}
+    return {name: block for name, block in blocks.items() if block not in split}
+
+
 def block_rounding(learned: Learned, cfg: LayerwiseConfig) -> Callable[[CompressedLayer, bool], TrainedRounding]:
-    """The rounding block units learn, with its settings: AdaRound where the choice is "auto" (BRECQ learns 2-bit
-    blocks by it; GPTQ has no block form, see `without_blocks`)."""
+    """The rounding block units learn, with its settings: AdaRound where the choice is "auto" (a block with a layer
+    that "auto" solves by GPTQ runs layer by layer, see `learnable_blocks`)."""
     name = "adaround" if learned.rounding == "auto" else learned.rounding
     return trained_rounding(ROUNDINGS.get(name), cfg.rounding_settings(name))
 
@@ -156,7 +174,7 @@ def run_block(
     block, `inputs` its input pool. Each layer's result carries the block's held-out error before (round-to-nearest)
     and after; a block that ends worse is put back whole. Layers end hardened."""
     layers = [t.quant for t in tasks]
-    if reason := without_blocks(learned, layers):
+    if reason := without_blocks(learned, layers, cfg):
         raise ValueError(f"a block unit of layers that have no block form: {reason}")
     for q in layers:
         q.eval()

@@ -63,10 +63,12 @@ class LayerwiseConfig:
     vs 89.52 (experiments/results/layerwise_tuning.md).
     `unit` (sequential mode): "block" (BRECQ: the layers of a residual / inverted-residual block learn together
     against the FP block's output, activation grids inside the block included; layerwise/blocks.py says how blocks
-    are found; the stem and head stay single layers; GPTQ-rounded and pruned layers, which have no block form, run
-    one by one) or "layer" (each layer against its own FP output). Block is the default since round 3: with
-    generator=distilled and learned input steps it was at or above round-to-nearest at 47 of 48 round-2 cells x
-    seeds (val; mobilenetv2_small W3A3 86.10 vs 79.70 with layer units, experiments/results/round3_tuning.md §5-6).
+    are found; the stem and head stay single layers; a block that holds a GPTQ-rounded or a pruned layer, which
+    have no block form, runs layer by layer; `auto_blocks=adaround` instead learns the blocks of rounding=auto's
+    GPTQ layers whole by AdaRound, as before round 16, experiments/results/round16_tuning.md) or "layer" (each
+    layer against its own FP output). Block is the default since round 3: with generator=distilled and learned
+    input steps it was at or above round-to-nearest at 47 of 48 round-2 cells x seeds (val; mobilenetv2_small
+    W3A3 86.10 vs 79.70 with layer units, experiments/results/round3_tuning.md §5-6).
     `segments` (sequential mode): cut the layer order into that many contiguous segments of about equal cost, each
     sequential inside itself with its first layer fed by the FP network, so the ranks of a job can run them in
     parallel: 1 is the plain sequential run, one segment per layer is close to the independent run
@@ -126,6 +128,9 @@ class LayerwiseConfig:
     mode: str = choice("sequential", "independent", "sequential")  # see below
     target: str = choice("fp", "fp", "own")  # sequential mode: the FP layer's output on FP inputs, or on its own
     unit: str = choice("block", "layer", "block")  # sequential mode: what one run reconstructs, see above
+    # unit=block, rounding=auto: a block that holds a layer auto solves by GPTQ runs layer by layer (split), or the
+    # whole block learns by AdaRound (adaround, as before round 16). See below.
+    auto_blocks: str = choice("split", "split", "adaround", before="adaround")
     segments: int = bounded(1, 1)  # sequential mode: contiguous segments, each sequential inside, run in parallel
     refit: bool = True  # pruned layers: least-squares survivors before the steps (layerwise/refit.py)
     refit_samples: int = bounded(1024, 1)  # layer-input samples the least-squares fits (refit, gptq) see
