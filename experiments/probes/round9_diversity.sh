@@ -21,7 +21,8 @@
 # (adaround), GPTQ's bias correction (gptq_bias), 10x its damping (gptq_damp01) and 4x
 # its Hessians' rows (gptq_rows512).
 # Round 16 (ROUND_DIR=logs/round16): every image also mirrored in the pool (mirror: generator.mirror, at 394cb88, the
-# only commit that has it).
+# only commit that has it), and the default as it was before `auto` split the blocks of GPTQ-solved layers (before;
+# its seeds 0-2 at 29f28a1 with no override, the same arithmetic as the option has since 53ac64d).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
@@ -65,6 +66,7 @@ declare -A OVERRIDES=(
   [gptq_rows512]="layerwise.roundings.gptq.rows=512"
   [gptq_plain]="layerwise.roundings.gptq.input_search=false layerwise.roundings.gptq.weight_search=false"
   [mirror]="generator.mirror=true"
+  [before]="layerwise.auto_blocks=adaround"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
@@ -87,6 +89,8 @@ for v in $variants; do
     small-rest) for cell in w3a8 w2a8 w8a8; do run "$v" round2 mobilenetv2_small $cell; done ;;
     resnet20) run "$v" round2 resnet20 w4a4 ;;
     resnet20-more) for cell in w2a4 w3a3; do run "$v" round2 resnet20 $cell; done ;;
+    resnet20-w2a4) run "$v" round2 resnet20 w2a4 ;;
+    resnet20-w2a8) run "$v" round2 resnet20 w2a8 ;;
     torchvision-w4a4) run "$v" torchvision mobilenet_v2_fmnist w4a4 ;;
   esac
 done
