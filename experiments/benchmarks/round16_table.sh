@@ -15,13 +15,16 @@ cd "$(dirname "$0")/../.."
 export PATH=".venv/bin:$PATH"
 parts=${1:-"small torchvision"}
 from=logs/round15_table
-keep() {  # keep FROM TO PATTERN...: round 15's finished sweeps of what did not change, copied once
+keep() {  # keep FROM TO PATTERN...: round 15's finished sweeps of what did not change, copied once (locked: two lanes)
   mkdir -p "$2"
-  for pattern in "${@:3}"; do
-    for dir in "$1"/$pattern; do
-      [ -e "$2/$(basename "$dir")" ] || cp -r "$dir" "$2/"
+  (
+    flock 9
+    for pattern in "${@:3}"; do
+      for dir in "$1"/$pattern; do
+        [ -e "$2/$(basename "$dir")" ] || cp -r "$dir" "$2/"
+      done
     done
-  done
+  ) 9> "$2.lock"
 }
 if [[ $parts == *small* ]]; then
   keep $from/multiruns logs/round16_table/multiruns "*_rtn" "*_rtn_mse" "*_rtn_bc" "*_rtn_mse_bc" "*_zeroq" "*_real" \
