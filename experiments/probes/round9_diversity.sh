@@ -22,7 +22,7 @@
 # its Hessians' rows (gptq_rows512).
 # Round 16 (ROUND_DIR=logs/round16): every image also mirrored in the pool (mirror: generator.mirror, at 394cb88, the
 # only commit that has it), and the default as it was before `auto` split the blocks of GPTQ-solved layers (before;
-# its seeds 0-2 at 29f28a1 with no override, the same arithmetic as the option has since 53ac64d).
+# the 28x28 nets' runs at 29f28a1 with no override, torchvision seed 2 at ba091a4 with it: the same arithmetic).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
