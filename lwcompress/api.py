@@ -317,7 +317,7 @@ def _learn(
         gaps = data.gaps()
         for t in tasks:
             t.train = t.train and gaps.get(t.name, 0.0) <= layerwise.max_gap
-    learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale)
+    learned = Learned(config.rounding, config.learn_weight_scale, config.learn_input_scale, config.auto_gptq_wbits)
     return learn(tasks, data, layerwise, learned, make_trainer or layer_trainer, store, ranks, pre.fold,
                  progress)  # fmt: skip
 

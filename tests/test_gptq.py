@@ -126,11 +126,15 @@ def test_solver_in_a_layer_run_takes_no_steps() -> None:
 
 
 def test_auto_solves_two_bit_layers_and_trains_the_rest() -> None:
-    """rounding=auto in one bucket: the 2-bit layer gets GPTQ (no steps), the 4-bit one AdaRound (a loss curve)."""
+    """rounding=auto in one bucket: the 2-bit layer gets GPTQ (no steps), the 4-bit one AdaRound (a loss curve);
+    with `gptq_wbits=4` (compressor.auto_gptq_wbits) both are GPTQ's."""
     two, four = conv_task(0, bits=2), conv_task(1, bits=4)
     results = reconstruct([two, four], LayerwiseConfig(steps=60), layer_trainer, Learned("auto"))
     assert [len(r.losses) for r in results] == [0, 60]
     assert all(r.error < r.rtn_error for r in results)
+    two, four = conv_task(0, bits=2), conv_task(1, bits=4)
+    results = reconstruct([two, four], LayerwiseConfig(steps=60), layer_trainer, Learned("auto", gptq_wbits=4))
+    assert [len(r.losses) for r in results] == [0, 0] and all(r.error < r.rtn_error for r in results)
     assert Learned("auto").rounding_of(CompressedLayer(nn.Linear(3, 2), None, False)) == "adaround"  # float weights
 
 

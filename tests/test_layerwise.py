@@ -439,3 +439,10 @@ def test_auto_runs_the_blocks_that_hold_gptq_layers_layer_by_layer_and_the_other
     assert len(solved) > 1 and all(not r.losses for r in solved)  # GPTQ: no steps
     assert len({r.rtn_error for r in solved}) == len(solved)  # each judged on its own output
     assert learned and all(len({(r.rtn_error, r.error) for r in rs}) == 1 and rs[0].losses for rs in learned)
+    # compressor.auto_gptq_wbits=3: the 3-bit layers are GPTQ's too, so no block learns and no layer trains.
+    wider = compress(model, dataclasses.replace(cfg, auto_gptq_wbits=3), NORM, (1, 28, 28),
+                     generator=generator_config("real", num_images=64),
+                     layerwise=LayerwiseConfig(steps=20, batch_size=16, unit="block", min_headroom=None),
+                     real_images=images(128))  # fmt: skip
+    inner = [r for r in wider.results if r.name in blocks]
+    assert inner and all(not r.losses for r in inner) and len({r.rtn_error for r in inner}) == len(inner)

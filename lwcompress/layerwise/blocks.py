@@ -71,7 +71,7 @@ def _ends(inside: list[fx.Node]) -> tuple[set[fx.Node], list[fx.Node]]:
 
 def without_blocks(learned: Learned, layers: list[CompressedLayer], cfg: LayerwiseConfig) -> str | None:
     """Why `layers` cannot learn as one block unit, or None if they can: a rounding without a block form (GPTQ solves
-    one layer from its own inputs; rounding=auto gives it the layers of at most AUTO_GPTQ_WBITS-bit weights, unless
+    one layer from its own inputs; rounding=auto gives it the layers of at most `learned.gptq_wbits`-bit weights, unless
     `cfg.auto_blocks` has blocks learn them by AdaRound) or a pruned layer (its survivors are refit from its own
     inputs)."""
     for q in layers:

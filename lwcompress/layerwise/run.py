@@ -28,8 +28,6 @@ from lwcompress.layerwise.refit import refit_survivors
 from lwcompress.layerwise.rounding import ROUNDINGS, SolvedRounding, TrainedRounding, trained_rounding
 
 ACTIVATIONS = {"relu": F.relu, "relu6": F.relu6}
-# rounding="auto": GPTQ beat AdaRound with 2-bit weights and not above (experiments/results/round2_tuning.md).
-AUTO_GPTQ_WBITS = 2
 
 
 @dataclass
@@ -59,13 +57,14 @@ class Learned:
     rounding: str = "auto"
     weight_scale: bool = True
     input_scale: bool = False
+    gptq_wbits: int = 2  # "auto": the widest weights GPTQ solves (CompressorConfig.auto_gptq_wbits)
 
     def rounding_of(self, q: CompressedLayer) -> str:
         """The rounding this layer gets: `rounding`, except that "auto" solves layers with weights of at most
-        AUTO_GPTQ_WBITS bits by GPTQ and learns the rest by AdaRound (float weights are trained directly)."""
+        `gptq_wbits` bits by GPTQ and learns the rest by AdaRound (float weights are trained directly)."""
         if self.rounding != "auto":
             return self.rounding
-        return "gptq" if q.wbits is not None and q.wbits <= AUTO_GPTQ_WBITS else "adaround"
+        return "gptq" if q.wbits is not None and q.wbits <= self.gptq_wbits else "adaround"
 
 
 @dataclass
