@@ -22,7 +22,9 @@
 # its Hessians' rows (gptq_rows512).
 # Round 16 (ROUND_DIR=logs/round16): every image also mirrored in the pool (mirror: generator.mirror, at 394cb88, the
 # only commit that has it), and the default as it was before `auto` split the blocks of GPTQ-solved layers (before;
-# the 28x28 nets' runs at 29f28a1 with no override, torchvision seed 2 at ba091a4 with it: the same arithmetic).
+# the 28x28 nets' runs at 29f28a1 with no override, torchvision seed 2 at ba091a4 with it: the same arithmetic);
+# GPTQ's damping x10 and both searches off in the default's GPTQ layers (gptq_damp01, gptq_plain), and rounding=auto
+# with GPTQ up to 3-bit weights (gptq3: compressor.auto_gptq_wbits=3; parts small-3bit, resnet20-3bit).
 # Variants override the default of the commit they run at: rounds 9-11 ran on 300 layer steps of 32 (before 72d4c00),
 # so today `default` is round 11's b16st600 and `st600` is 600 steps of 16.
 #   [ROUND_DIR=logs/round10] [SEED=1] bash experiments/probes/round9_diversity.sh PART [VARIANT...]   (PART: below)
@@ -67,6 +69,7 @@ declare -A OVERRIDES=(
   [gptq_plain]="layerwise.roundings.gptq.input_search=false layerwise.roundings.gptq.weight_search=false"
   [mirror]="generator.mirror=true"
   [before]="layerwise.auto_blocks=adaround"
+  [gptq3]="compressor.auto_gptq_wbits=3"
 )
 seed=${SEED:-0}  # another seed's runs go to <variant>_s<seed>
 run() {  # run VARIANT EXPERIMENT MODEL CELL
@@ -90,6 +93,8 @@ for v in $variants; do
     resnet20) run "$v" round2 resnet20 w4a4 ;;
     resnet20-more) for cell in w2a4 w3a3; do run "$v" round2 resnet20 $cell; done ;;
     resnet20-w2a4) run "$v" round2 resnet20 w2a4 ;;
+    small-3bit) for cell in w3a8 w3a4 w3a3; do run "$v" round2 mobilenetv2_small $cell; done ;;
+    resnet20-3bit) for cell in w3a8 w3a4 w3a3; do run "$v" round2 resnet20 $cell; done ;;
     resnet20-w2a8) run "$v" round2 resnet20 w2a8 ;;
     torchvision-w4a4) run "$v" torchvision mobilenet_v2_fmnist w4a4 ;;
   esac
