@@ -127,7 +127,7 @@ def test_solver_in_a_layer_run_takes_no_steps() -> None:
 
 def test_auto_solves_two_bit_layers_and_trains_the_rest() -> None:
     """rounding=auto in one bucket: the 2-bit layer gets GPTQ (no steps), the 4-bit one AdaRound (a loss curve);
-    with `gptq_wbits=4` (compressor.auto_gptq_wbits) both are GPTQ's."""
+    with `gptq_wbits=4` (compressor.auto_gptq_wbits; default 3) both are GPTQ's."""
     two, four = conv_task(0, bits=2), conv_task(1, bits=4)
     results = reconstruct([two, four], LayerwiseConfig(steps=60), layer_trainer, Learned("auto"))
     assert [len(r.losses) for r in results] == [0, 60]

@@ -136,7 +136,8 @@ def test_resume_skips_finished_layers(tmp_path: Path) -> None:
     fingerprint = {"a": 1}
     cfg = LayerwiseConfig(steps=10, batch_size=4)
     first = [conv_task(0), conv_task(1)]
-    reconstruct(first, cfg, layer_trainer, store=LayerStore(tmp_path, fingerprint))
+    trained = Learned("adaround")  # auto would solve the 3-bit layers by GPTQ: no Trainer to count
+    reconstruct(first, cfg, layer_trainer, trained, store=LayerStore(tmp_path, fingerprint))
     assert sorted(p.name for p in tmp_path.glob("*.json")) == ["FINGERPRINT.json", "conv0.json", "conv1.json"]
     (tmp_path / "conv1.json").unlink()  # as if killed before conv1 finished
 
@@ -147,7 +148,7 @@ def test_resume_skips_finished_layers(tmp_path: Path) -> None:
         return layer_trainer()
 
     again = [conv_task(0), conv_task(1)]
-    results = reconstruct(again, cfg, counting_trainer, store=LayerStore(tmp_path, fingerprint))
+    results = reconstruct(again, cfg, counting_trainer, trained, store=LayerStore(tmp_path, fingerprint))
     assert len(calls) == 1 and [r.name for r in results] == ["conv0", "conv1"]
     assert torch.equal(again[0].quant.layer.weight, first[0].quant.layer.weight)
     from lwcompress.errors import UserError
@@ -391,7 +392,7 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
     model = calibrated("resnet8_tiny")
     x = images(64)
     ref = model(x)
-    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None)
+    common = dict(wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None, auto_gptq_wbits=2)
     blocks = LayerwiseConfig(steps=60, batch_size=16, unit="block", min_headroom=None)
     gen = generator_config("real", num_images=64)
     run = lambda rounding="auto": compress(model, CompressorConfig(name="quant", rounding=rounding, **common),  # noqa: E731
@@ -421,13 +422,13 @@ def test_block_units_learn_against_the_block_output_and_resume(tmp_path: Path) -
 
 
 def test_auto_runs_the_blocks_that_hold_gptq_layers_layer_by_layer_and_the_others_as_blocks() -> None:
-    """rounding=auto under unit=block: a block with 2-bit layers (GPTQ's under auto, which has no block form) is
-    solved layer by layer, each layer its own error and no training; the blocks of 3-bit layers still learn as one
-    (AdaRound), their layers sharing the block's error and loss curve."""
+    """rounding=auto under unit=block, GPTQ up to 2-bit weights: a block with 2-bit layers (GPTQ has no block form)
+    is solved layer by layer, each layer its own error and no training; the blocks of 3-bit layers still learn as
+    one (AdaRound), their layers sharing the block's error and loss curve."""
     torch.manual_seed(0)
     model = calibrated("resnet8_tiny")
     cfg = CompressorConfig(name="quant", wbits=3, abits=4, first_layer_wbits=None, last_layer_wbits=None,
-                           layers={"layers.1.*": {"wbits": 2}})  # fmt: skip
+                           layers={"layers.1.*": {"wbits": 2}}, auto_gptq_wbits=2)  # fmt: skip
     out = compress(model, cfg, NORM, (1, 28, 28), generator=generator_config("real", num_images=64),
                    layerwise=LayerwiseConfig(steps=20, batch_size=16, unit="block", min_headroom=None),
                    real_images=images(128))  # fmt: skip
@@ -439,7 +440,7 @@ def test_auto_runs_the_blocks_that_hold_gptq_layers_layer_by_layer_and_the_other
     assert len(solved) > 1 and all(not r.losses for r in solved)  # GPTQ: no steps
     assert len({r.rtn_error for r in solved}) == len(solved)  # each judged on its own output
     assert learned and all(len({(r.rtn_error, r.error) for r in rs}) == 1 and rs[0].losses for rs in learned)
-    # compressor.auto_gptq_wbits=3: the 3-bit layers are GPTQ's too, so no block learns and no layer trains.
+    # compressor.auto_gptq_wbits=3 (the default): the 3-bit layers are GPTQ's too: no block learns, no layer trains.
     wider = compress(model, dataclasses.replace(cfg, auto_gptq_wbits=3), NORM, (1, 28, 28),
                      generator=generator_config("real", num_images=64),
                      layerwise=LayerwiseConfig(steps=20, batch_size=16, unit="block", min_headroom=None),

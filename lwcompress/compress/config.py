@@ -125,8 +125,9 @@ class CompressorConfig:
     latent weights through a straight-through estimator), optionally its weight scales and input scale, and its
     bias; float weights (pruning alone) are retrained directly, the mask held fixed. rounding="gptq" trains
     nothing: each layer is solved in closed form from its inputs' second moments (layerwise/gptq.py);
-    rounding="auto" does that for the layers with 2-bit weights (`auto_gptq_wbits`), where it beat AdaRound (block
-    units holding such a layer run layer by layer), and AdaRound for the rest. `rounding` names a class in
+    rounding="auto" does that for the layers with 2- and 3-bit weights (`auto_gptq_wbits`), where it matched or beat
+    AdaRound at a fraction of the time (block units holding such a layer run layer by layer), and AdaRound for the
+    rest. `rounding` names a class in
     layerwise.rounding.ROUNDINGS (or an installed plug-in's, or any class by its import path: docs/extending.md),
     checked when the job is built. The two families differ only in their
     defaults (conf/compressor): `compressor=prune compressor.wbits=4` prunes, quantizes and trains both.
@@ -145,7 +146,8 @@ class CompressorConfig:
     act_range: str = choice("sigmas", "sigmas", "mse", "calibrated")
     act_sums: str = choice("bounds", "bounds", "quadrature")
     rounding: str = "auto"  # auto, adaround, ste, gptq, a plug-in's name or a class's import path (see above)
-    auto_gptq_wbits: int = bounded(2, 2, 8)  # rounding=auto: layers of at most this many weight bits are GPTQ's
+    # rounding=auto: layers of at most this many weight bits are GPTQ's (3 since round 16, round16_tuning.md)
+    auto_gptq_wbits: int = bounded(3, 2, 8, before=2)
     learn_weight_scale: bool = True
     learn_input_scale: bool = True
     sparsity: float = bounded(0.0, 0.0, 0.99)

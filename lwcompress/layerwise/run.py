@@ -57,7 +57,7 @@ class Learned:
     rounding: str = "auto"
     weight_scale: bool = True
     input_scale: bool = False
-    gptq_wbits: int = 2  # "auto": the widest weights GPTQ solves (CompressorConfig.auto_gptq_wbits)
+    gptq_wbits: int = 3  # "auto": the widest weights GPTQ solves (CompressorConfig.auto_gptq_wbits)
 
     def rounding_of(self, q: CompressedLayer) -> str:
         """The rounding this layer gets: `rounding`, except that "auto" solves layers with weights of at most
