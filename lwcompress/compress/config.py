@@ -146,7 +146,7 @@ class CompressorConfig:
     act_range: str = choice("sigmas", "sigmas", "mse", "calibrated")
     act_sums: str = choice("bounds", "bounds", "quadrature")
     rounding: str = "auto"  # auto, adaround, ste, gptq, a plug-in's name or a class's import path (see above)
-    # rounding=auto: layers of at most this many weight bits are GPTQ's (3 since round 16, round16_tuning.md)
+    # rounding=auto: layers of at most this many weight bits are GPTQ's (3 since round 17, round17_tuning.md)
     auto_gptq_wbits: int = bounded(3, 2, 8, before=2)
     learn_weight_scale: bool = True
     learn_input_scale: bool = True
