@@ -127,10 +127,9 @@ class CompressorConfig:
     nothing: each layer is solved in closed form from its inputs' second moments (layerwise/gptq.py);
     rounding="auto" does that for the layers with 2- and 3-bit weights (`auto_gptq_wbits`), where it matched or beat
     AdaRound at a fraction of the time (block units holding such a layer run layer by layer), and AdaRound for the
-    rest. `rounding` names a class in
-    layerwise.rounding.ROUNDINGS (or an installed plug-in's, or any class by its import path: docs/extending.md),
-    checked when the job is built. The two families differ only in their
-    defaults (conf/compressor): `compressor=prune compressor.wbits=4` prunes, quantizes and trains both.
+    rest. `rounding` names a class in layerwise.rounding.ROUNDINGS (or an installed plug-in's, or any class by its
+    import path: docs/extending.md), checked when the job is built. The two families differ only in their defaults
+    (conf/compressor): `compressor=prune compressor.wbits=4` prunes, quantizes and trains both.
     """
 
     name: str = choice("quant", "rtn", "quant", "prune_magnitude", "prune")  # the CLI's default too
