@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from lwcompress.compress.config import CompressorConfig
 from lwcompress.errors import UserError
 from lwcompress.generate.generators import DistilledConfig
 from lwcompress.layerwise import LayerwiseConfig
@@ -80,9 +81,10 @@ def test_a_setting_added_since_the_run_resumes_at_its_default_only(tmp_path: Pat
 
 
 def test_a_rounding_default_changed_since_the_run_resumes_only_as_the_run_was(tmp_path: Path) -> None:
-    """GPTQ's step searches (round 15) and auto's split of the blocks it solves (round 16) became defaults after
-    runs were made without them: a run dir whose settings lack them is the run with the searches off and auto's
-    blocks learned whole, and today's default is another configuration (its layers would differ)."""
+    """GPTQ's step searches (round 15), auto's split of the blocks it solves (round 16) and its GPTQ up to 3 bits
+    (round 17) became defaults after runs were made without them: a run dir whose settings lack them is the run with
+    the searches off, auto's blocks learned whole and GPTQ at 2 bits only; today's default is another configuration
+    (its layers would differ)."""
     before = {"damp": 0.001, "rows": 128, "order": "descending"}
     run = saved(tmp_path, config(layerwise={"steps": 2000, "roundings": {"gptq": before}}))
 
@@ -98,6 +100,13 @@ def test_a_rounding_default_changed_since_the_run_resumes_only_as_the_run_was(tm
         check_run_dir(run, typed(**LayerwiseConfig().roundings["gptq"]), "config")
     with pytest.raises(UserError, match=r"layerwise.auto_blocks: <unset> -> split"):
         check_run_dir(run, typed("split", weight_search=False, input_search=False, candidates=11), "config")
+    # auto's GPTQ widths (3 since round 17): a run without the key solved only 2-bit layers by GPTQ.
+    old = typed(weight_search=False, input_search=False, candidates=11)
+    old.compressor = OmegaConf.structured(CompressorConfig(name="quant", wbits=8, auto_gptq_wbits=2))
+    check_run_dir(run, old, "config")
+    old.compressor.auto_gptq_wbits = 3
+    with pytest.raises(UserError, match=r"compressor.auto_gptq_wbits: <unset> -> 3"):
+        check_run_dir(run, old, "config")
 
 
 def test_rerun_with_another_configuration_writes_nothing(tmp_path: Path) -> None:
