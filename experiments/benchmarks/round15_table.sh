@@ -14,14 +14,7 @@ cd "$(dirname "$0")/../.."
 export PATH=".venv/bin:$PATH"
 parts=${1:-"small torchvision"}
 from=logs/round14_table
-keep() {  # keep FROM TO PATTERN...: round 14's finished sweeps of what did not change, copied once
-  mkdir -p "$2"
-  for pattern in "${@:3}"; do
-    for dir in "$1"/$pattern; do
-      [ -e "$2/$(basename "$dir")" ] || cp -r "$dir" "$2/"
-    done
-  done
-}
+source experiments/benchmarks/keep.sh  # keep FROM TO PATTERN...: round 14's sweeps of what did not change
 if [[ $parts == *small* ]]; then
   keep $from/multiruns logs/round15_table/multiruns "*_rtn" "*_rtn_mse" "*_rtn_bc" "*_rtn_mse_bc" "*_zeroq" "*_real" \
     "*_w8a8_default" "*_w4a4_default" "*_w3a8_default" "*_w4a4_all_default" "*_w3a4_default" "*_w3a3_default"

@@ -16,17 +16,7 @@ cd "$(dirname "$0")/../.."
 export PATH=".venv/bin:$PATH"
 parts=${1:-"small torchvision"}
 from=logs/round15_table
-keep() {  # keep FROM TO PATTERN...: round 15's finished sweeps of what did not change, copied once (locked: two lanes)
-  mkdir -p "$2"
-  (
-    flock 9
-    for pattern in "${@:3}"; do
-      for dir in "$1"/$pattern; do
-        [ -e "$2/$(basename "$dir")" ] || cp -r "$dir" "$2/"
-      done
-    done
-  ) 9> "$2.lock"
-}
+source experiments/benchmarks/keep.sh  # keep FROM TO PATTERN...: round 15's sweeps of what did not change
 if [[ $parts == *small* ]]; then
   keep $from/multiruns logs/round16_table/multiruns "*_rtn" "*_rtn_mse" "*_rtn_bc" "*_rtn_mse_bc" "*_zeroq" "*_gptq" \
     "*_w8a8_real" "*_w4a4_real" "*_w3a8_real" "*_w4a4_all_real" "*_w3a4_real" "*_w3a3_real" \

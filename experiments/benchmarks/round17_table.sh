@@ -14,17 +14,7 @@ cd "$(dirname "$0")/../.."
 export PATH=".venv/bin:$PATH"
 parts=${1:-small}
 from=logs/round16_table
-keep() {  # keep FROM TO PATTERN...: round 16's finished sweeps of what did not change, copied once (locked: two lanes)
-  mkdir -p "$2"
-  (
-    flock 9
-    for pattern in "${@:3}"; do
-      for dir in "$1"/$pattern; do
-        [ -e "$2/$(basename "$dir")" ] || cp -r "$dir" "$2/"
-      done
-    done
-  ) 9> "$2.lock"
-}
+source experiments/benchmarks/keep.sh  # keep FROM TO PATTERN...: round 16's sweeps of what did not change
 if [[ $parts == *small* ]]; then
   keep $from/multiruns logs/round17_table/multiruns "*_rtn" "*_rtn_mse" "*_rtn_bc" "*_rtn_mse_bc" "*_zeroq" "*_gptq" \
     "*_w8a8_*" "*_w4a4_*" "*_w2a8_*" "*_w2a4_*"

@@ -21,6 +21,7 @@ from lightning_fabric.plugins.environments import LightningEnvironment
 from torch import nn
 from torch.utils.data import DataLoader
 
+from lwcompress.compress.config import CompressorConfig
 from lwcompress.compress.modules import CompressedLayer
 from lwcompress.generate.inputs import LayerInputs, PairedPool, Pool, layer_stream
 from lwcompress.layerwise.config import LayerwiseConfig
@@ -57,7 +58,7 @@ class Learned:
     rounding: str = "auto"
     weight_scale: bool = True
     input_scale: bool = False
-    gptq_wbits: int = 3  # "auto": the widest weights GPTQ solves (CompressorConfig.auto_gptq_wbits)
+    gptq_wbits: int = CompressorConfig.auto_gptq_wbits  # "auto": the widest weights GPTQ solves
 
     def rounding_of(self, q: CompressedLayer) -> str:
         """The rounding this layer gets: `rounding`, except that "auto" solves layers with weights of at most
